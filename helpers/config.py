@@ -1,0 +1,228 @@
+"""Profiles, device, seeds and the cache directory.
+
+Two profiles share one code path (see DESIGN.md):
+
+* ``quick`` -- the default. Synthetic images generated on the fly, a narrow rVGG with the
+  very same depth, kernels and pooling as the paper's (hence the same wall geometry), short
+  training on the CPU. The whole book executes in minutes on 2 cores.
+* ``full`` -- full-width rVGG on real data (an ImageNet folder, Imagenette, or the authors'
+  released weights and stacks), meant for a GPU.
+
+The profile is chosen by the argument of :func:`get_profile` or, when that is ``None``, by
+the environment variable ``CAMWALLS_PROFILE``. Nothing in a notebook branches on the profile
+beyond asking ``helpers`` for data, model and settings.
+
+Every artefact that depends on the profile (checkpoints, data, results) lives below
+:func:`cache_dir` (``CAMWALLS_HOME``, default ``~/.cache/camwalls``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "PROFILE_ENV",
+    "HOME_ENV",
+    "PROFILES",
+    "Profile",
+    "get_profile",
+    "cache_dir",
+    "results_dir",
+    "get_device",
+    "seed_everything",
+    "profile_label",
+]
+
+PROFILE_ENV = "CAMWALLS_PROFILE"
+HOME_ENV = "CAMWALLS_HOME"
+DEVICE_ENV = "CAMWALLS_DEVICE"
+
+#: The geometry of the paper: a 224x224 input gives a 14x14 map after conv5_3.
+IMAGE_SIZE = 224
+MAP_SIZE = 14
+#: Number of hidden rows of the 14x14 map (the wall), as in the paper.
+WALL_ROWS = 9
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How ``helpers.train`` trains rVGG in a profile."""
+
+    epochs: int
+    batch_size: int
+    optimizer: str  # "sgd" (the paper's recipe) or "adam"
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_step_epochs: int = 30
+    lr_gamma: float = 0.1
+    seed: int = 3
+    mixed_precision: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the images come from in a profile."""
+
+    source: str  # "synthetic", "imagefolder", "imagenette"
+    num_classes: int
+    train_images: int  # per epoch; ignored for real folders (their size is the data's)
+    val_images: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How the CAM evaluation runs in a profile."""
+
+    stack_images: int = 100  # images per stack set (the paper uses 100)
+    batch_size: int = 16
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of settings. Immutable; use :meth:`replace` to derive a variant."""
+
+    name: str
+    width: float  # rVGG channel multiplier (1.0 = the paper's rVGG)
+    data: DataSettings
+    train: TrainSettings
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    image_size: int = IMAGE_SIZE
+    wall_rows: int = WALL_ROWS
+    description: str = ""
+
+    def replace(self, **changes: Any) -> "Profile":
+        """A copy with some fields changed (``profile.replace(width=0.25)``)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every setting (used to key caches)."""
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        width=1 / 16,
+        data=DataSettings(source="synthetic", num_classes=10, train_images=6144, val_images=512),
+        train=TrainSettings(epochs=4, batch_size=64, optimizer="adam", lr=1e-3, weight_decay=0.0,
+                            lr_step_epochs=3, lr_gamma=0.3),
+        eval=EvalSettings(stack_images=100, batch_size=25),
+        description="CPU, synthetic images, narrow rVGG (same geometry), minutes to train",
+    ),
+    "full": Profile(
+        name="full",
+        width=1.0,
+        data=DataSettings(source="imagefolder", num_classes=1000, train_images=0, val_images=0),
+        train=TrainSettings(epochs=90, batch_size=256, optimizer="sgd", lr=0.03, momentum=0.9,
+                            weight_decay=1e-4, lr_step_epochs=30, lr_gamma=0.1, seed=3,
+                            mixed_precision=True, channels_last=True, compile=False, num_workers=8),
+        eval=EvalSettings(stack_images=100, batch_size=50),
+        description="GPU, real images (ImageNet folder, Imagenette or the authors' release), "
+        "full-width rVGG, the paper's recipe",
+    ),
+}
+
+
+def get_profile(name: str | Profile | None = None) -> Profile:
+    """The profile called ``name``; ``None`` reads ``$CAMWALLS_PROFILE`` (default ``quick``).
+
+    Raises:
+        ValueError: for an unknown name, listing the known ones.
+    """
+    if isinstance(name, Profile):
+        return name
+    source = "argument"
+    if name is None:
+        name = os.environ.get(PROFILE_ENV, "").strip() or "quick"
+        source = f"environment variable {PROFILE_ENV}"
+    key = str(name).strip().lower()
+    if key not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {name!r} (from the {source}); expected one of "
+            f"{sorted(PROFILES)}. Set {PROFILE_ENV}=quick (CPU, synthetic data) or "
+            f"{PROFILE_ENV}=full (GPU, real data)."
+        )
+    return PROFILES[key]
+
+
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """The cache directory ``$CAMWALLS_HOME`` (default ``~/.cache/camwalls``), or a path in it.
+
+    ``cache_dir("checkpoints", "quick")`` returns (and creates) that sub-directory.
+    """
+    root = os.environ.get(HOME_ENV, "").strip()
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "camwalls"
+    path = base.joinpath(*parts)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir(profile: str | Profile | None = None) -> Path:
+    """Where evaluation results (CSV/JSON) of a profile are written: ``<cache>/results/<name>``."""
+    return cache_dir("results", get_profile(profile).name)
+
+
+def get_device(preference: str | torch.device | None = None) -> torch.device:
+    """The torch device to use.
+
+    ``preference`` (or ``$CAMWALLS_DEVICE``) may be ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``
+    or ``"auto"`` (default: CUDA if available, then MPS, then CPU).
+
+    Raises:
+        ValueError: when the requested device is not available here.
+    """
+    if isinstance(preference, torch.device):
+        return preference
+    pref = (preference or os.environ.get(DEVICE_ENV, "") or "auto").strip().lower()
+    if pref == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(pref)
+    except RuntimeError as err:
+        raise ValueError(
+            f"Unknown device {pref!r}; expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        ) from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"Device {pref!r} was requested but torch sees no CUDA GPU here; "
+            "use 'cpu' or 'auto' (or run on a machine with a GPU)."
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"Device {pref!r} was requested but MPS is not available; use 'cpu'.")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a fresh ``torch.Generator`` seeded with ``seed``."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
+    return torch.Generator().manual_seed(int(seed))
+
+
+def profile_label(profile: str | Profile | None = None, device: torch.device | None = None) -> str:
+    """A short stamp for figures and tables, e.g. ``"profile: quick (cpu)"``."""
+    prof = get_profile(profile)
+    dev = device if device is not None else get_device()
+    return f"profile: {prof.name} ({dev.type})"

@@ -1,0 +1,144 @@
+"""Figures: images and saliency maps with the wall drawn, grids, curves.
+
+House style (used by every chapter):
+
+* saliency maps use :data:`CAM_CMAP` (``"inferno"``, perceptually uniform, readable in grey
+  print and by colour-blind readers); signed quantities use :data:`DIVERGING_CMAP`;
+* the wall is a dashed line at the first unseen image row and a hatched strip below it, as
+  in the paper's figures; the hatching keeps it visible without colour;
+* every figure is stamped with the profile that produced it (:func:`stamp`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Rectangle
+
+from .config import IMAGE_SIZE, profile_label
+
+__all__ = [
+    "CAM_CMAP",
+    "DIVERGING_CMAP",
+    "WALL_COLOR",
+    "FIRST_UNSEEN_ROW",
+    "to_display",
+    "draw_wall",
+    "show_image",
+    "show_map",
+    "overlay",
+    "stamp",
+    "image_grid",
+]
+
+CAM_CMAP = "inferno"
+DIVERGING_CMAP = "RdBu_r"
+WALL_COLOR = "#e8112d"
+#: First input row rVGG cannot see (rows 170..223 of a 224 image).
+FIRST_UNSEEN_ROW = 170
+
+_MEAN = np.array([0.485, 0.456, 0.406])
+_STD = np.array([0.229, 0.224, 0.225])
+
+
+def to_display(image: torch.Tensor | np.ndarray, normalized: bool = False) -> np.ndarray:
+    """An ``(H, W, 3)`` float array in [0, 1] from a ``(3, H, W)`` tensor or ``(H, W[, 3])`` array.
+
+    ``normalized=True`` undoes the ImageNet mean/std normalization first.
+    """
+    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+        arr = np.transpose(arr, (1, 2, 0))
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] in (1, 3) and arr.shape[0] != arr.shape[-1]:
+        arr = np.transpose(arr, (1, 2, 0))
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if normalized:
+        arr = arr * _STD + _MEAN
+    if arr.dtype == np.uint8:
+        arr = arr / 255.0
+    return np.clip(arr.astype(np.float64), 0.0, 1.0)
+
+
+def draw_wall(ax: plt.Axes, first_unseen_row: float = FIRST_UNSEEN_ROW, size: int = IMAGE_SIZE,
+              scale: float = 1.0, label: str | None = None, color: str = WALL_COLOR) -> None:
+    """Draw the wall on an image axis: a dashed line at ``first_unseen_row`` and a hatched strip
+    below it. ``scale`` converts image rows to the axis' pixel rows (``14/224`` on a raw map)."""
+    top = first_unseen_row * scale - 0.5
+    bottom = size * scale - 0.5
+    width = size * scale
+    ax.add_patch(Rectangle((-0.5, top), width, bottom - top, fill=False, hatch="///",
+                           edgecolor=color, linewidth=0.0, alpha=0.8))
+    ax.axhline(top, color=color, linestyle="--", linewidth=1.6, label=label)
+
+
+def show_image(ax: plt.Axes, image, title: str | None = None, wall: bool = True,
+               normalized: bool = False) -> None:
+    """Show an image with (optionally) the wall drawn."""
+    ax.imshow(to_display(image, normalized=normalized), interpolation="nearest")
+    if wall:
+        draw_wall(ax)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def show_map(ax: plt.Axes, cam: np.ndarray | torch.Tensor, title: str | None = None, wall: bool = True,
+             vmin: float | None = 0.0, vmax: float | None = None, colorbar: bool = False):
+    """Show a saliency map (any size; the wall is scaled to it) with :data:`CAM_CMAP`."""
+    arr = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
+    im = ax.imshow(arr, cmap=CAM_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
+    if wall:
+        draw_wall(ax, scale=arr.shape[0] / IMAGE_SIZE, size=IMAGE_SIZE)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return im
+
+
+def overlay(ax: plt.Axes, image, cam: np.ndarray | torch.Tensor, title: str | None = None,
+            alpha: float = 0.5, wall: bool = True, normalized: bool = False) -> None:
+    """The image in grey with the map (same size) on top in :data:`CAM_CMAP`, and the wall."""
+    rgb = to_display(image, normalized=normalized)
+    grey = rgb.mean(axis=-1)
+    ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    arr = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
+    ax.imshow(arr, cmap=CAM_CMAP, alpha=alpha, vmin=0, vmax=max(float(arr.max()), 1e-12),
+              interpolation="bilinear")
+    if wall:
+        draw_wall(ax, scale=arr.shape[0] / IMAGE_SIZE)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def stamp(fig: plt.Figure, profile=None, extra: str = "") -> None:
+    """Write the profile (and device) that produced the figure in its lower right corner."""
+    text = profile_label(profile) + (f" - {extra}" if extra else "")
+    fig.text(0.995, 0.005, text, ha="right", va="bottom", fontsize=7, color="0.35")
+
+
+def image_grid(images: Sequence, nrows: int, ncols: int, titles: Sequence[str] | None = None,
+               cell: float = 1.6, wall: bool = True, normalized: bool = False, suptitle: str | None = None):
+    """A grid of images with the wall; returns ``(fig, axes)``."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + (0.4 if suptitle else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < len(images):
+            show_image(ax, images[i], title=titles[i] if titles else None, wall=wall, normalized=normalized)
+        else:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    fig.tight_layout()
+    return fig, axes
