@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("CAMWALLS_PROFILE", "quick")
     env.setdefault("MPLBACKEND", "Agg")
+    env["CAMWALLS_BOOK_BUILD"] = "1"  # progress bars stay silent in the rendered book
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
     if args.all:
         cmd.append("--all")

@@ -39,11 +39,15 @@ __all__ = [
     "get_device",
     "seed_everything",
     "profile_label",
+    "progress",
 ]
 
 PROFILE_ENV = "CAMWALLS_PROFILE"
 HOME_ENV = "CAMWALLS_HOME"
 DEVICE_ENV = "CAMWALLS_DEVICE"
+#: Set by ``helpers.build`` while the book is built: progress bars are then silent, since a
+#: bar written during the build would only clutter the HTML (and stderr output fails the build).
+BUILD_ENV = "CAMWALLS_BOOK_BUILD"
 
 #: The geometry of the paper: a 224x224 input gives a 14x14 map after conv5_3.
 IMAGE_SIZE = 224
@@ -226,3 +230,16 @@ def profile_label(profile: str | Profile | None = None, device: torch.device | N
     prof = get_profile(profile)
     dev = device if device is not None else get_device()
     return f"profile: {prof.name} ({dev.type})"
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar (``tqdm.auto``: a widget in Jupyter, text in a terminal).
+
+    Silent while the book is built (``$CAMWALLS_BOOK_BUILD`` set) or when ``disable=True``.
+    Accepts every ``tqdm`` keyword argument.
+    """
+    from tqdm.auto import tqdm
+
+    if os.environ.get(BUILD_ENV):
+        kwargs["disable"] = True
+    return tqdm(iterable, **kwargs)
