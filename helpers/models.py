@@ -59,14 +59,14 @@ def wall_mask(channels: int, map_size: int = MAP_SIZE, wall_rows: int = WALL_ROW
         raise ValueError(
             f"wall_rows must be between 0 (no wall) and map_size={map_size}, got {wall_rows}."
         )
-    rows = torch.arange(map_size).view(1, map_size, 1).expand(channels, map_size, map_size)
-    return (rows < map_size - wall_rows).to(torch.float32).reshape(-1)
+    rows = torch.arange(map_size, device="cpu").view(1, map_size, 1).expand(channels, map_size, map_size)
+    return (rows < map_size - wall_rows).to(torch.float32).reshape(-1).contiguous()
 
 
 class WalledLinear(nn.Linear):
     """A ``nn.Linear`` whose inputs at masked positions are never read.
 
-    ``forward`` uses ``weight * mask`` (``mask`` is a non-trainable buffer of shape
+    ``forward`` uses ``where(mask, weight, 0)`` (``mask`` is a non-trainable buffer of shape
     ``(in_features,)``), so the effective weight on a masked input is exactly zero in every
     forward pass, whatever the stored weight. The stored weights under the wall are also
     zeroed at construction and on every ``load_state_dict`` (see ``on_open_wall``), so that a
@@ -82,7 +82,7 @@ class WalledLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor, bias: bool = True,
                  on_open_wall: str = "error") -> None:
         super().__init__(in_features, out_features, bias=bias)
-        mask = torch.as_tensor(mask, dtype=torch.float32).reshape(-1)
+        mask = torch.as_tensor(mask, dtype=torch.float32, device="cpu").reshape(-1)
         if mask.numel() != in_features:
             raise ValueError(f"mask has {mask.numel()} entries, expected in_features={in_features}.")
         if not torch.all((mask == 0) | (mask == 1)):
@@ -92,12 +92,15 @@ class WalledLinear(nn.Linear):
         self.register_buffer("mask", mask, persistent=False)
         self.on_open_wall = on_open_wall
         with torch.no_grad():
-            self.weight.mul_(self.mask)
+            self.weight.masked_fill_(self.mask == 0, 0.0)
 
     @property
     def effective_weight(self) -> torch.Tensor:
-        """The weight the forward pass uses: ``weight * mask`` (shape ``(out, in)``)."""
-        return self.weight * self.mask
+        """The weight the forward pass uses: ``weight`` where ``mask`` is 1, exactly 0 elsewhere
+        (shape ``(out, in)``; a ``where``, not a product, so that even a NaN or an infinity
+        stored under the wall is never read)."""
+        return torch.where(self.mask.bool(), self.weight, torch.zeros((), dtype=self.weight.dtype,
+                                                                      device=self.weight.device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return F.linear(x, self.effective_weight, self.bias)
@@ -126,11 +129,11 @@ class WalledLinear(nn.Linear):
                     stacklevel=3,
                 )
                 state_dict = dict(state_dict)
-                state_dict[key] = w * self.mask.to(w.device, w.dtype)
+                state_dict[key] = torch.where(self.mask.bool().to(w.device), w, torch.zeros_like(w))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
         with torch.no_grad():
-            self.weight.mul_(self.mask)
+            self.weight.masked_fill_(self.mask == 0, 0.0)
 
     def extra_repr(self) -> str:  # noqa: D102
         hidden = int((self.mask == 0).sum())
@@ -224,7 +227,7 @@ class RVGG(tv_vgg.VGG):
         first = self.classifier[0]
         if isinstance(first, WalledLinear):
             with torch.no_grad():
-                first.weight.mul_(first.mask)
+                first.weight.masked_fill_(first.mask == 0, 0.0)
 
     @property
     def target_layer(self) -> nn.Module:
@@ -302,8 +305,11 @@ def rvgg_to_authors_state_dict(state: Mapping[str, torch.Tensor]) -> "OrderedDic
 
 def load_authors_weights(source: str | Path | Mapping[str, torch.Tensor], walled: bool = True,
                          on_open_wall: str = "error", map_location: str | torch.device = "cpu") -> RVGG:
-    """Build a full-width rVGG from the authors' checkpoint (``params_vgg16_masked.pt`` or
+    """Build rVGG from the authors' checkpoint (``params_vgg16_masked.pt`` or
     ``params_vgg16_baseline.pt``), read with ``torch.load(..., weights_only=True)``.
+
+    The width is read from the first convolution (64 channels: the paper's full width), the
+    number of classes from the last layer; every other tensor must then have rVGG's shape.
 
     Args:
         source: a path to the checkpoint, or an already loaded state dict.
@@ -332,10 +338,15 @@ def load_authors_weights(source: str | Path | Mapping[str, torch.Tensor], walled
     if not isinstance(state, Mapping):
         raise ValueError(f"expected a state dict (a mapping of tensors), got {type(state).__name__}.")
     renamed = authors_to_rvgg_state_dict(state)
-    if "classifier.6.weight" not in renamed:
-        raise ValueError("The checkpoint has no final layer '31.6.weight'; it is not an rVGG checkpoint.")
+    for needed in ("features.0.weight", "classifier.6.weight"):
+        if needed not in renamed:
+            raise ValueError(f"The checkpoint has no {needed!r} tensor; it is not in rVGG's layout "
+                             "(the authors' flat nn.Sequential).")
     num_classes = int(renamed["classifier.6.weight"].shape[0])
-    model = rvgg(num_classes=num_classes, width=1.0, wall_rows=WALL_ROWS if walled else 0,
+    # The authors' checkpoints are full width (64 channels first); narrower ones in the same
+    # layout (our quick profile exported with rvgg_to_authors_state_dict) load too.
+    width = int(renamed["features.0.weight"].shape[0]) / 64
+    model = rvgg(num_classes=num_classes, width=width, wall_rows=WALL_ROWS if walled else 0,
                  on_open_wall=on_open_wall)
     expected = model.state_dict()
     wrong = [f"{k}: checkpoint {tuple(v.shape)} vs rVGG {tuple(expected[k].shape)}"

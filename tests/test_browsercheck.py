@@ -1,0 +1,192 @@
+"""The browser check: on a tiny site written here, it passes the good page and fails the bad ones.
+
+The browser tests need Debian's headless Chromium and chromedriver; without them they are
+skipped with a reason (everything else runs anywhere).
+"""
+
+from __future__ import annotations
+
+import struct
+import urllib.request
+import zlib
+from pathlib import Path
+
+import pytest
+
+from helpers import browsercheck as bc
+
+
+def _png(width: int, height: int) -> bytes:
+    """A valid RGB PNG of the given size, written by hand (no imaging library)."""
+    raw = b"".join(b"\x00" + b"\x20\x40\x80" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+PAGE = "<!doctype html><html><head><title>{title}</title></head><body><main>{body}</main></body></html>"
+
+
+@pytest.fixture()
+def site(tmp_path: Path) -> Path:
+    """good.html passes; broken_img.html has a missing image; broken_link.html a dead link and a
+    dead anchor; math_page.html has math that no MathJax renders."""
+    root = tmp_path / "html"
+    (root / "sub").mkdir(parents=True)
+    (root / "_images").mkdir()
+    (root / "_images" / "fig.png").write_bytes(_png(30, 20))
+    (root / "_static").mkdir()
+    (root / "_static" / "badge.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>')
+    (root / "good.html").write_text(PAGE.format(title="Good", body=(
+        '<p id="top">A good page.</p><figure><img src="_images/fig.png" alt="fig"></figure>'
+        '<img src="_static/badge.svg" alt="badge" width="40">'
+        '<a href="sub/other.html#part">other</a> <a href="#top">top</a> '
+        '<a href="https://example.org/">external, not checked</a>')))
+    (root / "sub" / "other.html").write_text(PAGE.format(title="Other", body='<h2 id="part">Part</h2><p>x</p>'))
+    (root / "broken_img.html").write_text(PAGE.format(title="Broken image", body=(
+        '<p>An image that is not there.</p><img src="_images/missing.png" alt="missing">')))
+    (root / "broken_link.html").write_text(PAGE.format(title="Broken link", body=(
+        '<p>Links.</p><a href="nowhere.html">dead</a> <a href="good.html#no-such-anchor">dead anchor</a>')))
+    (root / "math_page.html").write_text(PAGE.format(title="Math", body=(
+        '<p>Inline <span class="math notranslate nohighlight">\\(x^2\\)</span>.</p>')))
+    return root
+
+
+# -- without a browser ----------------------------------------------------------------------
+
+def test_list_pages_leaves_out_asset_folders(site: Path):
+    (site / "_static" / "x.html").write_text("<p>asset</p>")
+    pages = [p.as_posix() for p in bc.list_pages(site)]
+    assert pages == ["broken_img.html", "broken_link.html", "good.html", "math_page.html", "sub/other.html"]
+
+
+def test_list_pages_of_a_missing_build_says_how_to_build(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="build it first"):
+        bc.list_pages(tmp_path / "nope")
+
+
+def test_page_ids_finds_ids_and_named_anchors(tmp_path: Path):
+    page = tmp_path / "p.html"
+    page.write_text('<div id="a"><a name="b"></a><span id="c-1">x</span><p name="not-anchor"></p></div>')
+    assert bc.page_ids(page) == frozenset({"a", "b", "c-1"})
+
+
+def test_server_serves_files_records_statuses_and_swaps_mathjax(tmp_path: Path):
+    (tmp_path / "site").mkdir()
+    cdn = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+    (tmp_path / "site" / "p.html").write_text(f'<script defer src="{cdn}"></script><p>x</p>')
+    mj = tmp_path / "es5"
+    mj.mkdir()
+    (mj / "tex-mml-chtml.js").write_text("window.MJ_LOCAL = 1;")
+    with bc.StaticServer(tmp_path / "site", mathjax=mj) as server:
+        page = urllib.request.urlopen(server.base_url + "p.html").read().decode()
+        script = urllib.request.urlopen(server.base_url + "__mathjax__/tex-mml-chtml.js").read().decode()
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(server.base_url + "missing.png")
+        requests = server.take_requests()
+    assert cdn not in page and 'src="/__mathjax__/tex-mml-chtml.js"' in page
+    assert script == "window.MJ_LOCAL = 1;"
+    assert requests == [("/p.html", 200), ("/__mathjax__/tex-mml-chtml.js", 200), ("/missing.png", 404)]
+
+
+def test_colab_links_must_name_a_notebook_of_the_repository(tmp_path: Path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text("{}")
+    repo = "https://github.com/o/r"
+    good = "https://colab.research.google.com/github/o/r/blob/main/notebooks/01_a.ipynb"
+    bad = "https://colab.research.google.com/github/o/r/blob/main/notebooks/99_z.ipynb"
+    other = "https://colab.research.google.com/github/someone/else/blob/main/x.ipynb"
+    assert bc._repo_notebook_for_colab(good, repo, tmp_path) is None
+    assert "not in the repository" in bc._repo_notebook_for_colab(bad, repo, tmp_path)
+    assert bc._repo_notebook_for_colab(other, repo, tmp_path) is None
+
+
+def test_repo_url_is_read_from_config(tmp_path: Path):
+    (tmp_path / "_config.yml").write_text("title: t\nrepository:\n  path_to_book: ''\n  url: https://github.com/a/b/\n")
+    assert bc._read_repo_url(tmp_path) == "https://github.com/a/b"
+
+
+def test_missing_browser_without_install_gives_a_clear_error(monkeypatch):
+    monkeypatch.setattr(bc, "find_browser", lambda: None)
+    with pytest.raises(bc.BrowserNotFound, match="apt-get install -y chromium chromium-driver"):
+        bc.ensure_browser(install=False)
+
+
+def test_chromium_flags_keep_the_browser_offline():
+    flags = set(bc.CHROMIUM_FLAGS)
+    for needed in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                   "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        assert needed in flags
+
+
+# -- with the browser -------------------------------------------------------------------------
+
+needs_browser = pytest.mark.skipif(bc.find_browser() is None,
+                                   reason="headless Chromium/chromedriver not installed "
+                                          "(apt-get install chromium chromium-driver)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    return bc.find_browser()
+
+
+@needs_browser
+def test_site_check_passes_good_pages_and_fails_bad_ones(site: Path, tmp_path: Path, browser):
+    shots = tmp_path / "shots"
+    report = bc.check_site(site, screenshots_dir=shots, screenshot_pages=["good.html"],
+                           require_math=True, browser=browser, verbose=False)
+    by_page = {p.page: p for p in report.pages}
+    assert by_page["good.html"].ok, by_page["good.html"].problems
+    assert by_page["sub/other.html"].ok, by_page["sub/other.html"].problems
+    assert by_page["good.html"].images == 2 and by_page["good.html"].figures == 1
+
+    img = by_page["broken_img.html"].problems
+    assert any("broken image '_images/missing.png'" in m for m in img), img
+    assert any("HTTP 404" in m and "missing.png" in m for m in img), img
+
+    link = by_page["broken_link.html"].problems
+    assert any("broken link 'nowhere.html'" in m for m in link), link
+    assert any("broken anchor 'good.html#no-such-anchor'" in m for m in link), link
+
+    math = by_page["math_page.html"].problems
+    assert any("MathJax did not load" in m for m in math), math
+
+    assert not report.ok
+    assert "FAILED: 2 of 5 pages passed" in report.summary()
+    png = shots / "good.png"
+    assert report.screenshots == [png] and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_browser
+def test_external_images_are_flagged(tmp_path: Path, browser):
+    root = tmp_path / "html"
+    root.mkdir()
+    (root / "index.html").write_text(PAGE.format(title="Ext", body=(
+        '<p>x</p><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="ext">')))
+    report = bc.check_site(root, browser=browser, verbose=False)
+    assert not report.ok
+    assert any("image from another host" in m for m in report.pages[0].problems)
+
+
+@needs_browser
+def test_math_rendered_by_local_mathjax_passes(tmp_path: Path, browser):
+    mathjax = bc.ensure_mathjax(fetch=False)
+    if mathjax is None:
+        pytest.skip("no local MathJax copy (python -m helpers.browsercheck fetches one with npm)")
+    root = tmp_path / "html"
+    root.mkdir()
+    cdn = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+    (root / "m.html").write_text(PAGE.format(title="M", body=(
+        f'<script defer src="{cdn}"></script>'
+        '<p><span class="math notranslate nohighlight">\\(\\mu = \\frac{a}{b}\\)</span> and '
+        '<span class="math notranslate nohighlight">\\(\\undefinedmacro{x}\\)</span></p>')))
+    report = bc.check_site(root, mathjax=mathjax, browser=browser, verbose=False)
+    page = report.pages[0]
+    assert page.math == 2 and page.math_rendered == 2, page
+    # The undefined macro renders as a MathJax error, which the check reports.
+    assert any("MathJax errors" in m for m in page.problems), page.problems
