@@ -445,13 +445,13 @@ class WebDriver:
         """Save a PNG of the page (whole page, up to ``max_height`` CSS pixels, when ``full_page``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if full_page:
+        if full_page:  # grow the window to the page's height, shoot, and shrink it back
             height = int(self.execute("return Math.ceil(document.documentElement.scrollHeight);") or self.height)
-            params = {"format": "png", "captureBeyondViewport": True,
-                      "clip": {"x": 0, "y": 0, "width": self.width, "height": min(height, max_height), "scale": 1}}
-            value = self._call("POST", self._s("/goog/cdp/execute"),
-                               {"cmd": "Page.captureScreenshot", "params": params})
-            data = value["data"]
+            self._call("POST", self._s("/window/rect"), {"width": self.width, "height": min(max(height, self.height), max_height)})
+            try:
+                data = self._call("GET", self._s("/screenshot"))
+            finally:
+                self._call("POST", self._s("/window/rect"), {"width": self.width, "height": self.height})
         else:
             data = self._call("GET", self._s("/screenshot"))
         path.write_bytes(base64.b64decode(data))
@@ -503,7 +503,10 @@ Promise.all([loaded, mathReady]).then(() => {
     mathjax: !!(window.MathJax && MathJax.startup),
     math_rendered: mathNodes.filter(n => n.querySelector('mjx-container') ||
                                         (n.tagName === 'MJX-CONTAINER')).length,
-    math_errors: document.querySelectorAll('mjx-merror, .MathJax_Error').length,
+    // Formulas with an error: mjx-merror (bad LaTeX) or red text (an undefined macro).
+    math_errors: mathNodes.filter(n => n.querySelector('mjx-merror, .MathJax_Error') ||
+      Array.from(n.querySelectorAll('mjx-mtext')).some(
+        e => (e.getAttribute('style') || '').replace(/\s/g, '').includes('color:red'))).length,
     text_length: (document.body ? document.body.innerText.length : 0),
   });
 });
@@ -688,6 +691,17 @@ def _image_problems(images: list[dict], html_dir: Path, base_url: str) -> tuple[
     return problems, figures
 
 
+_REFRESH = re.compile(r'<meta[^>]+http-equiv=["\']?refresh["\']?[^>]*content=["\'][^"\']*url=([^"\'>\s]+)',
+                      re.I)
+
+
+def _redirect_target(path: Path) -> str | None:
+    """The URL a page redirects to with ``<meta http-equiv="refresh">``, or ``None``."""
+    head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    match = _REFRESH.search(head)
+    return match.group(1) if match else None
+
+
 def _read_repo_url(repo_root: Path | None) -> str | None:
     if repo_root is None or not (repo_root / "_config.yml").is_file():
         return None
@@ -729,6 +743,15 @@ def check_site(html_dir: str | Path, *, screenshots_dir: str | Path | None = Non
         for rel in pages:
             rep = PageReport(page=rel.as_posix())
             t0 = time.perf_counter()
+            redirect = _redirect_target(html_dir / rel)
+            if redirect is not None:  # e.g. the root index.html of Jupyter Book: check its target
+                target = (html_dir / rel).parent / urllib.parse.unquote(urllib.parse.urlsplit(redirect).path)
+                if not target.is_file():
+                    rep.problems.append(f"redirects to {redirect!r}, which does not exist")
+                rep.notes.append(f"a redirect to {redirect}")
+                rep.seconds = time.perf_counter() - t0
+                reports.append(rep)
+                continue
             server.take_requests()
             url = server.base_url + urllib.parse.quote(rel.as_posix())
             try:
@@ -761,8 +784,8 @@ def check_site(html_dir: str | Path, *, screenshots_dir: str | Path | None = Non
                     rep.problems.append(f"math not rendered: {rep.math - rep.math_rendered} of "
                                         f"{rep.math} formulas have no MathJax output")
                 if info.get("math_errors"):
-                    rep.problems.append(f"{info['math_errors']} MathJax errors (undefined macro or "
-                                        "bad LaTeX): look for red formulas on the page")
+                    rep.problems.append(f"{info['math_errors']} formulas with MathJax errors (an undefined "
+                                        "macro or bad LaTeX): look for red formulas on the page")
             if rel.as_posix() in wanted and screenshots_dir is not None:
                 name = rel.as_posix().replace("/", "__").replace(".html", ".png")
                 try:

@@ -64,6 +64,29 @@ __all__ = [
     "stack_gen",
     "stack_gen_standin",
     "check_labels",
+    "training_examples",
+    "AUTHORS_DRIVE_FOLDER",
+    "AUTHORS_CHECKPOINTS",
+    "AUTHORS_FOLDERS",
+    "MissingDataError",
+    "ImageReadError",
+    "authors_dir",
+    "sha256_file",
+    "verify_or_record",
+    "fetch_file",
+    "download_authors_release",
+    "authors_checkpoint",
+    "load_authors_model",
+    "ImageLoader",
+    "Conversions",
+    "FolderReport",
+    "check_image_folder",
+    "train_transform",
+    "eval_transform",
+    "image_folder",
+    "imagenette",
+    "data_root",
+    "real_dataset",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -168,11 +191,12 @@ def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _bold_colours(gen: torch.Generator, n: int) -> torch.Tensor:
-    """``(n, 3)`` colours near the corners of the RGB cube other than mid grey: each channel is
-    dark (0..0.15) or bright (0.85..1), never all the same as a muted background."""
-    corner = torch.randint(0, 2, (n, 3), generator=gen).float()
-    jitter = 0.15 * torch.rand(n, 3, generator=gen)
-    return corner * (1 - jitter) + (1 - corner) * jitter
+    """``(n, 3)`` object colours of high *luminance* contrast with the mid-grey backgrounds:
+    half of them bright (every channel in 0.7..1), half dark (every channel in 0..0.3), each
+    with a random tint, so a luminance edge always outlines the object whatever its colour."""
+    bright = torch.rand(n, 1, generator=gen) < 0.5
+    tint = 0.3 * torch.rand(n, 3, generator=gen)
+    return torch.where(bright, 1.0 - tint, tint)
 
 
 def _background(gen: torch.Generator, n: int, size: int, style: str) -> torch.Tensor:
@@ -184,15 +208,15 @@ def _background(gen: torch.Generator, n: int, size: int, style: str) -> torch.Te
     """
     if style == "clutter":
         low = size // 4  # built at a quarter of the resolution, then upsampled once
-        base = _rand(gen, n * 3, 0.35, 0.65).view(n, 3, 1, 1)
+        base = _rand(gen, n * 3, 0.42, 0.58).view(n, 3, 1, 1)
         smooth = F.interpolate(torch.rand(n, 3, 6, 6, generator=gen) - 0.5, size=(low, low),
                                mode="bilinear", align_corners=False)
         blob_field = F.interpolate(torch.rand(n, 1, 14, 14, generator=gen), size=(low, low),
                                    mode="bilinear", align_corners=False)
         blobs = (blob_field > 0.62).float()
-        blob_colour = _rand(gen, n * 3, -0.15, 0.15).view(n, 3, 1, 1)
+        blob_colour = _rand(gen, n * 3, -0.1, 0.1).view(n, 3, 1, 1)
         fine = 0.04 * (torch.rand(n, 1, low, low, generator=gen) - 0.5)
-        img = base + 0.25 * smooth + blobs * blob_colour + fine
+        img = base + 0.16 * smooth + blobs * blob_colour + fine
         return F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
     if style == "scene":
         y, _ = _grid(size)
@@ -325,8 +349,8 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
 
     ``placement``: ``"any"`` (uniform over the image, and with probability ``below_share`` a
     small object entirely below the wall), ``"above"`` (entirely above row 170), ``"below"``
-    (entirely below row 170), or ``"straddle"`` (crossing row 170); or one of these per image.
-    Uses each class's true extent (:data:`_EXTENT`), so "entirely below" holds for any rotation.
+    (entirely below row 170), ``"straddle"`` (crossing row 170), or ``"top=<row>"`` (the
+    object's top at that row, shrunk to fit); or one of these per image. Uses each class's true extent (:data:`_EXTENT`), so "entirely below" holds for any rotation.
     """
     n = labels.shape[0]
     lo, hi = radius_range
@@ -352,6 +376,14 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
             radii[i] = min(float(radii[i]), float(small[i]))
         if mode == "above":
             radii[i] = min(float(radii[i]), (FIRST_UNSEEN_ROW / 2.0 - 2.0) / float(ext[i]))
+        if mode.startswith("top="):  # the object's top row given: fit it in the rows below
+            top_row = float(mode[4:])
+            if not 0 <= top_row <= size - 8:
+                raise ValueError(f"placement {mode!r}: the top row must be in 0..{size - 8}.")
+            radii[i] = min(float(radii[i]), ((size - top_row) / 2.0 - 1.5) / float(ext[i]))
+            e = float(radii[i] * ext[i]) + 0.5
+            rows[i] = top_row + e
+            continue
         e = float(radii[i] * ext[i]) + 1.0  # half-extent in pixels, with anti-aliasing margin
         if mode == "any":
             top, bottom = e, size - e
@@ -363,7 +395,8 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
             top, bottom = FIRST_UNSEEN_ROW - e + 0.3 * e, FIRST_UNSEEN_ROW + e - 0.3 * e
         else:
             raise ValueError(
-                f"Unknown placement {mode!r}; expected 'any', 'above', 'below' or 'straddle'."
+                f"Unknown placement {mode!r}; expected 'any', 'above', 'below', 'straddle' or "
+                "'top=<row>'."
             )
         rows[i] = top + (bottom - top) * u_row[i]
     half = radii * _EXTENT[labels] + 1.0
@@ -373,8 +406,8 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
 
 def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str | Sequence[str] = "any",
                     below_share: float = 0.15, radius_range: tuple[float, float] = (18.0, 44.0),
-                    aspect_range: tuple[float, float] = (0.7, 1.3),
-                    background: str = "clutter", labels: torch.Tensor | None = None,
+                    aspect_range: tuple[float, float] = (0.7, 1.3), rotate: bool = True,
+                    instances: int = 1, background: str = "clutter", labels: torch.Tensor | None = None,
                     size: int = IMAGE_SIZE) -> SyntheticBatch:
     """``n`` images of the synthetic world, a pure function of ``seed``.
 
@@ -387,6 +420,10 @@ def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str 
         below_share: with ``placement="any"``, the share of images whose (small) object lies
             entirely below the wall.
         radius_range: object half-size range in pixels.
+        rotate: random rotation of the objects (else upright).
+        instances: up to this many instances of the image's class (1..instances, uniformly;
+            each with its own place, size, colour and rotation). More instances per image give
+            more shape evidence per training step. ``boxes`` then bound all instances.
         aspect_range: range of the vertical stretch (log-uniform), so that the squashed top
             halves of STACK-MIX stay within the training distribution.
         background: ``"clutter"`` (training) or ``"scene"`` (other distribution).
@@ -413,10 +450,26 @@ def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str 
         raise ValueError(f"aspect_range must be 0 < low <= high, got {aspect_range}.")
     aspects = torch.exp(_rand(gen, n, math.log(lo_a), math.log(hi_a)))
     centers, radii = _sample_placement(gen, labels, size, radius_range, placement, below_share, aspects)
-    angles = _rand(gen, n, 0.0, 2 * math.pi)
+    angles = _rand(gen, n, 0.0, 2 * math.pi) * float(rotate)
     colours = _bold_colours(gen, n)
     bg = _background(gen, n, size, background)
     img, boxes = render_synthetic(labels, centers, radii, angles, colours, bg, aspects)
+    if instances > 1:
+        count = torch.randint(1, instances + 1, (n,), generator=gen)
+        for extra in range(1, instances):
+            more = torch.nonzero(count > extra).view(-1)
+            a2 = torch.exp(_rand(gen, n, math.log(lo_a), math.log(hi_a)))
+            c2, r2 = _sample_placement(gen, labels, size, radius_range, placement, below_share, a2)
+            ang2 = _rand(gen, n, 0.0, 2 * math.pi) * float(rotate)
+            col2 = _bold_colours(gen, n)
+            if more.numel():
+                sub, b2 = render_synthetic(labels[more], c2[more], r2[more], ang2[more], col2[more],
+                                           img[more], a2[more])
+                img[more] = sub
+                boxes[more, 0] = torch.minimum(boxes[more, 0], b2[:, 0])
+                boxes[more, 2] = torch.minimum(boxes[more, 2], b2[:, 2])
+                boxes[more, 1] = torch.maximum(boxes[more, 1], b2[:, 1])
+                boxes[more, 3] = torch.maximum(boxes[more, 3], b2[:, 3])
     mean, std = _stats(img)
     img.sub_(mean).div_(std)  # ImageNet normalization, in place
     return SyntheticBatch(images=img, labels=labels, boxes=boxes, seed=int(seed))
@@ -606,8 +659,9 @@ def stack_mix(profile: str | Profile | None = None, n: int | None = None, seed: 
     170x224), the bottom 54 rows another image of the same class (resized to 54x224).
 
     In the ``quick`` profile the source images come from the synthetic world (a seed other
-    than any training seed); with real data, from the validation split of the profile's
-    dataset (:func:`real_dataset`).
+    than any training seed); with real data, the authors' own ``stackmix/`` images when they
+    are in the cache (``<cache>/authors/stackmix``, variant ``"same"``), else stacks built from
+    the validation split of the profile's dataset (:func:`real_dataset`).
 
     Args:
         profile: profile name or object (``None``: ``$CAMWALLS_PROFILE``).
@@ -620,8 +674,14 @@ def stack_mix(profile: str | Profile | None = None, n: int | None = None, seed: 
         A :class:`StackSet` named ``"STACK-MIX"`` (or ``"STACK-MIX (conflict)"``).
     """
     prof, n, seed = _resolve(profile, n, seed)
+    if variant not in ("same", "conflict"):
+        raise ValueError(f"Unknown STACK-MIX variant {variant!r}; expected 'same' or 'conflict'.")
     gen = torch.Generator().manual_seed(_mix_seed(seed, 1701))
     name = "STACK-MIX" if variant == "same" else f"STACK-MIX ({variant})"
+    authors = authors_dir() / "stackmix"
+    if (variant == "same" and prof.data.source != "synthetic" and authors.is_dir()
+            and any(authors.iterdir())):
+        return _authors_stack(authors, "STACK-MIX", prof, n)
     if prof.data.source == "synthetic":
         k = prof.data.num_classes
         top_labels, bottom_labels = _pair_labels(gen, n, k, variant)
@@ -715,3 +775,598 @@ def stack_gen(profile: str | Profile | None = None, n: int | None = None, seed: 
     if prof.data.source == "synthetic":
         return stack_gen_standin(n, seed, prof.data.num_classes, prof.name)
     return _composed_standin(prof, n, seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real images: folders, Imagenette, the authors' release
+# ---------------------------------------------------------------------------------------------
+
+#: The Google Drive folder of the authors' release (FACTS.md).
+AUTHORS_DRIVE_FOLDER = "19LbSZcABEv3E0KB4KzlYQebjo8qDxr1S"
+#: What the authors' release holds (files and folders), relative to :func:`authors_dir`.
+AUTHORS_CHECKPOINTS = {True: "params_vgg16_masked.pt", False: "params_vgg16_baseline.pt"}
+AUTHORS_FOLDERS = ("stackmix", "stackgen")
+#: File name of the SHA-256 record kept in every download folder.
+CHECKSUMS_FILE = "SHA256SUMS.json"
+#: Image file extensions read from folders (torchvision's list).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+DATA_ROOT_ENV = "CAMWALLS_DATA_ROOT"
+
+
+class MissingDataError(FileNotFoundError):
+    """Data that is not here and cannot be downloaded now; the message says where to put it."""
+
+
+def authors_dir() -> Path:
+    """Where the authors' release lives: ``<cache>/authors`` (checkpoints, ``stackmix/``,
+    ``stackgen/``)."""
+    return cache_dir("authors")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file (read in chunks of ``chunk`` bytes)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_record(folder: Path) -> dict[str, str]:
+    path = folder / CHECKSUMS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"The checksum record {path} is not valid JSON ({err}); delete it to "
+                         "re-record the digests of the files present.") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"The checksum record {path} should map file names to SHA-256 digests.")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def verify_or_record(path: str | Path, record_folder: str | Path | None = None) -> str:
+    """Check ``path`` against the SHA-256 recorded for it, or record it if none is.
+
+    The record is ``SHA256SUMS.json`` in ``record_folder`` (default: the file's folder), keyed
+    by the path relative to that folder.
+
+    Returns:
+        The file's digest.
+
+    Raises:
+        ValueError: when a digest is recorded and the file's differs (the file changed since it
+            was first downloaded: corrupt, truncated or replaced).
+    """
+    path = Path(path)
+    folder = Path(record_folder) if record_folder is not None else path.parent
+    key = path.resolve().relative_to(folder.resolve()).as_posix()
+    digest = sha256_file(path)
+    record = _load_record(folder)
+    if key in record and record[key] != digest:
+        raise ValueError(
+            f"SHA-256 mismatch for {path}: recorded {record[key][:16]}..., found {digest[:16]}... "
+            f"The file differs from the one first downloaded (truncated, corrupt or replaced). "
+            f"Delete it (and its entry in {folder / CHECKSUMS_FILE}) to download it again."
+        )
+    if key not in record:
+        record[key] = digest
+        (folder / CHECKSUMS_FILE).write_text(json.dumps(record, indent=1, sort_keys=True))
+    return digest
+
+
+def _download_url(url: str, dest: Path) -> None:
+    """Download ``url`` to the file ``dest`` (torchvision's downloader)."""
+    from torchvision.datasets.utils import download_url
+
+    download_url(url, str(dest.parent), filename=dest.name)
+
+
+def _download_drive_folder(folder_id: str, dest: Path) -> None:
+    """Download a public Google Drive folder into ``dest`` with ``gdown`` (imported lazily)."""
+    try:
+        import gdown
+    except ImportError as err:  # pragma: no cover - gdown is a dependency of the book
+        raise MissingDataError(
+            "Downloading the authors' release needs the package gdown (pip install gdown)."
+        ) from err
+    gdown.download_folder(id=folder_id, output=str(dest), quiet=True)
+
+
+def fetch_file(url: str, dest: str | Path, downloader: Callable[[str, Path], None] | None = None,
+               what: str = "file") -> Path:
+    """Make sure the file ``dest`` is here: download it from ``url`` when missing, record its
+    SHA-256 on the first download and check it on every later call.
+
+    Args:
+        url: where it comes from.
+        dest: where it goes (its folder holds the ``SHA256SUMS.json`` record).
+        downloader: ``f(url, dest)`` (default: torchvision's ``download_url``); tests pass a fake.
+        what: a name for error messages.
+
+    Raises:
+        MissingDataError: when the download fails (offline), saying where to put the file by hand.
+        ValueError: on a digest mismatch (see :func:`verify_or_record`).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.is_file():
+        try:
+            (downloader or _download_url)(url, dest)
+        except Exception as err:  # noqa: BLE001 - any network failure gets the same advice
+            raise MissingDataError(
+                f"Could not download the {what} from {url} ({type(err).__name__}: {err}). "
+                f"Without a network, download it elsewhere and copy it to {dest}."
+            ) from err
+        if not dest.is_file():
+            raise MissingDataError(f"The download of {url} produced no file at {dest}; copy the "
+                                   f"{what} there by hand.")
+    verify_or_record(dest)
+    return dest
+
+
+def download_authors_release(dest: str | Path | None = None,
+                             downloader: Callable[[str, Path], None] | None = None,
+                             force: bool = False) -> Path:
+    """The authors' release (checkpoints and ``stackmix/``, ``stackgen/``) in ``dest``
+    (default :func:`authors_dir`), downloaded from their Google Drive folder with ``gdown`` when
+    something is missing; SHA-256 of every file recorded on first download, checked afterwards.
+
+    Args:
+        dest: target folder.
+        downloader: ``f(folder_id, dest)`` (default: ``gdown.download_folder``); tests pass a fake.
+        force: download even when everything is present.
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        MissingDataError: offline, naming the missing items and where to put them by hand.
+        ValueError: when a file differs from its recorded digest.
+    """
+    dest = Path(dest) if dest is not None else authors_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    missing = _authors_missing(dest)
+    if missing or force:
+        try:
+            (downloader or _download_drive_folder)(AUTHORS_DRIVE_FOLDER, dest)
+        except Exception as err:  # noqa: BLE001
+            raise MissingDataError(
+                f"Could not download the authors' release ({type(err).__name__}: {err}). Missing: "
+                f"{', '.join(missing)}. Download the Google Drive folder "
+                f"https://drive.google.com/drive/folders/{AUTHORS_DRIVE_FOLDER} by hand and put "
+                f"its content in {dest} (files params_vgg16_masked.pt, params_vgg16_baseline.pt, "
+                "folders stackmix/ and stackgen/)."
+            ) from err
+        # gdown puts the folder's content in dest, or in dest/<folder name>: accept both.
+        _flatten_single_subfolder(dest)
+        still = _authors_missing(dest)
+        if still:
+            raise MissingDataError(f"After the download, still missing in {dest}: {', '.join(still)}.")
+    for path in sorted(dest.rglob("*")):
+        if path.is_file() and path.name != CHECKSUMS_FILE:
+            verify_or_record(path, dest)
+    return dest
+
+
+def _authors_missing(dest: Path) -> list[str]:
+    missing = [name for name in AUTHORS_CHECKPOINTS.values() if not (dest / name).is_file()]
+    missing += [f"{name}/" for name in AUTHORS_FOLDERS
+                if not (dest / name).is_dir() or not any((dest / name).iterdir())]
+    return missing
+
+
+def _flatten_single_subfolder(dest: Path) -> None:
+    if _authors_missing(dest):
+        for sub in dest.iterdir():
+            if sub.is_dir() and sub.name not in AUTHORS_FOLDERS and not _authors_missing(sub):
+                for item in sub.iterdir():
+                    target = dest / item.name
+                    if not target.exists():
+                        shutil.move(str(item), str(target))
+                break
+
+
+def authors_checkpoint(walled: bool = True, download: bool = False,
+                       downloader: Callable[[str, Path], None] | None = None) -> Path:
+    """Path of the authors' checkpoint (``params_vgg16_masked.pt`` when ``walled``, else
+    ``params_vgg16_baseline.pt``), checked against its recorded SHA-256.
+
+    Raises:
+        MissingDataError: when it is not in :func:`authors_dir` (and ``download`` is false or
+            fails), saying where to put it.
+    """
+    folder = authors_dir()
+    path = folder / AUTHORS_CHECKPOINTS[bool(walled)]
+    if not path.is_file():
+        if not download:
+            raise MissingDataError(
+                f"The authors' checkpoint {path.name} is not in {folder}. Call "
+                "helpers.data.download_authors_release() (needs a network), or download it from "
+                f"https://drive.google.com/drive/folders/{AUTHORS_DRIVE_FOLDER} and copy it there."
+            )
+        download_authors_release(folder, downloader=downloader)
+    verify_or_record(path, folder)
+    return path
+
+
+def load_authors_model(walled: bool = True, download: bool = False, map_location: str = "cpu"):
+    """The authors' trained rVGG (full width, 1000 ImageNet classes) in eval mode, through
+    :func:`helpers.models.load_authors_weights` (``torch.load(weights_only=True)``)."""
+    from .models import load_authors_weights
+
+    return load_authors_weights(authors_checkpoint(walled, download=download), walled=walled,
+                                map_location=map_location)
+
+
+# --- reading image files ------------------------------------------------------------------------
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded (corrupt, truncated, or not an image)."""
+
+
+@dataclass
+class Conversions:
+    """What :class:`ImageLoader` converted while reading (counts by original mode, and the
+    number of images whose size was not 224x224)."""
+
+    modes: dict[str, int] = field(default_factory=dict)
+    resized: int = 0
+
+    def describe(self) -> str:
+        """One sentence for notebooks and logs."""
+        parts = [f"{k} image(s) converted from mode {m} to RGB" for m, k in sorted(self.modes.items())]
+        if self.resized:
+            parts.append(f"{self.resized} image(s) not 224x224, resized by the transform")
+        return "; ".join(parts) if parts else "no conversion"
+
+
+class ImageLoader:
+    """Read an image file as RGB with PIL, converting other modes (grayscale ``L``, ``RGBA``,
+    palette ``P``, ``CMYK``, 16-bit ``I;16``...) to RGB and counting them in
+    :attr:`conversions`; RGBA is composed onto white. A file that PIL cannot decode raises
+    :class:`ImageReadError` naming it."""
+
+    def __init__(self) -> None:
+        self.conversions = Conversions()
+
+    def __call__(self, path: str | Path):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                im.load()
+                img = im.copy()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise ImageReadError(
+                f"Cannot read the image {path} ({type(err).__name__}: {err}). The file is corrupt, "
+                "truncated or not an image: delete or replace it, or check the folder with "
+                "helpers.data.check_image_folder."
+            ) from err
+        if img.size != (IMAGE_SIZE, IMAGE_SIZE):
+            self.conversions.resized += 1
+        if img.mode != "RGB":
+            self.conversions.modes[img.mode] = self.conversions.modes.get(img.mode, 0) + 1
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                img = img.convert("RGBA")
+                white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(white, img).convert("RGB")
+            elif img.mode.startswith("I;16") or img.mode == "I":
+                import numpy as np
+
+                arr = np.asarray(img, dtype=np.float64)
+                arr = (arr / max(arr.max(), 1.0) * 255.0).astype("uint8")
+                img = Image.fromarray(arr, mode="L").convert("RGB")
+            else:
+                img = img.convert("RGB")
+        return img
+
+
+@dataclass
+class FolderReport:
+    """What :func:`check_image_folder` found in a class-per-folder image tree."""
+
+    root: Path
+    classes: list[str]
+    counts: dict[str, int]
+    skipped: list[Path]  # files that are not images (by extension): ignored
+    unreadable: list[Path]  # image files PIL cannot decode
+    modes: dict[str, int]  # non-RGB modes found (converted to RGB when read)
+    sizes: dict[str, int]  # "224x224" and "other" counts
+
+    def describe(self) -> str:
+        """A short summary for notebooks."""
+        lines = [f"{self.root}: {len(self.classes)} classes, {sum(self.counts.values())} images"]
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} non-image file(s) ignored, e.g. {self.skipped[0].name}")
+        if self.modes:
+            lines.append("converted to RGB when read: " + ", ".join(f"{k} {m}" for m, k in self.modes.items()))
+        if self.sizes.get("other"):
+            lines.append(f"{self.sizes['other']} image(s) not 224x224 (resized by the transforms)")
+        return "; ".join(lines)
+
+
+def check_image_folder(root: str | Path, verify: bool = True) -> FolderReport:
+    """Check a class-per-folder image tree (``root/<class>/<image>``) before using it.
+
+    Non-image files (by extension) are listed and ignored; grayscale, RGBA and other modes are
+    listed (they are converted to RGB when read); images of other sizes are counted (the
+    transforms resize them).
+
+    Args:
+        root: the folder.
+        verify: also decode every image (slower; finds corrupt files up front).
+
+    Raises:
+        MissingDataError: when ``root`` does not exist (says what to put there).
+        ValueError: when ``root`` has no class folder, a class folder holds no image, or an
+            image cannot be decoded (naming the file).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingDataError(
+            f"No image folder at {root}. Expected one sub-folder per class with the images inside "
+            f"(root/<class>/<image>.jpg), e.g. ImageNet's train/ or val/ folders; or set "
+            f"{DATA_ROOT_ENV} to where your data is."
+        )
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{root} has no class sub-folder; expected root/<class>/<image>.jpg.")
+    counts, skipped, unreadable, modes, sizes = {}, [], [], {}, {"224x224": 0, "other": 0}
+    for c in classes:
+        n = 0
+        for path in sorted((root / c).rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                skipped.append(path)
+                continue
+            n += 1
+            if verify:
+                try:
+                    with Image.open(path) as im:
+                        im.load()
+                        if im.mode != "RGB":
+                            modes[im.mode] = modes.get(im.mode, 0) + 1
+                        sizes["224x224" if im.size == (IMAGE_SIZE, IMAGE_SIZE) else "other"] += 1
+                except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+                    unreadable.append(path)
+        counts[c] = n
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise ValueError(
+            f"Class folder(s) with no image in {root}: {', '.join(empty[:5])}. Every class needs at "
+            f"least one image ({', '.join(IMAGE_EXTENSIONS)}); remove the empty folder(s) or add images."
+        )
+    if unreadable:
+        raise ValueError(
+            f"{len(unreadable)} image file(s) in {root} cannot be decoded (corrupt or truncated), "
+            f"e.g. {unreadable[0]}. Delete or replace them."
+        )
+    return FolderReport(root, classes, counts, skipped, unreadable, modes, sizes)
+
+
+def train_transform():
+    """The paper's training augmentation: ``RandomResizedCrop(224, scale=(0.1, 1), ratio=(0.8,
+    1.25))``, horizontal flip, tensor, ImageNet normalization."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.RandomResizedCrop(IMAGE_SIZE, scale=(0.1, 1.0), ratio=(0.8, 1.25)),
+        T.RandomHorizontalFlip(),
+        T.ToTensor(),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def eval_transform(resize: int = IMAGE_SIZE):
+    """Validation: resize the short side to ``resize`` (224 in the paper's validation, 256 for
+    STACK-GEN), centre crop 224, tensor, ImageNet normalization."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.Resize(resize),
+        T.CenterCrop(IMAGE_SIZE),
+        T.ToTensor(),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def image_folder(root: str | Path, train: bool = False, check: bool = True, resize: int = IMAGE_SIZE):
+    """A torchvision ``ImageFolder`` over ``root/<class>/<image>`` with the paper's transforms,
+    read through :class:`ImageLoader` (non-RGB converted and counted in ``.conversions``).
+
+    Args:
+        root: the folder.
+        train: training augmentation (else the validation transform).
+        check: run :func:`check_image_folder` first (clear errors for a missing folder, an
+            empty class, a corrupt image).
+        resize: the validation resize (ignored when ``train``).
+    """
+    from torchvision.datasets import ImageFolder
+
+    report = check_image_folder(root, verify=check) if check else None
+    if not Path(root).is_dir():
+        raise MissingDataError(f"No image folder at {root}.")
+    loader = ImageLoader()
+    ds = ImageFolder(str(root), transform=train_transform() if train else eval_transform(resize),
+                     loader=loader, is_valid_file=lambda p: Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+    ds.conversions = loader.conversions  # type: ignore[attr-defined]
+    ds.report = report  # type: ignore[attr-defined]
+    ds.description = f"image folder {root}"  # type: ignore[attr-defined]
+    return ds
+
+
+def imagenette(split: str = "train", size: str = "320px", train: bool | None = None,
+               root: str | Path | None = None, download: bool = True,
+               downloader: Callable[[str, Path], None] | None = None):
+    """Imagenette (10 easy ImageNet classes) through ``torchvision.datasets.Imagenette``.
+
+    The archive is downloaded (when ``download`` and missing) into ``root`` (default
+    ``<cache>/data/imagenette``), its SHA-256 recorded on first download and checked afterwards,
+    then extracted; the images are read through :class:`ImageLoader`.
+
+    Args:
+        split: ``"train"`` or ``"val"``.
+        size: ``"full"``, ``"320px"`` or ``"160px"`` (torchvision's archives).
+        train: training augmentation (default: ``split == "train"``).
+        root, download, downloader: where, whether, and how (tests pass a fake downloader).
+
+    Raises:
+        MissingDataError: offline and not present, saying where to put the archive.
+    """
+    from torchvision.datasets import Imagenette
+    from torchvision.datasets.utils import extract_archive
+
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}.")
+    if size not in Imagenette._ARCHIVES:
+        raise ValueError(f"size must be one of {sorted(Imagenette._ARCHIVES)}, got {size!r}.")
+    root = Path(root) if root is not None else cache_dir("data", "imagenette")
+    url, _ = Imagenette._ARCHIVES[size]
+    archive = root / Path(url).name
+    extracted = root / Path(url).stem
+    if not extracted.is_dir():
+        if not archive.is_file() and not download:
+            raise MissingDataError(
+                f"Imagenette ({size}) is not in {root}. Download {url} and put it at {archive} "
+                "(or call with download=True where there is a network)."
+            )
+        fetch_file(url, archive, downloader=downloader, what=f"Imagenette archive ({size})")
+        extract_archive(str(archive), str(root))
+        if not extracted.is_dir():
+            raise ValueError(f"The archive {archive} did not contain the folder {extracted.name}/.")
+    elif archive.is_file():
+        verify_or_record(archive)
+    check_image_folder(extracted / split, verify=False)
+    loader = ImageLoader()
+    train = (split == "train") if train is None else train
+    ds = Imagenette(str(root), split=split, size=size, download=False, loader=loader,
+                    transform=train_transform() if train else eval_transform())
+    ds.conversions = loader.conversions  # type: ignore[attr-defined]
+    ds.classes = [names[0] for names in ds.classes]  # the first English name of each class
+    ds.description = f"Imagenette {size} ({split})"  # type: ignore[attr-defined]
+    return ds
+
+
+def data_root(profile: str | Profile | None = None) -> Path:
+    """The root of an ImageNet-style folder (``train/`` and ``val/`` inside): the profile's
+    ``data.root``, else ``$CAMWALLS_DATA_ROOT``, else ``<cache>/data/imagenet``."""
+    prof = get_profile(profile)
+    root = getattr(prof.data, "root", "") or os.environ.get(DATA_ROOT_ENV, "").strip()
+    return Path(root).expanduser() if root else cache_dir("data", "imagenet", create=False)
+
+
+def real_dataset(profile: str | Profile | None = None, split: str = "train", train: bool | None = None):
+    """The real dataset of a profile whose ``data.source`` is ``"imagefolder"`` or
+    ``"imagenette"``, for ``split`` ``"train"`` or ``"val"``.
+
+    Raises:
+        ValueError: for the synthetic source (use :class:`SyntheticStream`) or an unknown one.
+        MissingDataError: when the data is not here (with what to do).
+    """
+    prof = get_profile(profile)
+    train = (split == "train") if train is None else train
+    if prof.data.source == "imagefolder":
+        root = data_root(prof) / split
+        if not root.is_dir():
+            raise MissingDataError(
+                f"No {split}/ folder under {data_root(prof)}. The full profile trains on an "
+                "ImageNet-style folder: put train/<class>/*.JPEG and val/<class>/*.JPEG there, set "
+                f"{DATA_ROOT_ENV} to where they are, or use the Imagenette source "
+                "(profile.replace(data=...source='imagenette'))."
+            )
+        return image_folder(root, train=train, check=True)
+    if prof.data.source == "imagenette":
+        return imagenette(split=split, train=train)
+    if prof.data.source == "synthetic":
+        raise ValueError("The synthetic source has no dataset object: use SyntheticStream / "
+                         "synthetic_batch.")
+    raise ValueError(f"Unknown data source {prof.data.source!r}; expected 'synthetic', "
+                     "'imagefolder' or 'imagenette'.")
+
+
+def _indices_by_class(dataset) -> dict[int, list[int]]:
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        targets = [label for _, label in getattr(dataset, "_samples", getattr(dataset, "samples", []))]
+    out: dict[int, list[int]] = {}
+    for i, t in enumerate(targets):
+        out.setdefault(int(t), []).append(i)
+    return out
+
+
+def _authors_stack(folder: Path, name: str, prof: Profile, n: int) -> StackSet:
+    """The authors' stack images in ``folder`` (resize 256, centre crop 224). With class
+    sub-folders the labels are their indices in sorted order; a flat folder gives ``-1``."""
+    loader = ImageLoader()
+    tf = eval_transform(256)
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
+    files: list[tuple[Path, int]] = []
+    if subdirs:
+        for i, d in enumerate(subdirs):
+            files += [(p, i) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS]
+        classes = [d.name for d in subdirs]
+    else:
+        files = [(p, -1) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS]
+        classes = []
+    if not files:
+        raise ValueError(f"No image in {folder}; expected the authors' {name} images.")
+    files = files[:n]
+    images = torch.stack([tf(loader(p)) for p, _ in files])
+    labels = torch.tensor([c for _, c in files])
+    return StackSet(images, labels, labels.clone(), name, classes, prof.name,
+                    {"source": f"the authors' {name} images in {folder}", "files": [p.name for p, _ in files],
+                     "conversions": loader.conversions.describe()})
+
+
+def _composed_standin(prof: Profile, n: int, seed: int) -> StackSet:
+    """STACK-GEN stand-in with real images: a validation image of a class fills the frame, and
+    a second image of the same class, shrunk to 96x96, is pasted with its top in rows 150..200."""
+    dataset = real_dataset(prof, split="val", train=False)
+    by_class = {c: idx for c, idx in _indices_by_class(dataset).items() if len(idx) >= 2}
+    if not by_class:
+        raise ValueError("The STACK-GEN stand-in needs a class with two validation images.")
+    gen = torch.Generator().manual_seed(_mix_seed(seed, 2025))
+    keys = sorted(by_class)
+    images, labels = [], []
+    for _ in range(n):
+        c = keys[int(torch.randint(0, len(keys), (1,), generator=gen))]
+        i, j = torch.randperm(len(by_class[c]), generator=gen)[:2].tolist()
+        base = dataset[by_class[c][i]][0].clone()
+        small = F.interpolate(dataset[by_class[c][j]][0][None], size=(96, 96), mode="bilinear",
+                              align_corners=False, antialias=True)[0]
+        top = int(torch.randint(150, 201, (1,), generator=gen))
+        left = int(torch.randint(0, IMAGE_SIZE - 96 + 1, (1,), generator=gen))
+        h = min(96, IMAGE_SIZE - top)
+        base[:, top:top + h, left:left + 96] = small[:, :h]
+        images.append(base)
+        labels.append(c)
+    lab = torch.tensor(labels)
+    return StackSet(torch.stack(images), lab, lab.clone(), "STACK-GEN (stand-in)", list(dataset.classes),
+                    prof.name, {"source": "scenes composed from two validation images of one class "
+                                "(offline stand-in; not the authors' STACK-GEN)", "seed": seed})
+
+
+def training_examples(profile: str | Profile | None = None, n: int = 12, seed: int = 0
+                      ) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
+    """A few training images of a profile, as the network sees them (augmented, normalized).
+
+    Returns:
+        ``(images (n, 3, 224, 224), labels (n,), class_names, description)``.
+    """
+    prof = get_profile(profile)
+    if prof.data.source == "synthetic":
+        b = synthetic_batch(n, _mix_seed(seed, 77), num_classes=prof.data.num_classes,
+                            below_share=prof.data.below_share, instances=getattr(prof.data, "instances", 1))
+        return b.images, b.labels, SYNTHETIC_CLASSES[:prof.data.num_classes], "synthetic world"
+    ds = real_dataset(prof, split="train", train=True)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the random crops and flips
+    idx = torch.randperm(len(ds), generator=gen)[:n].tolist()
+    items = [ds[i] for i in idx]
+    return (torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items]),
+            list(ds.classes), getattr(ds, "description", "real images"))

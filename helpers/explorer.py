@@ -27,6 +27,7 @@ from .config import IMAGE_SIZE
 __all__ = [
     "DEFAULT_METHODS",
     "STATIC_METHODS",
+    "SLOW_METHODS",
     "Choice",
     "View",
     "as_images",
@@ -35,11 +36,15 @@ __all__ = [
 ]
 
 #: Methods offered by the explorer (names of ``helpers.cams``; the paper's, plus LayerCAM).
-DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "scorecam", "ablationcam",
+DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam",
                                     "eigencam", "opticam", "layercam", "hirescam")
 #: The methods of the pre-rendered small multiples in the HTML book: global-weight methods,
 #: then the element-wise ones (fast, gradient-based: they render within the build's budget).
-STATIC_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "eigencam", "layercam", "hirescam")
+STATIC_METHODS: tuple[str, ...] = ("gradcam", "gradcampp", "xgradcam", "eigencam", "layercam", "hirescam")
+
+#: Methods that optimize each map (Opti-CAM: some 100 forward and backward passes of the whole
+#: network per image): offered live, left out of what the book build computes.
+SLOW_METHODS: tuple[str, ...] = ("opticam",)
 
 SaliencyFn = Callable[[torch.nn.Module, torch.Tensor, str], Any]
 MuFn = Callable[[np.ndarray], Any]
@@ -107,10 +112,31 @@ def as_images(stack: Any) -> tuple[torch.Tensor, torch.Tensor | None, Sequence[s
     return images, labels, names
 
 
+def _registry_label(method: str) -> str:
+    """The display name of a method in ``helpers.cams.METHODS`` (``"gradcampp"`` -> ``"GradCAM++"``),
+    or the name itself when the registry does not know it."""
+    try:
+        from .cams import get_method
+
+        return get_method(method).display
+    except (ImportError, ValueError, TypeError):
+        return method
+
+
 def _default_saliency() -> SaliencyFn:
     from . import cams
 
     return cams.saliency
+
+
+def _default_saliency_many() -> Callable[..., dict[str, np.ndarray]]:
+    from . import cams
+
+    def many(model: torch.nn.Module, images: torch.Tensor, methods: Sequence[str]) -> dict[str, np.ndarray]:
+        results = cams.compute_cams(model, images, list(methods))
+        return {m: results[cams.get_method(m).key].scaled for m in methods}
+
+    return many
 
 
 def _default_mu() -> MuFn:
@@ -132,13 +158,18 @@ class Explorer:
         methods: method names understood by ``saliency``.
         saliency: ``saliency(model, images, method) -> (N, 224, 224)`` maps; default
             ``helpers.cams.saliency``.
+        saliency_many: ``saliency_many(model, images, methods) -> {method: maps}``, several
+            methods at once; default ``helpers.cams.compute_cams`` (one shared pass) when
+            ``saliency`` is not given, else a loop over ``saliency``.
         mu: ``mu(map) -> float`` for one ``(224, 224)`` map; default from ``helpers.metrics``.
         cache_size: how many views to keep.
+        labels: display names of the methods (``{"gradcampp": "GradCAM++"}``); default: the
+            names of ``helpers.cams.METHODS`` where it knows the method, else the key.
     """
 
     def __init__(self, models: Mapping[str, torch.nn.Module], stacks: Mapping[str, Any],
                  methods: Sequence[str] = DEFAULT_METHODS, saliency: SaliencyFn | None = None,
-                 mu: MuFn | None = None, cache_size: int = 512):
+                 mu: MuFn | None = None, saliency_many: Callable[..., Mapping[str, Any]] | None = None, cache_size: int = 512, labels: Mapping[str, str] | None = None):
         if not models:
             raise ValueError("The explorer needs at least one model, e.g. {'walled': ..., 'baseline': ...}.")
         if not stacks:
@@ -150,7 +181,9 @@ class Explorer:
             m.eval()
         self.stacks = {name: as_images(s) for name, s in stacks.items()}
         self.methods = list(methods)
+        self.labels = {m: (labels or {}).get(m) or _registry_label(m) for m in self.methods}
         self._saliency = saliency
+        self._saliency_many = saliency_many
         self._mu = mu
         self._cache: OrderedDict[Choice, View] = OrderedDict()
         self._cache_size = int(cache_size)
@@ -177,40 +210,62 @@ class Explorer:
         return Choice(stack, int(index), method, model)
 
     # -- computing
-    def _saliency_fn(self) -> SaliencyFn:
-        if self._saliency is None:
-            self._saliency = _default_saliency()
-        return self._saliency
-
     def _mu_fn(self) -> MuFn:
         if self._mu is None:
             self._mu = _default_mu()
         return self._mu
 
+    def _maps(self, net: torch.nn.Module, batch: torch.Tensor, methods: list[str]) -> dict[str, np.ndarray]:
+        """``{method: (N, 224, 224) maps}`` for a batch, one call for all methods when possible."""
+        if self._saliency_many is None and self._saliency is None:
+            self._saliency_many = _default_saliency_many()
+        if self._saliency_many is not None:
+            out = self._saliency_many(net, batch, methods)
+        else:
+            out = {m: self._saliency(net, batch, m) for m in methods}
+        maps = {}
+        for m in methods:
+            arr = out[m]
+            arr = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else np.asarray(arr)
+            if arr.shape != (batch.shape[0], IMAGE_SIZE, IMAGE_SIZE):
+                raise ValueError(f"The saliency function returned maps of shape {arr.shape} for "
+                                 f"{batch.shape[0]} images; expected ({batch.shape[0]}, {IMAGE_SIZE}, {IMAGE_SIZE}).")
+            maps[m] = arr
+        return maps
+
+    def prefetch(self, stack: str, indices: Sequence[int], methods: Sequence[str], model: str) -> None:
+        """Compute the missing views of several images and methods of one stack set and model,
+        in one batched call (one shared forward/backward pass with ``helpers.cams``)."""
+        todo: dict[str, list[Choice]] = {}
+        for method in methods:
+            missing = [c for c in (self.check(stack, i, method, model) for i in indices) if c not in self._cache]
+            if missing:
+                todo[method] = missing
+        if not todo:
+            return
+        idx = sorted({c.index for cs in todo.values() for c in cs})
+        pos = {i: k for k, i in enumerate(idx)}
+        images, labels, _ = self.stacks[stack]
+        batch = images[torch.tensor(idx)]
+        net = self.models[model]
+        device = next(net.parameters()).device
+        with torch.no_grad():
+            predicted = net(batch.to(device)).argmax(dim=1).tolist()
+        maps = self._maps(net, batch, list(todo))
+        mu_fn = self._mu_fn()
+        for method, choices in todo.items():
+            for c in choices:
+                cam = maps[method][pos[c.index]].astype(np.float64)
+                mu = float(np.asarray(mu_fn(cam)).reshape(-1)[0])
+                label = int(labels[c.index]) if labels is not None else None
+                self._store(View(c, images[c.index], cam, mu, int(predicted[pos[c.index]]), label))
+                self.computed += 1
+
     def views(self, stack: str, indices: Sequence[int], method: str, model: str) -> list[View]:
         """Views of several images of one stack set for one method and model (one batched
         saliency call for those not cached yet)."""
         choices = [self.check(stack, i, method, model) for i in indices]
-        todo = [c for c in choices if c not in self._cache]
-        if todo:
-            images, labels, _ = self.stacks[stack]
-            idx = torch.tensor([c.index for c in todo])
-            batch = images[idx]
-            net = self.models[model]
-            with torch.no_grad():
-                predicted = net(batch).argmax(dim=1).tolist()
-            maps = self._saliency_fn()(net, batch, method)
-            maps = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
-            if maps.shape != (len(todo), IMAGE_SIZE, IMAGE_SIZE):
-                raise ValueError(f"The saliency function returned maps of shape {maps.shape} for "
-                                 f"{len(todo)} images; expected ({len(todo)}, {IMAGE_SIZE}, {IMAGE_SIZE}).")
-            mu_fn = self._mu_fn()
-            for k, c in enumerate(todo):
-                cam = maps[k].astype(np.float64)
-                mu = float(np.asarray(mu_fn(cam)).reshape(-1)[0])
-                label = int(labels[c.index]) if labels is not None else None
-                self._store(View(c, images[c.index], cam, mu, int(predicted[k]), label))
-                self.computed += 1
+        self.prefetch(stack, indices, [method], model)
         return [self._cache[c] for c in choices]
 
     def view(self, stack: str, index: int, method: str, model: str) -> View:
@@ -225,7 +280,7 @@ class Explorer:
 
     def class_name(self, stack: str, cls: int | None) -> str:
         """A class index as its name when the stack set knows names, else ``"class k"``."""
-        if cls is None:
+        if cls is None or cls < 0:  # -1: an unlabelled image
             return "unknown"
         names = self.stacks[stack][2]
         if names is not None and 0 <= cls < len(names):
@@ -243,7 +298,7 @@ class Explorer:
         fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.4))
         truth = self.class_name(c.stack, view.label)
         plots.show_image(axes[0], view.image, title=f"{c.stack} #{c.index} ({truth})", normalized=True)
-        plots.show_map(axes[1], view.cam, title=f"{c.method} map, {c.model} model", vmin=0.0,
+        plots.show_map(axes[1], view.cam, title=f"{self.labels[c.method]} map, {c.model} model", vmin=0.0,
                        vmax=max(float(view.cam.max()), 1e-12), colorbar=True)
         plots.overlay(axes[2], view.image, view.cam, normalized=True,
                       title=f"mu = {view.mu:.3f}, explains {self.class_name(c.stack, view.predicted)}")
@@ -270,6 +325,8 @@ class Explorer:
         if not methods:
             raise ValueError(f"No method to draw; the explorer knows {self.methods}.")
         cols = [(s, m) for s in indices for m in models]
+        for stack, model in cols:
+            self.prefetch(stack, [indices[stack]], methods, model)
         fig, axes = plt.subplots(len(methods) + 1, len(cols), figsize=(cell * len(cols), cell * (len(methods) + 1) + 0.3),
                                  squeeze=False)
         shown: dict[tuple[str, str, str], View] = {}
@@ -282,7 +339,7 @@ class Explorer:
                 shown[(stack, model, method)] = v
                 plots.overlay(axes[i, j], v.image, v.cam, normalized=True, title=f"mu = {v.mu:.2f}")
                 if j == 0:
-                    axes[i, j].set_ylabel(method, fontsize=9)
+                    axes[i, j].set_ylabel(self.labels[method], fontsize=9)
         fig.tight_layout()
         plots.stamp(fig)
         return fig, shown
@@ -294,23 +351,15 @@ class Explorer:
     # -- the book's explorer
     @classmethod
     def for_book(cls, profile: Any = None, methods: Sequence[str] = DEFAULT_METHODS) -> "Explorer":
-        """The walled and baseline rVGG of the profile and its two stack sets (trained or loaded
-        from the cache by ``helpers.train.train_or_load``; stacks from ``helpers.data``)."""
-        from . import data, train
+        """The models and stack sets of the profile's Table 1 (``helpers.evaluate.load_models``
+        and ``load_sets``): the trained walled and baseline rVGG (from the checkpoint cache, or
+        trained now), or the authors' released ones when the profile uses real data and they
+        are downloaded; STACK-MIX and STACK-GEN (or its stand-in)."""
+        from . import evaluate
 
-        def _call(fn, **kw):
-            try:
-                return fn(profile=profile, **kw) if profile is not None else fn(**kw)
-            except TypeError:
-                return fn(**kw)
-
-        models = {"walled": _call(train.train_or_load, walled=True),
-                  "baseline": _call(train.train_or_load, walled=False)}
-        mix = _call(data.stack_mix)
-        gen = _call(data.stack_gen)
-        stacks = {getattr(mix, "name", None) or "STACK-MIX": mix,
-                  getattr(gen, "name", None) or "STACK-GEN": gen}
-        return cls(models, stacks, methods=methods)
+        models, _source = evaluate.load_models(profile)
+        sets = evaluate.load_sets(profile)
+        return cls(models, sets, methods=methods)
 
 
 class ExplorerUI:
@@ -330,7 +379,8 @@ class ExplorerUI:
             "stack": w.Dropdown(options=opts["stack"], value=first, description="stack set"),
             "index": w.IntSlider(value=0, min=0, max=opts["images"][first] - 1, description="image",
                                  continuous_update=False),
-            "method": w.Dropdown(options=opts["method"], value=opts["method"][0], description="method"),
+            "method": w.Dropdown(options=[(explorer.labels[m], m) for m in opts["method"]],
+                                 value=opts["method"][0], description="method"),
             "model": w.ToggleButtons(options=opts["model"], value=opts["model"][0], description="model"),
         }
         self.output = w.Output()

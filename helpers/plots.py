@@ -32,6 +32,8 @@ __all__ = [
     "overlay",
     "stamp",
     "image_grid",
+    "training_curves",
+    "accuracy_by_row_plot",
 ]
 
 CAM_CMAP = "inferno"
@@ -142,3 +144,67 @@ def image_grid(images: Sequence, nrows: int, ncols: int, titles: Sequence[str] |
         fig.suptitle(suptitle, fontsize=11)
     fig.tight_layout()
     return fig, axes
+
+
+def training_curves(infos: dict, axes: Sequence[plt.Axes] | None = None):
+    """Training loss (every ``log_every`` steps) and validation accuracy (every epoch) of one or
+    more runs: ``infos`` maps a label (``"walled"``) to the ``info`` dict of
+    ``helpers.train.train_or_load``. Returns ``(fig, axes)``."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
+    else:
+        fig = axes[0].figure
+    styles = {0: ("#1f4e9c", "-"), 1: ("#d9731a", "--"), 2: ("#2a9d3a", ":"), 3: ("#7b3294", "-.")}
+    for i, (label, info) in enumerate(infos.items()):
+        colour, ls = styles[i % len(styles)]
+        curve = np.asarray(info.get("curve") or [], dtype=float)
+        if curve.size:
+            axes[0].plot(curve[:, 0], curve[:, 1], color=colour, linestyle=ls, label=label)
+        hist = info.get("history") or []
+        if hist:
+            steps = [h["step"] for h in hist]
+            axes[1].plot(steps, [100 * h["val_acc"] for h in hist], color=colour, linestyle=ls,
+                         marker="o", label=f"{label} (validation)")
+            axes[1].plot(steps, [100 * h["train_acc"] for h in hist], color=colour, linestyle=ls,
+                         alpha=0.35, label=f"{label} (training)")
+    axes[0].set_xlabel("training step")
+    axes[0].set_ylabel("cross-entropy")
+    axes[0].set_title("training loss", fontsize=10)
+    axes[1].set_xlabel("training step")
+    axes[1].set_ylabel("accuracy (%)")
+    axes[1].set_ylim(0, 100)
+    axes[1].set_title("accuracy per epoch", fontsize=10)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig, axes
+
+
+def accuracy_by_row_plot(results: dict, chance: float | None = None, ax: plt.Axes | None = None,
+                         first_unseen_row: float = FIRST_UNSEEN_ROW):
+    """Accuracy against the object's top row for several models: ``results`` maps a label to
+    the list returned by ``helpers.train.accuracy_by_row``. The rows behind the wall are
+    hatched, chance is a dotted line. Returns ``(fig, ax)``."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    else:
+        fig = ax.figure
+    markers = ["o", "s", "^", "D"]
+    for i, (label, rows) in enumerate(results.items()):
+        ax.plot([r["mean_top"] for r in rows], [100 * r["accuracy"] for r in rows],
+                marker=markers[i % len(markers)], label=label)
+    ax.axvspan(first_unseen_row, IMAGE_SIZE, facecolor="none", edgecolor=WALL_COLOR, hatch="///",
+               linewidth=0.0, alpha=0.6)
+    ax.axvline(first_unseen_row, color=WALL_COLOR, linestyle="--", linewidth=1.4,
+               label=f"wall (row {first_unseen_row:g})")
+    if chance is not None:
+        ax.axhline(100 * chance, color="0.3", linestyle=":", label="chance")
+    ax.set_xlim(0, IMAGE_SIZE)
+    ax.set_ylim(0, 102)
+    ax.set_xlabel("top row of the object (image rows, 0 = top)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig, ax

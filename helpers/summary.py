@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import datetime as _dt
 import html
+import inspect
 import json
 import math
 import os
@@ -61,7 +62,7 @@ PAPER_NUMBERS: dict[str, dict[str, Any]] = {
 
 #: Column aliases accepted in result records (first match wins).
 _ALIASES: dict[str, tuple[str, ...]] = {
-    "method": ("method", "Method", "cam", "cam_method", "name"),
+    "method": ("display", "method", "Method", "cam", "cam_method", "name"),
     "dataset": ("dataset", "Dataset", "stack", "stack_set", "data", "set"),
     "model": ("model", "Model", "variant", "network"),
     "mu_mean": ("mu_mean", "mu", "mean_mu", "mu mean", "mu_avg"),
@@ -82,17 +83,18 @@ class ResultRow:
     dataset: str
     model: str  # "walled" or "baseline"
     mu_mean: float
-    mu_std: float = float("nan")
-    zero_fraction: float = float("nan")
-    seconds: float = float("nan")
+    mu_std: float | None = None
+    zero_fraction: float | None = None
+    seconds: float | None = None
     n_images: int | None = None
     profile: str | None = None
     device: str | None = None
 
 
 def _key(name: str) -> str:
-    """Canonical spelling of a method/dataset/model name for matching ("Grad-CAM" -> "gradcam")."""
-    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+    """Canonical spelling of a name for matching: ``"Grad-CAM"`` -> ``"gradcam"``,
+    ``"GradCAM++"`` -> ``"gradcampp"`` (the keys of ``helpers.cams``)."""
+    return "".join(ch for ch in str(name).lower().replace("+", "p") if ch.isalnum())
 
 
 def _model_name(value: Any) -> str:
@@ -149,9 +151,9 @@ def _get(rec: Mapping[str, Any], field: str) -> Any:
     return None
 
 
-def _float(value: Any, field: str, rec: Mapping[str, Any]) -> float:
+def _float(value: Any, field: str, rec: Mapping[str, Any]) -> float | None:
     if value is None:
-        return float("nan")
+        return None
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -182,7 +184,7 @@ def normalize_records(table: Any) -> list[ResultRow]:
             raise ValueError(f"Result record {dict(rec)} lacks {missing}; each record needs a method, "
                              "a stack set, a model (walled/baseline) and a mu mean.")
         mu_mean = _float(mu, "mu_mean", rec)
-        if not (0.0 <= mu_mean <= 1.0):
+        if mu_mean is None or not (0.0 <= mu_mean <= 1.0):
             raise ValueError(f"mu must lie in [0, 1] (a share of a norm); record {dict(rec)} has {mu_mean}.")
         n = _get(rec, "n_images")
         rows.append(ResultRow(
@@ -210,10 +212,8 @@ def load_table(source: Any = None, profile: Any = None) -> list[ResultRow]:
         except ImportError as err:
             raise RuntimeError("helpers.evaluate is not available, so there is no Table 1 to "
                                f"summarize ({err}); pass a results file instead.") from err
-        try:
-            source = evaluate.table1(profile) if profile is not None else evaluate.table1()
-        except TypeError:
-            source = evaluate.table1()
+        takes_profile = "profile" in inspect.signature(evaluate.table1).parameters
+        source = evaluate.table1(profile=profile) if takes_profile else evaluate.table1()
     return normalize_records(source)
 
 
@@ -294,12 +294,12 @@ def results_table_html(rows: Sequence[ResultRow], stamp: str | None = None) -> s
                 cells.append("<td>-</td>")
                 continue
             r = found[0]
-            std = "" if math.isnan(r.mu_std) else f" &plusmn; {r.mu_std:.3f}"
+            std = "" if r.mu_std is None else f" &plusmn; {r.mu_std:.3f}"
             cells.append(f"<td>{r.mu_mean:.3f}{std}</td>")
         paper = PAPER_NUMBERS.get(_key(method))
         paper_cell = _fmt(paper["mu"]) if paper else "not known"
-        zero = [r.zero_fraction for r in find_row(rows, method, "walled") if not math.isnan(r.zero_fraction)]
-        secs = [r.seconds for r in rows if _key(r.method) == _key(method) and not math.isnan(r.seconds)]
+        zero = [r.zero_fraction for r in find_row(rows, method, "walled") if r.zero_fraction is not None]
+        secs = [r.seconds for r in rows if _key(r.method) == _key(method) and r.seconds is not None]
         body.append(f"<tr><td>{html.escape(method)}</td>{''.join(cells)}<td>{paper_cell}</td>"
                     f"<td>{_fmt(sum(zero) / len(zero)) if zero else 'n/a'}</td>"
                     f"<td>{_fmt(sum(secs), 1) if secs else 'n/a'}</td></tr>")

@@ -185,8 +185,17 @@ def test_math_rendered_by_local_mathjax_passes(tmp_path: Path, browser):
         f'<script defer src="{cdn}"></script>'
         '<p><span class="math notranslate nohighlight">\\(\\mu = \\frac{a}{b}\\)</span> and '
         '<span class="math notranslate nohighlight">\\(\\undefinedmacro{x}\\)</span></p>')))
+    (root / "bad.html").write_text(PAGE.format(title="Bad", body=(
+        f'<script defer src="{cdn}"></script>'
+        '<p><span class="math notranslate nohighlight">\\(\\frac{a}\\)</span></p>')))
+    (root / "good.html").write_text(PAGE.format(title="Good", body=(
+        f'<script defer src="{cdn}"></script>'
+        '<div class="math notranslate nohighlight">\\[\\sum_v \\alpha_v A_v\\]</div>')))
     report = bc.check_site(root, mathjax=mathjax, browser=browser, verbose=False)
-    page = report.pages[0]
+    pages = {p.page: p for p in report.pages}
+    assert pages["good.html"].ok and pages["good.html"].math_rendered == 1, pages["good.html"]
+    page = pages["m.html"]
     assert page.math == 2 and page.math_rendered == 2, page
-    # The undefined macro renders as a MathJax error, which the check reports.
-    assert any("MathJax errors" in m for m in page.problems), page.problems
+    # The undefined macro and the missing argument are MathJax errors, which the check reports.
+    assert any("1 formulas with MathJax errors" in m for m in page.problems), page.problems
+    assert any("1 formulas with MathJax errors" in m for m in pages["bad.html"].problems), pages["bad.html"].problems

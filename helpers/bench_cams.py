@@ -1,0 +1,172 @@
+"""How much faster our ScoreCAM, AblationCAM and shared-pass methods are than pytorch-grad-cam's,
+at equal output: ``python -m helpers.bench_cams``.
+
+For each case it times pytorch-grad-cam's own class, used the usual way
+(``Cls(model, [model.target_layer])(images, None)``, its default batch sizes), against
+:func:`helpers.cams.compute_cams` on the same model and images, and prints the seconds per
+image, the speed-up and the largest absolute difference between the two sets of maps (which
+must stay below 1e-4). Cases:
+
+* ``scorecam`` -- masked images of several images and channels batched into one forward
+  pass (``channels_last``), the all-zero mask's score computed once;
+* ``ablationcam`` -- only the layers after the target layer run on the ablated activations;
+* ``gradient family`` -- the 11 methods that read only the target layer's activations and
+  gradients (GradCAM, GradCAM++, XGradCAM, HiResCAM, LayerCAM, GradCAM-ElementWise, EigenCAM,
+  EigenGradCAM, Seg-Eigen-CAM, KPCA-CAM, FEM): 11 library runs against one shared pass;
+* ``fullgrad`` -- no parameter gradients, one upsampling per layer instead of per channel.
+
+Timings are wall-clock, best of ``--repeat`` runs, on whatever else the machine is doing
+(the load average is printed with them). Results also go to ``<results>/bench_cams.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import cams
+from .config import get_device, get_profile, profile_label, results_dir
+
+__all__ = ["CASES", "benchmark", "main"]
+
+#: Library classes served by the shared pass (they read only activations and gradients).
+GRADIENT_FAMILY = ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM", "GradCAMElementWise",
+                   "EigenCAM", "EigenGradCAM", "SegEigenCAM", "KPCA_CAM", "FEM")
+#: case -> (library classes, our method keys)
+CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "scorecam": (("ScoreCAM",), ("scorecam",)),
+    "ablationcam": (("AblationCAM",), ("ablationcam",)),
+    "gradient family": (GRADIENT_FAMILY, tuple(cams.get_method(n).key for n in GRADIENT_FAMILY)),
+    "fullgrad": (("FullGrad",), ("fullgrad",)),
+}
+
+
+def _library_maps(model: torch.nn.Module, images: torch.Tensor, names: Sequence[str]) -> dict[str, np.ndarray]:
+    import pytorch_grad_cam as pgc
+
+    out = {}
+    sink = io.StringIO()  # the library's tqdm bars and prints
+    with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+        for name in names:
+            cls = getattr(pgc, name)
+            cam = cls(model, []) if name == "FullGrad" else cls(model, [model.target_layer])
+            out[name] = cam(images, None)
+            ag = cam.activations_and_grads
+            ag.gradients, ag.activations = [], []
+            ag.release()
+    return out
+
+
+def _ours(model: torch.nn.Module, images: torch.Tensor, keys: Sequence[str], batch_size: int,
+          chunk: int) -> dict[str, np.ndarray]:
+    res = cams.compute_cams(model, images, list(keys), batch_size=batch_size,
+                            options={"scorecam": {"chunk": chunk}} if "scorecam" in keys else None)
+    return {k: r.scaled for k, r in res.items()}
+
+
+def _best_time(fn, repeat: int) -> tuple[float, Any]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def benchmark(model: torch.nn.Module, images: torch.Tensor, cases: Sequence[str] | None = None,
+              repeat: int = 2, batch_size: int = 25, chunk: int = 64) -> list[dict[str, Any]]:
+    """Time pytorch-grad-cam against :mod:`helpers.cams` on ``model`` and ``images``.
+
+    Returns one dict per case: ``case``, ``library_s`` and ``ours_s`` (seconds per image, best
+    of ``repeat``), ``speedup``, ``max_abs_diff`` (over every method of the case), ``methods``.
+    """
+    names = list(CASES) if cases is None else list(cases)
+    unknown = sorted(set(names) - set(CASES))
+    if unknown:
+        raise ValueError(f"Unknown benchmark case(s) {unknown}; expected some of {list(CASES)}.")
+    model.eval()
+    n = images.shape[0]
+    # warm-up (first calls allocate and pick kernels)
+    _library_maps(model, images[:1], ["GradCAM"])
+    _ours(model, images[:1], ["gradcam"], batch_size, chunk)
+    out = []
+    for case in names:
+        lib_names, keys = CASES[case]
+        t_lib, lib = _best_time(lambda: _library_maps(model, images, lib_names), repeat)
+        t_ours, ours = _best_time(lambda: _ours(model, images, keys, batch_size, chunk), repeat)
+        diff = max(float(np.abs(lib[name] - ours[cams.get_method(name).key]).max()) for name in lib_names)
+        out.append({"case": case, "methods": list(keys), "images": n, "library_s": t_lib / n, "ours_s": t_ours / n,
+                    "speedup": t_lib / t_ours, "max_abs_diff": diff})
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m helpers.bench_cams``: print the speed-ups and differences; exit 1 when a
+    difference exceeds 1e-4."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.bench_cams", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None, help="quick or full (the model's width and classes)")
+    parser.add_argument("--images", type=int, default=8, help="images (from STACK-MIX; default 8)")
+    parser.add_argument("--model", default="auto", choices=("auto", "trained", "random"),
+                        help="the profile's trained walled model (auto: when its checkpoint is cached) "
+                        "or a random-init one of the same width")
+    parser.add_argument("--cases", default=None, help=f"comma-separated, among {list(CASES)}")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs per case (best is kept)")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    prof = get_profile(args.profile)
+    dev = get_device(args.device)
+    model, which = None, "random init"
+    if args.model in ("auto", "trained"):
+        try:
+            from .train import checkpoint_path, train_or_load, training_config
+
+            if args.model == "trained" or checkpoint_path(training_config(prof, walled=True)).is_file():
+                model, _ = train_or_load(prof, walled=True, device=dev)
+                which = "trained"
+        except ImportError:
+            if args.model == "trained":
+                raise
+    if model is None:
+        from .models import rvgg
+
+        torch.manual_seed(0)
+        model = rvgg(prof.data.num_classes, width=prof.width).to(dev).eval()
+    try:
+        from .data import stack_mix
+
+        images = stack_mix(prof, n=args.images).images.to(dev)
+    except ImportError:
+        images = torch.randn(args.images, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(dev)
+    cases = None if args.cases is None else [c.strip() for c in args.cases.split(",")]
+    rows = benchmark(model, images, cases, repeat=args.repeat, batch_size=prof.eval.batch_size,
+                     chunk=prof.eval.score_batch)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{profile_label(prof, dev)}; {which} rVGG, width {prof.width:g}; {images.shape[0]} images; "
+          f"{torch.get_num_threads()} torch threads; load average {load:.1f}")
+    print(f"{'case':18s} {'pytorch-grad-cam':>18s} {'helpers.cams':>14s} {'speed-up':>9s} {'max abs diff':>13s}")
+    for r in rows:
+        print(f"{r['case']:18s} {r['library_s'] * 1000:15.1f} ms {r['ours_s'] * 1000:11.1f} ms "
+              f"{r['speedup']:8.1f}x {r['max_abs_diff']:13.2e}")
+    path = results_dir(prof) / "bench_cams.json"
+    path.write_text(json.dumps({"profile": prof.name, "device": str(dev), "model": which, "load_average": load,
+                                "torch_threads": torch.get_num_threads(), "rows": rows}, indent=1))
+    print(f"written to {path}")
+    bad = [r["case"] for r in rows if r["max_abs_diff"] > 1e-4]
+    if bad:
+        print(f"error: maps differ by more than 1e-4 in {bad}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

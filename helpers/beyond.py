@@ -1,0 +1,1071 @@
+"""Beyond the paper: its open questions, answered by experiments that run in the book.
+
+Every experiment is a function that returns plain data (dicts, lists of row dicts, NumPy
+arrays); the chapter "Beyond the paper" draws them. The questions:
+
+1. :func:`method_leak_report` -- every CAM method of the registry against the wall: did the
+   global/element-wise prediction hold? (from :mod:`helpers.evaluate`'s Table 1)
+2. :func:`conv_wall_comparison` -- the wall moved from the dense weights to the activations,
+   after or at the CAM target layer (:mod:`helpers.variants`); same function, other maps.
+3. :func:`wall_height_sweep` -- several wall heights: exact unseen rows and mu per method.
+   To keep it affordable, every height shares the *baseline's* convolutional features and
+   only the classifier is retrained for each wall (:func:`train_walled_head`).
+4. :func:`train_or_load_resnet`, :func:`resnet_report` -- a small ResNet with a walled
+   average pool; :func:`gap_gradcam_identity` -- for such a head GradCAM *is* the class
+   activation map of the whole map, hidden rows included.
+5. :func:`deep_gradcam_monte_carlo` -- the theory model with ``L`` dense layers (``L - 1``
+   hidden ReLU layers) at initialization, fixed class and top class.
+6. :func:`conflict_report` -- a class-A image above the wall, a class-B image below it.
+7. :func:`wall_aware_upsample`, :func:`hirescam_repair_report` -- HiResCAM whose zero region is
+   the unseen strip and nothing more.
+
+Sizes per profile: :data:`SETTINGS` (the quick profile uses fewer images than the paper's 100
+and a few methods for the per-model measurements; the chapter says so where it matters).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as D
+from .config import IMAGE_SIZE, MAP_SIZE, Profile, cache_dir, get_device, get_profile, progress, seed_everything
+from .models import RVGG, check_image_batch, rvgg
+from .variants import WalledResNet, conv_walled_from, map_row_coverage, walled_resnet
+
+__all__ = [
+    "BeyondSettings",
+    "SETTINGS",
+    "beyond_settings",
+    "measure_methods",
+    # 1
+    "method_leak_report",
+    # 2
+    "conv_wall_prediction",
+    "conv_wall_comparison",
+    # 3
+    "target_features",
+    "train_walled_head",
+    "wall_height_sweep",
+    # 4
+    "resnet_training_config",
+    "train_or_load_resnet",
+    "gap_gradcam_identity",
+    "resnet_report",
+    # 5
+    "twin_digit_image",
+    "deep_gradcam_reduced",
+    "deep_gradcam_monte_carlo",
+    # 6
+    "conflict_report",
+    # 7
+    "bilinear_matrix",
+    "erf_kernels",
+    "wall_aware_upsample",
+    "energy_in_boxes",
+    "hirescam_repair_report",
+]
+
+
+# =============================================================================================
+# Settings
+# =============================================================================================
+
+@dataclass(frozen=True)
+class BeyondSettings:
+    """Sizes of the chapter's experiments in a profile.
+
+    Attributes:
+        methods: CAM methods measured per model (Opti-CAM is left out of the per-model
+            measurements: about 10 s per image on 2 CPU cores; Table 1 has it).
+        eval_images: stacked images per measurement (questions 2, 4, 6).
+        sweep_heights: wall heights (hidden map rows) of question 3.
+        sweep_methods: methods of the wall-height sweep.
+        sweep_images: stacked images per wall height.
+        probe_images: images whose features train each wall height's classifier.
+        probe_epochs: epochs of that training.
+        resnet_width, resnet_wall_rows, resnet_train_images, resnet_epochs, resnet_batch,
+        resnet_lr: the ResNet of question 4 (trained on a fixed set of synthetic images).
+        theory_filters, theory_hidden, theory_models, theory_depths: question 5.
+        repair_images: images of question 7.
+        batch_size: images per CAM pass.
+    """
+
+    methods: tuple[str, ...]
+    eval_images: int
+    sweep_heights: tuple[int, ...]
+    sweep_methods: tuple[str, ...]
+    sweep_images: int
+    probe_images: int
+    probe_epochs: int
+    resnet_width: float
+    resnet_wall_rows: int
+    resnet_train_images: int
+    resnet_epochs: int
+    resnet_batch: int
+    resnet_lr: float
+    theory_filters: int
+    theory_hidden: int
+    theory_models: int
+    theory_depths: tuple[int, ...]
+    repair_images: int
+    batch_size: int = 25
+
+
+_METHODS_QUICK = ("gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam", "eigencam", "hirescam",
+                  "layercam", "gradcamelementwise", "fullgrad", "eigengradcam", "kpcacam", "fem", "randomcam")
+
+SETTINGS: dict[str, BeyondSettings] = {
+    "quick": BeyondSettings(
+        methods=_METHODS_QUICK, eval_images=24,
+        sweep_heights=(0, 3, 6, 9, 11, 13),
+        sweep_methods=("gradcam", "gradcampp", "xgradcam", "scorecam", "eigencam", "layercam", "hirescam"),
+        sweep_images=16, probe_images=768, probe_epochs=12,
+        resnet_width=1.0, resnet_wall_rows=5, resnet_train_images=1536, resnet_epochs=8, resnet_batch=32,
+        resnet_lr=2e-3,
+        theory_filters=256, theory_hidden=256, theory_models=2000, theory_depths=(1, 2, 3, 4),
+        repair_images=48, batch_size=25),
+    "full": BeyondSettings(
+        methods=_METHODS_QUICK + ("opticam",), eval_images=100,
+        sweep_heights=(0, 3, 6, 9, 11, 12, 13),
+        sweep_methods=_METHODS_QUICK, sweep_images=100, probe_images=20000, probe_epochs=10,
+        resnet_width=4.0, resnet_wall_rows=5, resnet_train_images=50000, resnet_epochs=30, resnet_batch=128,
+        resnet_lr=2e-3,
+        theory_filters=256, theory_hidden=1024, theory_models=20000, theory_depths=(1, 2, 3, 4),
+        repair_images=100, batch_size=50),
+}
+
+
+def beyond_settings(profile: str | Profile | None = None) -> BeyondSettings:
+    """The :class:`BeyondSettings` of a profile (``None``: ``$CAMWALLS_PROFILE``)."""
+    return SETTINGS[get_profile(profile).name]
+
+
+def _check_images(images: Any, name: str = "images") -> torch.Tensor:
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (N, 3, 224, 224), got {type(images).__name__}.")
+    check_image_batch(images)
+    if images.shape[0] == 0:
+        raise ValueError(f"{name} is empty; pass at least one image.")
+    return images
+
+
+# =============================================================================================
+# Measuring methods on a model
+# =============================================================================================
+
+def measure_methods(model: nn.Module, images: torch.Tensor, methods: Sequence[str],
+                    rows: Sequence[int] | None = None, targets: Any = None, batch_size: int = 25,
+                    keep_maps: int = 0) -> dict[str, dict[str, Any]]:
+    """Every method of ``methods`` on ``images`` with :func:`helpers.cams.compute_cams`, and the
+    chapter's per-image numbers.
+
+    Args:
+        model: a classifier with a ``target_layer`` (rVGG, its variants, :class:`WalledResNet`).
+        images: ``(N, 3, 224, 224)`` normalized images.
+        methods: registry keys.
+        rows: the unseen image rows for mu (default: :func:`helpers.wall.unseen_rows` of the model;
+            a model without unseen rows gets mu = 0).
+        targets: classes to explain (``None``: each image's top class).
+        batch_size: images per shared pass.
+        keep_maps: keep the scaled maps and the 14x14 maps of the first ``keep_maps`` images.
+
+    Returns:
+        ``{method: {"mu": (N,), "zero": (N,) fraction of exactly-zero pixels, "first_zero_row":
+        (N,), "hidden_map_zero": (N,) bool (the 14x14 map is exactly zero on every map row the
+        head does not read), "peak_row": (N,) row of the scaled map's maximum, "targets": (N,),
+        "seconds": float, "scaled": (k, 224, 224), "low": (k, 14, 14)}}``.
+    """
+    from . import cams, metrics, wall
+
+    images = _check_images(images)
+    if rows is None:
+        rows = wall.unseen_rows(model, images.shape[-1])
+    rows = np.asarray(rows, dtype=int)
+    try:
+        visible = np.asarray(wall.visible_map_rows(model), dtype=int)
+    except (ValueError, AttributeError):
+        visible = None
+    results = cams.compute_cams(model, images, list(methods), targets, batch_size=batch_size)
+    out: dict[str, dict[str, Any]] = {}
+    for key, res in results.items():
+        scaled = res.scaled
+        mu = (metrics.dead_zone_share(scaled, rows=rows) if rows.size else np.zeros(len(scaled)))
+        low = res.low
+        if visible is not None and low.shape[1] == MAP_SIZE and visible.size < MAP_SIZE:
+            hidden = np.setdiff1d(np.arange(MAP_SIZE), visible)
+            hidden_zero = np.all(low[:, hidden, :] == 0, axis=(1, 2))
+        else:
+            hidden_zero = np.zeros(len(low), dtype=bool)
+        flat = scaled.reshape(len(scaled), -1).argmax(axis=1)
+        out[key] = {
+            "mu": np.asarray(mu, dtype=float),
+            "zero": np.asarray(metrics.zero_fraction(scaled), dtype=float),
+            "first_zero_row": np.asarray(metrics.first_zero_row(scaled)),
+            "hidden_map_zero": hidden_zero,
+            "peak_row": flat // scaled.shape[2],
+            "targets": res.targets,
+            "seconds": float(res.total_seconds),
+            "scaled": scaled[:keep_maps].copy(),
+            "low": low[:keep_maps].copy(),
+        }
+    return out
+
+
+def _summary_rows(measured: dict[str, dict[str, Any]], **extra: Any) -> list[dict[str, Any]]:
+    from .cams import METHODS
+
+    rows = []
+    for key, m in measured.items():
+        rows.append({**extra, "method": key, "display": METHODS[key].display,
+                     "mu_mean": float(np.mean(m["mu"])), "mu_std": float(np.std(m["mu"])),
+                     "zero_mean": float(np.mean(m["zero"])),
+                     "hidden_map_zero_share": float(np.mean(m["hidden_map_zero"])),
+                     "n": int(len(m["mu"]))})
+    return rows
+
+
+# =============================================================================================
+# 1. Every method against the wall
+# =============================================================================================
+
+def method_leak_report(table: Sequence[dict[str, Any]], tolerance: float = 1e-6) -> list[dict[str, Any]]:
+    """Prediction against observation for every method of a Table 1.
+
+    Args:
+        table: rows with at least ``method`` (registry key), ``model`` (``"walled"`` rows are
+            used), ``dataset`` and ``mu_mean`` -- the rows of :mod:`helpers.evaluate`'s table.
+        tolerance: mu at or below it counts as "no leak" (the maps are float32).
+
+    Returns:
+        One row per (method, dataset): ``method``, ``display``, ``weights``, ``prediction``,
+        ``mu_mean``, ``observed`` (``"leaks"`` or ``"blind"``), ``agrees`` (bool; a ``"may leak"``
+        prediction agrees with either outcome).
+    """
+    from .cams import METHODS, get_method
+
+    out = []
+    for row in table:
+        if str(row.get("model", "walled")) != "walled":
+            continue
+        m = get_method(row["method"])
+        mu = float(row["mu_mean"])
+        observed = "leaks" if mu > tolerance else "blind"
+        agrees = m.prediction == "may leak" or m.prediction == observed
+        out.append({"method": m.key, "display": m.display, "dataset": row.get("dataset", ""),
+                    "weights": m.weights, "signal": m.signal, "prediction": m.prediction,
+                    "mu_mean": mu, "observed": observed, "agrees": bool(agrees)})
+    if not out:
+        raise ValueError("the table has no rows of the walled model; expected rows with "
+                         "model='walled', method and mu_mean (helpers.evaluate's Table 1).")
+    order = {k: i for i, k in enumerate(METHODS)}
+    return sorted(out, key=lambda r: (order.get(r["method"], 99), str(r["dataset"])))
+
+
+# =============================================================================================
+# 2. The wall at the convolutional level
+# =============================================================================================
+
+#: Methods whose map is a *centred* projection of the channels (principal directions after
+#: removing each channel's mean) or a kernel projection: an all-zero activation vector is sent
+#: to a constant, not to zero.
+_CONSTANT_BEHIND = {
+    "eigencam": "projection of the centred activations: a zero vector goes to -mean . v, a constant",
+    "eigengradcam": "projection of the centred products G*A: zero goes to a constant",
+    "segeigencam": "projection of the centred products |G|*A: zero goes to a constant",
+    "kpcacam": "kernel projection: k(0, a_i) is not zero (sigmoid kernel), so zero goes to a constant",
+}
+
+
+def conv_wall_prediction(method: str, placement: str) -> tuple[str, str]:
+    """What a method must show behind the wall when the wall zeroes the activations.
+
+    Args:
+        method: a registry key.
+        placement: ``"dense"`` (the paper's wall), ``"after"`` or ``"at"`` the CAM target layer.
+
+    Returns:
+        ``(prediction, reason)`` with ``prediction`` one of ``"as the dense wall"``,
+        ``"zero"`` (the 14x14 map is exactly zero on the hidden rows) and ``"constant"`` (a
+        constant on the hidden rows, which leaks when positive).
+    """
+    from .cams import get_method
+
+    m = get_method(method)
+    if placement not in ("dense", "after", "at"):
+        raise ValueError(f"placement must be 'dense', 'after' or 'at', got {placement!r}.")
+    if placement in ("dense", "after"):
+        return ("as the dense wall", "the target layer's activations and gradients are those of "
+                "the dense-walled model (same weights, same function)")
+    if m.signal == "all layers":
+        return ("as the dense wall", "FullGrad does not read the target layer; it reads the "
+                "input gradient and the bias gradients of every layer, which the wall's placement "
+                "does not change")
+    if m.key in _CONSTANT_BEHIND:
+        return ("constant", _CONSTANT_BEHIND[m.key])
+    return ("zero", "the map is a position-wise combination sum_k w_k(s) A^k(s) of the activations, "
+            "and A(s) = 0 behind the wall")
+
+
+def conv_wall_comparison(walled: RVGG, images: torch.Tensor, methods: Sequence[str],
+                         batch_size: int = 25, keep_maps: int = 1) -> dict[str, Any]:
+    """The paper's dense-walled rVGG and its two conv-walled twins (same weights) on the same
+    images: logits, and every method's maps.
+
+    Args:
+        walled: a trained dense-walled rVGG.
+        images: ``(N, 3, 224, 224)`` stacked images.
+        methods: registry keys.
+        batch_size, keep_maps: as in :func:`measure_methods`.
+
+    Returns:
+        ``{"logit_max_diff": {variant: float}, "rows": [...], "measured": {variant: {method: ...}},
+        "variants": [...]}``; each row has ``variant``, ``method``, ``mu_mean``, ``mu_std``,
+        ``zero_mean``, ``hidden_map_zero_share``, ``prediction``, ``reason``.
+    """
+    images = _check_images(images)
+    variants: dict[str, nn.Module] = {"dense": walled.eval(),
+                                      "after": conv_walled_from(walled, "after"),
+                                      "at": conv_walled_from(walled, "at")}
+    param = next(walled.parameters())
+    with torch.no_grad():
+        x = images[: min(len(images), 8)].to(param.device, param.dtype)
+        ref = walled(x)
+        diffs = {name: float((m(x) - ref).abs().max()) for name, m in variants.items()}
+    measured, rows = {}, []
+    for name, model in variants.items():
+        measured[name] = measure_methods(model, images, methods, batch_size=batch_size, keep_maps=keep_maps)
+        for row in _summary_rows(measured[name], variant=name):
+            row["prediction"], row["reason"] = conv_wall_prediction(row["method"], name)
+            rows.append(row)
+    return {"variants": list(variants), "logit_max_diff": diffs, "rows": rows, "measured": measured}
+
+
+# =============================================================================================
+# 3. Wall height
+# =============================================================================================
+
+@torch.no_grad()
+def target_features(model: RVGG, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """The CAM target layer's output ``(N, C, 14, 14)`` of an rVGG (``model.features``), eval mode."""
+    images = _check_images(images)
+    param = next(model.parameters())
+    was = model.training
+    model.eval()
+    out = []
+    try:
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(param.device, param.dtype).contiguous(memory_format=torch.channels_last)
+            out.append(model.features(x).float().cpu())
+    finally:
+        model.train(was)
+    return torch.cat(out).contiguous()
+
+
+def train_walled_head(baseline: RVGG, features: torch.Tensor, labels: torch.Tensor, wall_rows: int,
+                      epochs: int = 10, lr: float = 1e-3, batch_size: int = 64, seed: int = 0
+                      ) -> tuple[RVGG, dict[str, Any]]:
+    """An rVGG with the baseline's convolutional features (copied, frozen) and a classifier with
+    a wall of ``wall_rows`` hidden map rows, trained from scratch on cached features.
+
+    Args:
+        baseline: an rVGG whose ``features`` are reused (normally the unwalled baseline).
+        features: ``(N, C, 14, 14)`` target-layer outputs of ``baseline`` (:func:`target_features`).
+        labels: ``(N,)`` classes.
+        wall_rows: hidden map rows of the new classifier (0..14).
+        epochs, lr, batch_size, seed: Adam on the classifier only (dropout as in rVGG).
+
+    Returns:
+        ``(model, info)``: the model in eval mode on the CPU; ``info`` has ``train_accuracy``,
+        ``losses`` (per epoch) and ``seconds``.
+    """
+    if features.dim() != 4 or features.shape[2:] != (MAP_SIZE, MAP_SIZE):
+        raise ValueError(f"features must be (N, C, 14, 14), got {tuple(features.shape)}.")
+    if labels.shape != (features.shape[0],):
+        raise ValueError(f"labels must have shape ({features.shape[0]},), got {tuple(labels.shape)}.")
+    D.check_labels(labels, baseline.num_classes)
+    gen = seed_everything(seed)
+    model = rvgg(num_classes=baseline.num_classes, width=baseline.width, wall_rows=int(wall_rows),
+                 dropout=float(baseline.classifier[2].p))
+    model.features.load_state_dict(baseline.features.state_dict())
+    for p in model.features.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(model.classifier.parameters(), lr=lr)
+    flat = features.flatten(1)
+    n = len(flat)
+    t0 = time.perf_counter()
+    losses = []
+    model.classifier.train()
+    for _ in range(int(epochs)):
+        perm = torch.randperm(n, generator=gen)
+        total = 0.0
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            loss = F.cross_entropy(model.classifier(flat[idx]), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss) * len(idx)
+        losses.append(total / n)
+    model.eval()
+    with torch.no_grad():
+        acc = float((model.classifier(flat).argmax(1) == labels).float().mean())
+    return model, {"train_accuracy": acc, "losses": losses, "seconds": time.perf_counter() - t0}
+
+
+def _head_accuracy(model: RVGG, features: torch.Tensor, labels: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model.classifier(features.flatten(1)).argmax(1) == labels).float().mean())
+
+
+def wall_height_sweep(baseline: RVGG, stack_images: torch.Tensor, heights: Sequence[int],
+                      methods: Sequence[str], probe: tuple[torch.Tensor, torch.Tensor],
+                      position_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                      epochs: int = 10, batch_size: int = 25, seed: int = 0,
+                      show_progress: bool = True) -> dict[str, Any]:
+    """mu per method for several wall heights, every height with the same features.
+
+    Args:
+        baseline: a trained rVGG (its features are shared by every height).
+        stack_images: ``(N, 3, 224, 224)`` stacked images to explain.
+        heights: hidden map rows, e.g. ``(0, 3, 6, 9, 11, 13)``.
+        methods: registry keys.
+        probe: ``(features, labels)`` that train each height's classifier
+            (:func:`target_features` of ``baseline`` on synthetic images).
+        position_features: optional ``{group: (features, labels)}`` (``above``/``straddle``/
+            ``below``) to report each head's accuracy by object position.
+        epochs, batch_size, seed: head training and CAM batch size.
+
+    Returns:
+        ``{"rows": [...], "heights": [...], "geometry": [...], "models": {height: model}}``. Each
+        geometry row: ``wall_rows``, ``unseen_rows`` (count), ``first_unseen_row``,
+        ``unseen_share``, ``hirescam_zero_rows`` (image rows an element-wise method must leave at
+        zero after bilinear upsampling), accuracies. Each result row: ``wall_rows``,
+        ``unseen_share``, ``method``, ``mu_mean``, ``mu_std``, ``zero_mean``, ``uniform_mu``
+        (mu of a constant map, ``sqrt(share)``).
+    """
+    from . import wall
+
+    stack_images = _check_images(stack_images, "stack_images")
+    feats, labels = probe
+    rows, geometry, models = [], [], {}
+    bar = progress(list(heights), desc="wall heights", leave=False, disable=not show_progress)
+    for k in bar:
+        model, info = train_walled_head(baseline, feats, labels, int(k), epochs=epochs, seed=seed)
+        models[int(k)] = model
+        unseen = wall.unseen_rows(model)
+        share = wall.unseen_share(unseen)
+        zero_rows = wall.upsampled_zero_rows(range(MAP_SIZE - int(k), MAP_SIZE)) if k else np.array([], int)
+        geo = {"wall_rows": int(k), "unseen_rows": int(len(unseen)),
+               "first_unseen_row": int(unseen[0]) if len(unseen) else IMAGE_SIZE,
+               "unseen_share": share, "hirescam_zero_rows": int(len(zero_rows)),
+               "hirescam_zero_share": len(zero_rows) / IMAGE_SIZE,
+               "train_accuracy": info["train_accuracy"]}
+        if position_features:
+            for group, (f, y) in position_features.items():
+                geo[f"accuracy_{group}"] = _head_accuracy(model, f, y)
+        geometry.append(geo)
+        measured = measure_methods(model, stack_images, methods, rows=unseen, batch_size=batch_size)
+        for row in _summary_rows(measured, wall_rows=int(k), unseen_share=share):
+            row["uniform_mu"] = math.sqrt(share)
+            rows.append(row)
+    return {"rows": rows, "geometry": geometry, "heights": [int(k) for k in heights], "models": models}
+
+
+# =============================================================================================
+# 4. A ResNet with a wall
+# =============================================================================================
+
+RESNET_VERSION = 1
+
+
+def resnet_training_config(profile: str | Profile | None = None, wall_rows: int | None = None,
+                           **overrides: Any) -> dict[str, Any]:
+    """The configuration of the ResNet of question 4 (a JSON-serialisable dict; its hash keys
+    the checkpoint cache).
+
+    Args:
+        profile: profile name or object.
+        wall_rows: hidden map rows (default :attr:`BeyondSettings.resnet_wall_rows`).
+        **overrides: ``width``, ``train_images``, ``epochs``, ``batch_size``, ``lr``, ``seed``.
+    """
+    prof = get_profile(profile)
+    s = beyond_settings(prof)
+    cfg = {"arch": "walled_resnet", "profile": prof.name, "width": float(s.resnet_width),
+           "wall_rows": int(s.resnet_wall_rows if wall_rows is None else wall_rows),
+           "num_classes": int(prof.data.num_classes), "train_images": int(s.resnet_train_images),
+           "epochs": int(s.resnet_epochs), "batch_size": int(s.resnet_batch), "lr": float(s.resnet_lr),
+           "weight_decay": 5e-4, "seed": 0, "data_version": D.DATA_VERSION, "version": RESNET_VERSION}
+    unknown = set(overrides) - {"width", "train_images", "epochs", "batch_size", "lr", "seed", "weight_decay"}
+    if unknown:
+        raise ValueError(f"unknown ResNet override(s) {sorted(unknown)}; valid: width, train_images, "
+                         "epochs, batch_size, lr, seed, weight_decay.")
+    cfg.update({k: type(cfg[k])(v) for k, v in overrides.items()})
+    if prof.data.source != "synthetic":
+        raise NotImplementedError(
+            "the ResNet of question 4 trains on the synthetic world only for now; with real data "
+            "use helpers.train once it accepts other architectures (see the chapter).")
+    return cfg
+
+
+def _resnet_training_data(cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    b = D.synthetic_batch(int(cfg["train_images"]), D._mix_seed(int(cfg["seed"]), 4242),
+                          num_classes=int(cfg["num_classes"]))
+    return b.images, b.labels
+
+
+def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | None = None,
+                         device: str | torch.device | None = None, show_progress: bool = True,
+                         **overrides: Any) -> tuple[WalledResNet, dict[str, Any]]:
+    """The trained :class:`~helpers.variants.WalledResNet` of a profile, from the checkpoint cache
+    or trained now (a fixed set of synthetic images, horizontal flips, AdamW with a one-cycle
+    schedule). Checkpoints are ``<cache>/checkpoints/<profile>/resnet-w<rows>-<key>.pt`` and are
+    read with :func:`helpers.train.load_checkpoint` (a checkpoint of another configuration is
+    refused).
+
+    Returns:
+        ``(model, info)``: eval mode; ``info`` has ``config``, ``checkpoint``, ``history`` (loss
+        per epoch), ``train_seconds``, ``from_cache``.
+    """
+    from .train import config_key, load_checkpoint
+
+    cfg = resnet_training_config(profile, wall_rows, **overrides)
+    path = cache_dir("checkpoints", cfg["profile"]) / f"resnet-w{cfg['wall_rows']}-{config_key(cfg)}.pt"
+    dev = get_device(device)
+    model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"])
+    if path.is_file():
+        ckpt = load_checkpoint(path, cfg)
+        model.load_state_dict(ckpt["model"])
+        return model.to(dev).eval(), {"config": cfg, "checkpoint": str(path), "history": ckpt["history"],
+                                      "train_seconds": float(ckpt["train_seconds"]), "from_cache": True}
+    gen = seed_everything(int(cfg["seed"]))
+    model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"]).to(dev)
+    t0 = time.perf_counter()
+    images, labels = _resnet_training_data(cfg)
+    n, bs = len(images), int(cfg["batch_size"])
+    steps_per_epoch = n // bs
+    if steps_per_epoch < 1:
+        raise ValueError(f"train_images={n} is smaller than one batch ({bs}).")
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps_per_epoch * cfg["epochs"],
+                                                pct_start=0.2)
+    model.train()
+    history = []
+    bar = progress(total=steps_per_epoch * cfg["epochs"], desc="training the walled ResNet", leave=False,
+                   disable=not show_progress)
+    for epoch in range(int(cfg["epochs"])):
+        perm = torch.randperm(n, generator=gen)
+        total, correct = 0.0, 0
+        for i in range(steps_per_epoch):
+            idx = perm[i * bs:(i + 1) * bs]
+            x, y = images[idx].to(dev), labels[idx].to(dev)
+            if epoch % 2 == 1:
+                x = x.flip(3)
+            out = model(x.contiguous(memory_format=torch.channels_last))
+            loss = F.cross_entropy(out, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+            correct += int((out.argmax(1) == y).sum())
+            bar.update(1)
+        history.append({"epoch": epoch + 1, "train_loss": total / (steps_per_epoch * bs),
+                        "train_acc": correct / (steps_per_epoch * bs)})
+    bar.close()
+    model.eval()
+    seconds = time.perf_counter() - t0
+    ckpt = {"config": cfg, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "history": history, "train_seconds": seconds, "complete": True}
+    tmp = path.with_suffix(".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+    return model, {"config": cfg, "checkpoint": str(path), "history": history, "train_seconds": seconds,
+                   "from_cache": False}
+
+
+def gap_gradcam_identity(model: WalledResNet, images: torch.Tensor, targets: Any = None) -> dict[str, float]:
+    """Check that, for a walled-average-pool head, GradCAM and HiResCAM are the *class activation
+    map* of Zhou et al. (``CAM_c(s) = sum_k w_ck A^k(s)``), GradCAM over the whole map and HiResCAM
+    over the visible rows only.
+
+    With ``y_c = sum_k w_ck mean_{s in V} A^k(s) + b_c`` (``V`` the visible positions), the
+    gradient is ``G^k(s) = w_ck / |V|`` on ``V`` and 0 elsewhere, so GradCAM's weight is
+    ``alpha_k = w_ck / 196`` and GradCAM ``= ReLU(CAM_c) / 196`` on *every* position, while
+    HiResCAM ``= ReLU(CAM_c) / |V|`` on ``V`` and 0 behind the wall.
+
+    Returns:
+        ``{"gradcam_max_abs_diff", "hirescam_max_abs_diff", "scale"}``: the largest differences
+        between the library's 14x14 maps (:func:`helpers.cams.compute_cams`, ``low``) and the
+        formulas, and the largest map value (for scale).
+    """
+    from . import cams
+
+    if not isinstance(model, WalledResNet):
+        raise TypeError(f"expected a WalledResNet, got {type(model).__name__}.")
+    images = _check_images(images)
+    res = cams.compute_cams(model, images, ["gradcam", "hirescam"], targets)
+    tg = torch.as_tensor(res["gradcam"].targets)
+    param = next(model.parameters())
+    with torch.no_grad():
+        a = model.features(images.to(param.device, param.dtype)).float().cpu()
+    w = model.fc.weight.detach().float().cpu()[tg]  # (N, C)
+    cam = torch.einsum("nk,nkhw->nhw", w, a).clamp(min=0).numpy()
+    n_visible = len(model.visible_map_rows()) * MAP_SIZE
+    grad_formula = cam / (MAP_SIZE * MAP_SIZE)
+    hires_formula = cam / n_visible
+    hires_formula[:, len(model.visible_map_rows()):, :] = 0.0
+    return {"gradcam_max_abs_diff": float(np.abs(res["gradcam"].low - grad_formula).max()),
+            "hirescam_max_abs_diff": float(np.abs(res["hirescam"].low - hires_formula).max()),
+            "scale": float(max(np.abs(grad_formula).max(), np.abs(hires_formula).max()))}
+
+
+def resnet_report(model: WalledResNet, images: torch.Tensor, methods: Sequence[str], batch_size: int = 25,
+                  keep_maps: int = 1, n_gradient_inputs: int = 4) -> dict[str, Any]:
+    """The walled ResNet: its unseen rows three ways, and mu per method.
+
+    Returns:
+        ``{"unseen_rows": array, "unseen_rows_by_gradient": array, "perturbation": dict,
+        "rows": [...], "measured": {...}, "identity": gap_gradcam_identity(...)}``.
+    """
+    from . import wall
+
+    images = _check_images(images)
+    unseen = wall.unseen_rows(model)
+    by_grad = wall.unseen_rows_by_gradient(model, n_inputs=n_gradient_inputs)
+    pert = wall.perturbation_check(model, images[: min(8, len(images))], rows=unseen)
+    measured = measure_methods(model, images, methods, rows=unseen, batch_size=batch_size, keep_maps=keep_maps)
+    return {"unseen_rows": unseen, "unseen_rows_by_gradient": by_grad, "perturbation": pert,
+            "rows": _summary_rows(measured), "measured": measured,
+            "identity": gap_gradcam_identity(model, images[: min(8, len(images))])}
+
+
+# =============================================================================================
+# 5. Theory with more than one dense layer
+# =============================================================================================
+
+_T_IN, _T_MAP, _T_POOL = 29, 28, 14
+
+
+def twin_digit_image(digit: torch.Tensor) -> torch.Tensor:
+    """A 29x29 image with the same digit, squashed to 14 rows, above and below the theory
+    model's wall: row 0 and the right column are zero (the padding of the theory chapter),
+    rows 1..14 and rows 15..28 hold the same 14x28 picture (its last row set to zero).
+
+    Every 2x2 patch under map position ``(r, c)`` (``r`` in 0..13, in front of the wall) is then
+    identical to the patch under ``(r + 14, c)`` (behind it).
+
+    Args:
+        digit: ``(28, 28)``, ``(1, 28, 28)``, ``(29, 29)`` or ``(1, 1, 29, 29)``; a 29x29 image is
+            taken as a padded 28x28 digit (rows 1..28, columns 0..27).
+
+    Returns:
+        ``(1, 1, 29, 29)`` float32.
+    """
+    t = torch.as_tensor(digit, dtype=torch.float32)
+    if tuple(t.shape[-2:]) == (_T_IN, _T_IN):
+        t = t.reshape(_T_IN, _T_IN)[1:, :_T_MAP]
+    elif tuple(t.shape[-2:]) == (_T_MAP, _T_MAP):
+        t = t.reshape(_T_MAP, _T_MAP)
+    else:
+        raise ValueError(f"expected a 28x28 digit or a 29x29 padded one, got shape {tuple(t.shape)}.")
+    half = F.interpolate(t[None, None], size=(_T_POOL, _T_MAP), mode="bilinear", align_corners=False,
+                         antialias=True)[0, 0]
+    half[-1] = 0.0
+    out = torch.zeros(_T_IN, _T_IN)
+    out[1:1 + _T_POOL, :_T_MAP] = half
+    out[1 + _T_POOL:, :_T_MAP] = half
+    return out.view(1, 1, _T_IN, _T_IN)
+
+
+def _patches(image: torch.Tensor) -> torch.Tensor:
+    """``(784, 4)`` 2x2 patches of a ``(1, 1, 29, 29)`` image, in the order of ``Conv2d``'s
+    weight ``(V, 1, 2, 2)`` flattened."""
+    return F.unfold(image.float(), kernel_size=2).squeeze(0).T.contiguous()
+
+
+def deep_gradcam_reduced(conv_w: torch.Tensor, patches: torch.Tensor, Q: torch.Tensor, h1: torch.Tensor,
+                         layers: Sequence[torch.Tensor], target: str | int = "top"
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw GradCAM of a batch of deep theory models from the few numbers it depends on.
+
+    The model: ``A = ReLU(conv(x))`` (``V`` 2x2 filters, 28x28 maps, the target layer) -> 2x2
+    max-pool -> first dense layer ``W_1`` (masked behind the wall) -> ``ReLU`` -> ``W_2`` ->
+    ... -> ``W_L`` (logits). Since every 2x2 pooling window routes its gradient to exactly one
+    position, GradCAM's channel weight is ``alpha_v = (1/784) sum_{visible windows t}
+    dy/dP_v(t) = (1/784) (Q^T delta_1)_v`` with ``Q = W_1 M`` (``M`` sums each channel's visible
+    windows) and ``delta_1 = dy/dh_1``; and ``h_1 = W_1 p`` (``p`` the visible pooled features).
+    So GradCAM needs ``W_1`` only through ``Q`` and ``h_1``.
+
+    Args:
+        conv_w: ``(B, V, 4)`` filters of ``B`` models.
+        patches: ``(784, 4)`` (:func:`_patches`).
+        Q: ``(B, H_1, V)``; h1: ``(B, H_1)``: ``W_1 M`` and ``W_1 p``.
+        layers: ``[W_2, ..., W_L]``, each ``(B, H_out, H_in)`` (empty for ``L = 1``).
+        target: ``"top"`` (each model's top class) or a class index.
+
+    Returns:
+        ``(cam, classes)``: ``(B, 784)`` raw GradCAM (ReLU, no scaling) and ``(B,)`` the classes.
+    """
+    acts = torch.relu(torch.einsum("bvk,sk->bvs", conv_w, patches))  # (B, V, 784)
+    pre = [h1]
+    a = h1
+    for W in layers:
+        a = torch.relu(a)
+        a = torch.einsum("boi,bi->bo", W, a)
+        pre.append(a)
+    logits = pre[-1]
+    if target == "top":
+        classes = logits.argmax(dim=1)
+    else:
+        classes = torch.full((logits.shape[0],), int(target), dtype=torch.long)
+    delta = F.one_hot(classes, logits.shape[1]).to(logits.dtype)
+    for W, h_prev in zip(reversed(layers), reversed(pre[:-1])):
+        delta = torch.einsum("boi,bo->bi", W, delta) * (h_prev > 0).to(delta.dtype)
+    alpha = torch.einsum("bjv,bj->bv", Q, delta) / (_T_MAP * _T_MAP)
+    cam = torch.relu(torch.einsum("bv,bvs->bs", alpha, acts))
+    return cam, classes
+
+
+def deep_gradcam_monte_carlo(image: torch.Tensor, depth: int, target: str | int = 0, filters: int = 256,
+                             hidden: int = 256, num_classes: int = 10, hidden_rows: int = 7,
+                             n_models: int = 2000, seed: int = 0, batch: int = 25,
+                             show_progress: bool = True) -> dict[str, Any]:
+    """Monte Carlo of the raw GradCAM of the theory model with ``depth`` dense layers at
+    Gaussian initialization (every weight ``N(0, 1)``), on one 29x29 image.
+
+    ``depth = 1`` is the paper's model (one dense layer ``V*196 -> classes``); ``depth = L``
+    adds ``L - 1`` hidden layers of ``hidden`` ReLU units. The wall is in the first dense
+    layer (the lower ``hidden_rows`` of the 14 pooled rows).
+
+    Exact sampling without the big first layer: each row ``w_j`` of ``W_1`` (restricted to the
+    visible inputs) is ``N(0, I)``, so ``(Q_j, h_{1,j}) = (w_j M, w_j . p)`` is Gaussian with
+    ``Q_j ~ N(0, n I_V)`` (``n`` = visible windows per channel) and ``h_{1,j} | Q_j ~ N(Q_j . m / n,
+    |p|^2 - |m|^2 / n)`` (``m_v`` = channel ``v``'s sum of visible pooled features). The tests
+    compare :func:`deep_gradcam_reduced` with autograd on explicit models.
+
+    Args:
+        image: ``(1, 1, 29, 29)`` (or ``(29, 29)``).
+        depth: number of dense layers ``L >= 1``.
+        target: ``"top"`` or a class index (the fixed class).
+        filters, hidden, num_classes, hidden_rows: the model.
+        n_models, seed, batch: Monte Carlo size, seed, models per vectorized batch.
+
+    Returns:
+        ``{"mean", "sem", "positive" (P[GradCAM(s) > 0]), "ratio" (mean / patch norm, NaN where
+        the patch is zero)}`` as ``(28, 28)`` arrays, and ``"half_max_abs_diff"`` (largest
+        ``|GradCAM(r, c) - GradCAM(r + 14, c)|`` over all models: 0 for a
+        :func:`twin_digit_image`), ``depth``, ``target``, ``n_models``, ``seconds``.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ValueError(f"depth must be an integer >= 1 (number of dense layers), got {depth!r}.")
+    if target != "top" and not (isinstance(target, (int, np.integer)) and 0 <= target < num_classes):
+        raise ValueError(f"target must be 'top' or a class index in 0..{num_classes - 1}, got {target!r}.")
+    if not 0 <= hidden_rows < _T_POOL:
+        raise ValueError(f"hidden_rows must be in 0..{_T_POOL - 1}, got {hidden_rows}.")
+    if n_models < 2:
+        raise ValueError(f"n_models must be >= 2, got {n_models}.")
+    x = torch.as_tensor(image, dtype=torch.float32).reshape(1, 1, _T_IN, _T_IN)
+    patches = _patches(x)
+    pnorm = patches.norm(dim=1).view(_T_MAP, _T_MAP).double()
+    gen = torch.Generator().manual_seed(int(seed))
+    n_vis = (_T_POOL - hidden_rows) * _T_POOL
+    h1_width = num_classes if depth == 1 else hidden
+    widths = [h1_width] + [hidden] * (depth - 2) + ([num_classes] if depth > 1 else [])
+    total = torch.zeros(_T_MAP * _T_MAP, dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    positive = torch.zeros_like(total)
+    half_diff = 0.0
+    done = 0
+    t0 = time.perf_counter()
+    bar = progress(total=n_models, desc=f"deep GradCAM Monte Carlo, L={depth}", leave=False,
+                   disable=not show_progress)
+    while done < n_models:
+        b = min(batch, n_models - done)
+        conv_w = torch.randn(b, filters, 4, generator=gen)
+        acts = torch.relu(torch.einsum("bvk,sk->bvs", conv_w, patches)).view(b * filters, 1, _T_MAP, _T_MAP)
+        pooled = F.max_pool2d(acts, 2).view(b, filters, _T_POOL, _T_POOL)
+        vis = pooled[:, :, : _T_POOL - hidden_rows, :].reshape(b, filters, -1)
+        m = vis.sum(dim=2)  # (b, V)
+        pp = (vis**2).sum(dim=(1, 2))  # (b,)
+        Q = torch.randn(b, h1_width, filters, generator=gen) * math.sqrt(n_vis)
+        resid = torch.clamp(pp - (m**2).sum(dim=1) / n_vis, min=0.0).sqrt()
+        h1 = torch.einsum("bjv,bv->bj", Q, m) / n_vis + resid[:, None] * torch.randn(b, h1_width, generator=gen)
+        layers = [torch.randn(b, widths[i + 1], widths[i], generator=gen) for i in range(depth - 1)]
+        cam, _ = deep_gradcam_reduced(conv_w, patches, Q, h1, layers, target)
+        cam = cam.double()
+        total += cam.sum(0)
+        total_sq += (cam**2).sum(0)
+        positive += (cam > 0).double().sum(0)
+        grid = cam.view(b, _T_MAP, _T_MAP)
+        half_diff = max(half_diff, float((grid[:, :_T_POOL] - grid[:, _T_POOL:]).abs().max()))
+        done += b
+        bar.update(b)
+    bar.close()
+    mean = (total / n_models).view(_T_MAP, _T_MAP)
+    var = torch.clamp(total_sq.view(_T_MAP, _T_MAP) - n_models * mean**2, min=0.0) / (n_models - 1)
+    ratio = torch.where(pnorm > 0, mean / pnorm.clamp(min=1e-30), torch.full_like(mean, float("nan")))
+    return {"mean": mean.numpy(), "sem": (var / n_models).sqrt().numpy(),
+            "positive": (positive / n_models).view(_T_MAP, _T_MAP).numpy(), "ratio": ratio.numpy(),
+            "patch_norm": pnorm.numpy(), "half_max_abs_diff": half_diff, "depth": int(depth),
+            "target": target, "n_models": int(n_models), "filters": int(filters), "hidden": int(hidden),
+            "seconds": time.perf_counter() - t0}
+
+
+# =============================================================================================
+# 6. Conflicting stacks
+# =============================================================================================
+
+def conflict_report(models: dict[str, nn.Module], stack: "D.StackSet", methods: Sequence[str],
+                    batch_size: int = 25, keep_maps: int = 2) -> dict[str, Any]:
+    """Each model's prediction and each method's share of the map on the bottom image of
+    conflicting stacks (class A above the wall, class B below it).
+
+    Args:
+        models: e.g. ``{"walled": walled, "baseline": baseline}``.
+        stack: a :class:`helpers.data.StackSet` (``stack_mix(variant="conflict")``); the bottom
+            image fills rows 170..223, the walled model's unseen rows.
+        methods: registry keys.
+
+    Returns:
+        ``{"predictions": {model: {"top": share predicting A, "bottom": share predicting B}},
+        "rows": [...], "measured": {model: {...}}}``; rows have ``model``, ``method``,
+        ``mu_mean`` (share of the map's L2 norm on B, over the images whose prediction is A),
+        ``peak_on_bottom`` (share of those images whose map peaks on B), ``n``.
+    """
+    from .cams import METHODS
+    from .metrics import PAPER_UNSEEN_ROWS
+
+    images = _check_images(stack.images, "stack.images")
+    first_bottom = int(PAPER_UNSEEN_ROWS[0])
+    out: dict[str, Any] = {"predictions": {}, "rows": [], "measured": {}}
+    for name, model in models.items():
+        measured = measure_methods(model, images, methods, rows=PAPER_UNSEEN_ROWS, batch_size=batch_size,
+                                   keep_maps=keep_maps)
+        pred = next(iter(measured.values()))["targets"]
+        top = np.asarray(stack.labels) == pred
+        bottom = np.asarray(stack.bottom_labels) == pred
+        out["predictions"][name] = {"top": float(top.mean()), "bottom": float(bottom.mean()),
+                                    "predicted": pred}
+        out["measured"][name] = measured
+        for key, m in measured.items():
+            sel = top if top.any() else np.ones_like(top)
+            out["rows"].append({"model": name, "method": key, "display": METHODS[key].display,
+                                "mu_mean": float(m["mu"][sel].mean()), "mu_std": float(m["mu"][sel].std()),
+                                "peak_on_bottom": float((m["peak_row"][sel] >= first_bottom).mean()),
+                                "n": int(sel.sum())})
+    return out
+
+
+# =============================================================================================
+# 7. A wall-aware HiResCAM
+# =============================================================================================
+
+def bilinear_matrix(map_size: int = MAP_SIZE, image_size: int = IMAGE_SIZE, last_row: int | None = None,
+                    last_seen: int | None = None) -> np.ndarray:
+    """``(image_size, map_size)`` matrix ``B`` of bilinear upsampling along one axis
+    (half-pixel centres, border replicated: ``cv2.resize``'s ``INTER_LINEAR``), so that the
+    upsampled map is ``B L B^T``.
+
+    Wall-aware version: with ``last_row`` (the last map row the head reads) and ``last_seen``
+    (the last image row the network sees), output rows ``y <= last_seen`` interpolate among map
+    rows ``0..last_row`` only (beyond the last visible centre the last visible row is repeated,
+    as at an image border) and rows ``y > last_seen`` are exactly zero.
+    """
+    if map_size < 1 or image_size < 1:
+        raise ValueError(f"map_size and image_size must be positive, got {map_size}, {image_size}.")
+    top = map_size - 1 if last_row is None else int(last_row)
+    if not 0 <= top < map_size:
+        raise ValueError(f"last_row must be in 0..{map_size - 1}, got {last_row}.")
+    seen = image_size - 1 if last_seen is None else int(last_seen)
+    B = np.zeros((image_size, map_size))
+    scale = map_size / image_size
+    for y in range(min(seen, image_size - 1) + 1):
+        src = min(max((y + 0.5) * scale - 0.5, 0.0), float(top))
+        lo = int(math.floor(src))
+        hi = min(lo + 1, top)
+        frac = src - lo
+        B[y, lo] += 1.0 - frac
+        B[y, hi] += frac
+    return B
+
+
+def erf_kernels(model: nn.Module, images: torch.Tensor, image_size: int = IMAGE_SIZE
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The *effective receptive field* :cite:p:`luo2016erf` of each row and each column of the
+    CAM target map, measured by gradients.
+
+    Row ``r``'s profile is ``K_rows[r, y] = mean over images of sum_{channels, columns}
+    |d S_r / d x(y, .)|`` with ``S_r`` the sum over channels of the target activations at
+    ``(r, 7)`` (the middle column); columns likewise at ``(7, c)``. Each profile is normalized
+    to sum to 1 and is *exactly* zero outside the receptive field (a gradient is).
+
+    Args:
+        model: a model with ``target_layer`` (rVGG, its variants, :class:`WalledResNet`).
+        images: a few ``(N, 3, 224, 224)`` images.
+
+    Returns:
+        ``(K_rows, K_cols)``, each ``(14, image_size)`` float64.
+    """
+    images = _check_images(images)
+    param = next(model.parameters())
+    store: dict[str, torch.Tensor] = {}
+    handle = model.target_layer.register_forward_hook(lambda _m, _i, o: store.__setitem__("a", o))
+    was = model.training
+    model.eval()
+    k_rows = np.zeros((MAP_SIZE, image_size))
+    k_cols = np.zeros((MAP_SIZE, image_size))
+    mid = MAP_SIZE // 2
+    try:
+        x = images.to(param.device, param.dtype).clone().requires_grad_(True)
+        with torch.enable_grad():
+            model(x)
+            a = store["a"]
+            if a.shape[-2:] != (MAP_SIZE, MAP_SIZE):
+                raise ValueError(f"the target layer's map is {tuple(a.shape[-2:])}, expected 14x14.")
+            for r in range(MAP_SIZE):
+                for which, out in (("row", k_rows), ("col", k_cols)):
+                    unit = a[:, :, r, mid] if which == "row" else a[:, :, mid, r]
+                    (g,) = torch.autograd.grad(unit.sum(), x, retain_graph=True)
+                    g = g.abs().sum(dim=1).double()  # (N, H, W)
+                    prof = (g.sum(dim=2) if which == "row" else g.sum(dim=1)).mean(0)
+                    out[r] = prof.cpu().numpy()
+    finally:
+        handle.remove()
+        model.train(was)
+    for k in (k_rows, k_cols):
+        sums = k.sum(axis=1, keepdims=True)
+        np.divide(k, sums, out=k, where=sums > 0)
+    return k_rows, k_cols
+
+
+def wall_aware_upsample(low: np.ndarray, how: str, model: nn.Module | None = None,
+                        kernels: tuple[np.ndarray, np.ndarray] | None = None,
+                        image_size: int = IMAGE_SIZE) -> np.ndarray:
+    """Upsample 14x14 maps to the image, three ways.
+
+    * ``"bilinear"`` -- what pytorch-grad-cam does (``cv2.resize``); with the walled model an
+      element-wise method is zero from image row 88 on (60.7% of the image).
+    * ``"clamped"`` -- bilinear among the map rows the head reads; from the last visible row's
+      centre down to the last *seen* image row the last visible row is repeated; the unseen
+      rows are exactly zero. Needs ``model`` (for its visible map rows and unseen rows).
+    * ``"erf"`` -- every map unit spreads its value over its receptive field with the measured
+      effective-receptive-field profile (``kernels`` from :func:`erf_kernels`), normalized by the
+      total weight at each pixel: ``U = (K_r^T L K_c) / (K_r^T 1)(1^T K_c)``. A row no visible
+      unit covers is exactly zero when the hidden map rows are.
+
+    Args:
+        low: ``(N, 14, 14)`` maps (ReLU'd, unscaled).
+        how: ``"bilinear"``, ``"clamped"`` or ``"erf"``.
+
+    Returns:
+        ``(N, image_size, image_size)`` float64 maps, unscaled (divide by the maximum to scale:
+        the minimum is 0).
+    """
+    from . import wall
+
+    arr = np.asarray(low, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[1:] != (MAP_SIZE, MAP_SIZE):
+        raise ValueError(f"low must be (N, 14, 14) maps, got shape {arr.shape}.")
+    if how == "bilinear":
+        B = bilinear_matrix(MAP_SIZE, image_size)
+        return np.einsum("yr,nrc,xc->nyx", B, arr, B)
+    if how == "clamped":
+        if model is None:
+            raise ValueError("how='clamped' needs the model (its visible map rows and unseen rows).")
+        visible = np.asarray(wall.visible_map_rows(model))
+        unseen = np.asarray(wall.unseen_rows(model, image_size))
+        last_seen = int(unseen[0]) - 1 if len(unseen) else image_size - 1
+        Br = bilinear_matrix(MAP_SIZE, image_size, last_row=int(visible.max()), last_seen=last_seen)
+        Bc = bilinear_matrix(MAP_SIZE, image_size)
+        return np.einsum("yr,nrc,xc->nyx", Br, arr, Bc)
+    if how == "erf":
+        if kernels is None:
+            raise ValueError("how='erf' needs kernels=(K_rows, K_cols) from erf_kernels(model, images).")
+        kr, kc = (np.asarray(k, dtype=np.float64) for k in kernels)
+        if kr.shape != (MAP_SIZE, image_size) or kc.shape != (MAP_SIZE, image_size):
+            raise ValueError(f"kernels must be two (14, {image_size}) arrays, got {kr.shape}, {kc.shape}.")
+        num = np.einsum("ry,nrc,cx->nyx", kr, arr, kc)
+        den = np.outer(kr.sum(axis=0), kc.sum(axis=0))
+        return np.divide(num, den[None], out=np.zeros_like(num), where=den[None] > 0)
+    raise ValueError(f"how must be 'bilinear', 'clamped' or 'erf', got {how!r}.")
+
+
+def energy_in_boxes(maps: np.ndarray, boxes: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The share of each map's mass (sum of its values) inside a box: the *energy-based pointing
+    game* of Score-CAM :cite:p:`wang2020scorecam`. Maps ``(N, H, W)`` (non-negative), boxes
+    ``(N, 4)`` as ``(top, bottom, left, right)`` pixels (bottom/right exclusive). An all-zero
+    map scores 0. Returns ``(N,)``."""
+    arr = np.asarray(maps, dtype=np.float64)
+    b = np.asarray(boxes, dtype=np.int64)
+    if arr.ndim != 3 or b.shape != (arr.shape[0], 4):
+        raise ValueError(f"expected maps (N, H, W) and boxes (N, 4), got {arr.shape} and {b.shape}.")
+    if (arr < 0).any():
+        raise ValueError("maps must be non-negative (ReLU'd saliency maps).")
+    out = np.zeros(len(arr))
+    for i, (t, bt, lf, rt) in enumerate(b):
+        total = arr[i].sum()
+        if total > 0:
+            out[i] = arr[i, t:bt, lf:rt].sum() / total
+    return out
+
+
+def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.ndarray | None = None,
+                           erf_images: int = 4, method: str = "hirescam") -> dict[str, Any]:
+    """HiResCAM upsampled three ways (:func:`wall_aware_upsample`) on a walled model: the zero
+    region, the support in the seen rows, mu, and (with ``boxes``) the energy in the objects.
+
+    Args:
+        model: a walled model (rVGG or a variant).
+        images: ``(N, 3, 224, 224)``.
+        boxes: optional ``(N, 4)`` object boxes ``(top, bottom, left, right)``.
+        erf_images: images used to measure the effective receptive fields.
+        method: the element-wise method to repair (``"hirescam"``; ``"layercam"`` works too).
+
+    Returns:
+        ``{"rows": [...one per upsampling...], "maps": {how: (N, 224, 224) scaled},
+        "kernels": (K_rows, K_cols), "coverage": (14, 224) bool, "unseen_rows": array,
+        "seconds": {how: float}, "low": (N, 14, 14)}``. Each row: ``how``, ``zero_rows_share``
+        (rows exactly zero all along, mean), ``first_zero_row`` (mean), ``seen_rows_supported``
+        (share of seen rows where the map is not zero), ``seen_rows_visible`` (share of seen rows
+        whose maximum is at least 1% of the map's), ``mu_mean``, and ``energy_in_box`` (mean).
+    """
+    from . import cams, metrics, wall
+
+    images = _check_images(images)
+    unseen = wall.unseen_rows(model)
+    seen = np.setdiff1d(np.arange(IMAGE_SIZE), unseen)
+    low = cams.compute_cams(model, images, [method])[method].low.astype(np.float64)
+    t0 = time.perf_counter()
+    kernels = erf_kernels(model, images[:erf_images])
+    erf_seconds = time.perf_counter() - t0
+    out: dict[str, Any] = {"rows": [], "maps": {}, "kernels": kernels, "unseen_rows": unseen,
+                           "coverage": map_row_coverage(model) if isinstance(model, (RVGG, WalledResNet)) else None,
+                           "seconds": {}, "low": low}
+    for how in ("bilinear", "clamped", "erf"):
+        t0 = time.perf_counter()
+        up = wall_aware_upsample(low, how, model=model, kernels=kernels)
+        out["seconds"][how] = time.perf_counter() - t0 + (erf_seconds if how == "erf" else 0.0)
+        peak = up.reshape(len(up), -1).max(axis=1)
+        scaled = np.divide(up, peak[:, None, None], out=np.zeros_like(up), where=peak[:, None, None] > 0)
+        out["maps"][how] = scaled
+        row_max = scaled.max(axis=2)  # (N, H)
+        row = {"how": how,
+               "zero_rows_share": float(np.mean(metrics.zero_row_fraction(scaled))),
+               "first_zero_row": float(np.mean(metrics.first_zero_row(scaled))),
+               "seen_rows_supported": float(np.mean(row_max[:, seen] > 0)),
+               "seen_rows_visible": float(np.mean(row_max[:, seen] >= 0.01)),
+               "mu_mean": float(np.mean(metrics.dead_zone_share(scaled, rows=unseen))),
+               "unseen_share": len(unseen) / IMAGE_SIZE}
+        if boxes is not None:
+            row["energy_in_box"] = float(np.mean(energy_in_boxes(scaled, boxes)))
+        out["rows"].append(row)
+    return out

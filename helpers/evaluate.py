@@ -1,0 +1,701 @@
+"""Table 1 and friends: every CAM method x stack set x model, measured against the wall.
+
+For each model (the walled rVGG and its baseline), each stack set (STACK-MIX and STACK-GEN,
+or its stand-in) and each method of :data:`helpers.cams.METHODS`, on the maps as
+pytorch-grad-cam returns them, explaining each image's top class (as the paper):
+
+* mu (:func:`helpers.metrics.dead_zone_share`, on the walled model's unseen rows 170..223 for
+  *both* models, so that they can be compared): mean, std, min, max over the images, and the
+  share of images where it is exactly 0;
+* the fraction of the map that is exactly zero, and of its rows that are zero all along;
+* how often the map was zero everywhere (its mu then counts as 0);
+* the time the method took (its own computation plus the shared forward pass it needs).
+
+The command ``python -m helpers.evaluate`` writes ``table1.csv``, ``table1.json`` (the rows,
+per-image values, settings, provenance) and ``maps.npz`` (the first ``grid_images`` 14x14
+maps of each cell, for the chapters' grids) to :func:`helpers.config.results_dir`.
+:func:`table1` (the table) and :func:`evaluation` (everything) load them when they are there
+and were made by the same configuration, and compute (and write) them otherwise.
+
+Where the models and stack sets come from (``source``): ``"trained"`` -- the profile's
+models from :func:`helpers.train.train_or_load` and sets from :func:`helpers.data.stack_mix`
+and :func:`helpers.data.stack_gen`; ``"authors"`` -- the authors' released checkpoints
+(:func:`helpers.data.load_authors_model`) with the same set builders (which read the authors'
+folders when present); ``"auto"`` (default) picks ``"authors"`` when the profile uses real
+data and both checkpoints are in the cache, else ``"trained"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import cams
+from . import metrics as M
+from .config import Profile, get_device, get_profile, progress, results_dir
+
+__all__ = [
+    "EVAL_VERSION",
+    "MODELS",
+    "CSV_COLUMNS",
+    "results_paths",
+    "evaluate",
+    "evaluation",
+    "load_models",
+    "load_sets",
+    "table1_html",
+    "PAPER_VALUES",
+    "table1",
+    "load_results",
+    "load_maps",
+    "grid_maps",
+    "per_image",
+    "find_rows",
+    "format_table",
+    "main",
+]
+
+#: Bump when the evaluation changes what it computes (cached results are then recomputed).
+EVAL_VERSION = 1
+#: The two models, in the order of the tables.
+MODELS = ("walled", "baseline")
+#: The paper's Table 1 values known to us (FACTS.md), walled model; the other cells are not.
+PAPER_VALUES: dict[str, str] = {"gradcam": "about 0.227", "hirescam": "0 (exactly)"}
+#: The columns of ``table1.csv`` (and the keys of every row).
+CSV_COLUMNS = (
+    "profile", "source", "device", "model", "dataset", "method", "display", "in_paper", "weights",
+    "prediction", "mu_mean", "mu_std", "mu_min", "mu_max", "mu_zero_share", "zero_fraction",
+    "zero_row_fraction", "zero_maps", "top1", "n_images", "seconds", "seconds_per_image", "note",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Files and keys
+# --------------------------------------------------------------------------------------------
+
+def results_paths(profile: str | Profile | None = None, folder: str | Path | None = None) -> dict[str, Path]:
+    """``{"csv", "json", "maps"}``: where the results of a profile live (``folder`` overrides
+    :func:`helpers.config.results_dir`)."""
+    base = Path(folder) if folder is not None else results_dir(profile)
+    return {"csv": base / "table1.csv", "json": base / "table1.json", "maps": base / "maps.npz"}
+
+
+def _fingerprint_tensors(tensors: Sequence[torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        arr = t.detach().to("cpu", torch.float32).contiguous().numpy()
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _model_fingerprint(model: torch.nn.Module) -> str:
+    state = model.state_dict()
+    return _fingerprint_tensors([state[k] for k in sorted(state)])
+
+
+def _set_fingerprint(images: torch.Tensor) -> str:
+    return _fingerprint_tensors([images])
+
+
+def _authors_available() -> bool:
+    try:
+        from .data import AUTHORS_CHECKPOINTS, authors_dir
+    except ImportError:
+        return False
+    return all((authors_dir() / name).is_file() for name in AUTHORS_CHECKPOINTS.values())
+
+
+def _resolve_source(prof: Profile, source: str, given_models: bool) -> str:
+    if source not in ("auto", "trained", "authors", "given"):
+        raise ValueError(f"source must be 'auto', 'trained' or 'authors', got {source!r}.")
+    if given_models:
+        return source if source in ("trained", "authors") else "given"
+    if source == "given":
+        raise ValueError("source='given' needs models=...")
+    if source == "auto":
+        return "authors" if prof.data.source != "synthetic" and _authors_available() else "trained"
+    return source
+
+
+def _hash(parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _eval_key(prof: Profile, keys: Sequence[str], n_images: int) -> str:
+    """What the numbers depend on besides the models and images: the evaluation's settings
+    and code version, the methods, the number of images."""
+    return _hash({"version": EVAL_VERSION, "eval": dataclasses.asdict(prof.eval), "methods": list(keys),
+                  "n_images": n_images})
+
+
+def _models_key(prof: Profile, source: str) -> str | None:
+    """Which models the profile gives, short of loading them: the training configurations'
+    keys (the checkpoint cache keys), or the authors' checkpoint files. ``None`` when the
+    models were given by the caller (then their weights' fingerprints identify them)."""
+    if source == "trained":
+        from .train import config_key, training_config
+
+        return _hash({"source": source, "train": [config_key(training_config(prof, walled=w)) for w in (True, False)]})
+    if source == "authors":
+        from .data import AUTHORS_CHECKPOINTS, authors_dir
+
+        stats = []
+        for name in AUTHORS_CHECKPOINTS.values():
+            path = authors_dir() / name
+            st = path.stat() if path.is_file() else None
+            stats.append([name, st.st_size if st else None, int(st.st_mtime) if st else None])
+        return _hash({"source": source, "checkpoints": stats})
+    return None
+
+
+def _sets_key(prof: Profile, n_images: int) -> str:
+    """Which stack sets the profile builds: its data settings, the data code's version, the
+    evaluation seed and the number of images."""
+    try:
+        from .data import DATA_VERSION
+    except ImportError:  # pragma: no cover
+        DATA_VERSION = None
+    authors = []
+    try:
+        from .data import authors_dir
+
+        authors = sorted(p.name for p in authors_dir().iterdir()) if prof.data.source != "synthetic" else []
+    except (ImportError, OSError):
+        pass
+    return _hash({"data": dataclasses.asdict(prof.data), "data_version": DATA_VERSION, "seed": prof.eval.seed,
+                  "n_images": n_images, "authors": authors})
+
+
+# --------------------------------------------------------------------------------------------
+# Models and sets
+# --------------------------------------------------------------------------------------------
+
+def _default_models(prof: Profile, source: str, device: torch.device) -> tuple[dict, dict]:
+    models, infos = {}, {}
+    for name, walled in (("walled", True), ("baseline", False)):
+        if source == "authors":
+            from .data import load_authors_model
+
+            model = load_authors_model(walled=walled).to(device).eval()
+            infos[name] = {"source": "authors"}
+        else:
+            from .train import train_or_load
+
+            model, info = train_or_load(prof, walled=walled, device=device)
+            infos[name] = {k: info.get(k) for k in ("key", "val_accuracy", "position_accuracy",
+                                                     "from_cache", "source", "checkpoint")}
+        models[name] = model
+    return models, infos
+
+
+def _default_sets(prof: Profile, n_images: int | None) -> dict:
+    from .data import stack_gen, stack_mix
+
+    sets = {}
+    for builder in (stack_mix, stack_gen):
+        s = builder(prof, n=n_images)
+        sets[s.name] = s
+    return sets
+
+
+def load_models(profile: str | Profile | None = None, source: str = "auto",
+                device: str | torch.device | None = None) -> tuple[dict[str, torch.nn.Module], str]:
+    """The two models the evaluation of a profile uses, and where they come from.
+
+    Returns:
+        ``({"walled": model, "baseline": model}, source)`` with ``source`` ``"trained"`` (the
+        profile's models, :func:`helpers.train.train_or_load`: a cache hit, or trained now) or
+        ``"authors"`` (their released checkpoints), see the module docstring.
+    """
+    prof = get_profile(profile)
+    src = _resolve_source(prof, source, False)
+    models, _ = _default_models(prof, src, get_device(device))
+    return models, src
+
+
+def load_sets(profile: str | Profile | None = None, n_images: int | None = None) -> dict[str, Any]:
+    """The stack sets of a profile, ``{name: StackSet}`` (STACK-MIX, then STACK-GEN or its
+    stand-in), built by :func:`helpers.data.stack_mix` and :func:`helpers.data.stack_gen`."""
+    prof = get_profile(profile)
+    return _default_sets(prof, prof.eval.stack_images if n_images is None else n_images)
+
+
+def _as_set(name: str, value: Any) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """(images, labels or None, description) of a stack set given as a StackSet-like object
+    or a tensor / (images, labels) tuple."""
+    if hasattr(value, "images"):
+        labels = getattr(value, "labels", None)
+        desc = {"name": getattr(value, "name", name),
+                "stand_in": bool(getattr(value, "is_stand_in", "stand-in" in name)),
+                "source": str(getattr(value, "meta", {}).get("source", ""))}
+        return value.images, labels, desc
+    if isinstance(value, torch.Tensor):
+        return value, None, {"name": name, "stand_in": "stand-in" in name, "source": "given"}
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return value[0], value[1], {"name": name, "stand_in": "stand-in" in name, "source": "given"}
+    raise TypeError(f"stack set {name!r} must be a StackSet, an images tensor or an (images, labels) "
+                    f"pair, got {type(value).__name__}.")
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluation
+# --------------------------------------------------------------------------------------------
+
+def _unseen_rows(models: Mapping[str, torch.nn.Module]) -> np.ndarray:
+    from .wall import unseen_rows
+
+    walled = models.get("walled")
+    if walled is not None:
+        rows = unseen_rows(walled)
+        if len(rows):
+            return rows
+    return M.PAPER_UNSEEN_ROWS
+
+
+def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | str | None = None,
+             models: Mapping[str, torch.nn.Module] | None = None, sets: Mapping[str, Any] | None = None,
+             device: str | torch.device | None = None, source: str = "auto", n_images: int | None = None,
+             write: bool = True, folder: str | Path | None = None, show_progress: bool = True
+             ) -> dict[str, Any]:
+    """Compute the whole evaluation (and write it, unless ``write=False``).
+
+    Args:
+        profile: profile name or object (``None``: ``$CAMWALLS_PROFILE``).
+        methods: method keys/names (default: all of :data:`helpers.cams.METHODS`).
+        models: ``{"walled": model, "baseline": model}`` to evaluate instead of the profile's
+            (any subset; the walled model's unseen rows are used for mu).
+        sets: ``{name: StackSet | images | (images, labels)}`` instead of the profile's sets.
+        device: where to compute (default :func:`helpers.config.get_device`).
+        source: ``"auto"``, ``"trained"`` or ``"authors"`` (see the module docstring).
+        n_images: images per set (default: the profile's ``eval.stack_images``).
+        write: write CSV, JSON and maps to ``folder`` (default the profile's results folder).
+        show_progress: a progress bar (silent during the book build).
+
+    Returns:
+        The results: ``{"rows": [...], "per_image": {model: {set: {method: {"mu": [...],
+        "zero_fraction": [...], "first_zero_row": [...]}}}}, "targets", "labels", "settings",
+        "models", "sets", "unseen_rows", "total_seconds", ...}``; ``rows`` are dicts with the
+        keys :data:`CSV_COLUMNS`.
+    """
+    prof = get_profile(profile)
+    ev = prof.eval
+    keys = cams.method_keys(methods)
+    dev = get_device(device)
+    models_given, sets_given = models is not None, sets is not None
+    src = _resolve_source(prof, source, models_given)
+    n_target = ev.stack_images if n_images is None else int(n_images)
+    if n_target < 1:
+        raise ValueError(f"n_images must be positive, got {n_images!r}.")
+    model_infos: dict[str, dict] = {}
+    if models is None:
+        models, model_infos = _default_models(prof, src, dev)
+    else:
+        bad = sorted(set(models) - set(MODELS))
+        if bad:
+            raise ValueError(f"models must be keyed by {MODELS}, got {bad}.")
+        models = {name: m.to(dev).eval() for name, m in models.items()}
+    if sets is None:
+        sets = _default_sets(prof, n_target)
+    if not sets:
+        raise ValueError("sets is empty: pass at least one stack set.")
+    rows_unseen = _unseen_rows(models)
+    options = {"opticam": {"iterations": int(ev.opticam_iterations), "lr": float(ev.opticam_lr)},
+               "scorecam": {"chunk": int(ev.score_batch)}}
+    options = {k: v for k, v in options.items() if k in keys}
+    batch = int(ev.batch_size)
+    prepared = {name: _as_set(name, value) for name, value in sets.items()}
+    for name, (images, _, _) in prepared.items():
+        if images.shape[0] < 1:
+            raise ValueError(f"stack set {name!r} is empty.")
+    total_maps = sum(min(len(imgs), n_target) for imgs, _, _ in prepared.values()) * len(keys) * len(models)
+    bar = progress(total=total_maps, desc=f"CAM maps ({prof.name})", unit="map", disable=not show_progress)
+    per_image: dict[str, dict] = {}
+    targets_out: dict[str, dict] = {}
+    seconds: dict[tuple, float] = {}
+    grids: dict[str, np.ndarray] = {}
+    t_start = time.perf_counter()
+    try:
+        for model_name, model in models.items():
+            per_image[model_name], targets_out[model_name] = {}, {}
+            for set_name, (images, labels, _) in prepared.items():
+                images = images[:n_target]
+                cell = {k: {"mu": [], "zero_fraction": [], "zero_row_fraction": [], "first_zero_row": [],
+                            "all_zero": []} for k in keys}
+                tgt_all: list[np.ndarray] = []
+                lows: dict[str, list] = {k: [] for k in keys}
+                for start in range(0, images.shape[0], batch):
+                    chunk = images[start:start + batch]
+                    opts = dict(options)
+                    if "randomcam" in keys:
+                        opts["randomcam"] = {"seed": int(ev.seed) + start}
+                    done = {k: 0 for k in keys}
+
+                    def tick(key, n_done, done=done):
+                        bar.update(n_done - done[key])
+                        bar.set_postfix_str(f"{model_name}, {set_name}, {cams.METHODS[key].display}",
+                                            refresh=False)
+                        done[key] = n_done
+
+                    res = cams.compute_cams(model, chunk, keys, None, batch_size=batch, options=opts,
+                                            callback=tick)
+                    for key, r in res.items():
+                        c = cell[key]
+                        c["mu"] += M.dead_zone_share(r.scaled, rows=rows_unseen).tolist()
+                        c["zero_fraction"] += M.zero_fraction(r.scaled).tolist()
+                        c["zero_row_fraction"] += M.zero_row_fraction(r.scaled).tolist()
+                        c["first_zero_row"] += M.first_zero_row(r.scaled).tolist()
+                        c["all_zero"] += M.all_zero(r.scaled).tolist()
+                        seconds[(model_name, set_name, key)] = (seconds.get((model_name, set_name, key), 0.0)
+                                                                + r.total_seconds)
+                        have = sum(len(x) for x in lows[key])
+                        if have < ev.grid_images:
+                            lows[key].append(r.low[: ev.grid_images - have])
+                    tgt_all.append(next(iter(res.values())).targets)
+                per_image[model_name][set_name] = cell
+                targets_out[model_name][set_name] = np.concatenate(tgt_all).tolist()
+                for key in keys:
+                    grids[f"{model_name}|{set_name}|{key}"] = np.concatenate(lows[key]).astype(np.float32)
+    finally:
+        bar.close()
+    total = time.perf_counter() - t_start
+
+    labels_out = {name: (None if labels is None else torch.as_tensor(labels)[:n_target].tolist())
+                  for name, (_, labels, _) in prepared.items()}
+    rows = []
+    for model_name in models:
+        for set_name in prepared:
+            tg = np.asarray(targets_out[model_name][set_name])
+            lab = labels_out[set_name]
+            top1 = (float(np.mean(tg == np.asarray(lab))) if lab is not None and len(lab) == len(tg)
+                    and min(lab) >= 0 else float("nan"))
+            for key in keys:
+                c = per_image[model_name][set_name][key]
+                mu = np.asarray(c["mu"])
+                stats = M.summarize(mu)
+                meth = cams.METHODS[key]
+                secs = seconds[(model_name, set_name, key)]
+                note = ""
+                if key == "opticam":
+                    note = f"{ev.opticam_iterations} Adam steps, lr {ev.opticam_lr} (paper: 100, 0.1)"
+                rows.append({
+                    "profile": prof.name, "source": src, "device": dev.type, "model": model_name,
+                    "dataset": set_name, "method": key, "display": meth.display, "in_paper": meth.in_paper,
+                    "weights": meth.weights, "prediction": meth.prediction,
+                    "mu_mean": stats["mean"], "mu_std": stats["std"], "mu_min": stats["min"],
+                    "mu_max": stats["max"], "mu_zero_share": float(np.mean(mu == 0)),
+                    "zero_fraction": float(np.mean(c["zero_fraction"])),
+                    "zero_row_fraction": float(np.mean(c["zero_row_fraction"])),
+                    "zero_maps": int(np.sum(c["all_zero"])), "top1": top1, "n_images": int(mu.size),
+                    "seconds": float(secs), "seconds_per_image": float(secs / max(mu.size, 1)), "note": note,
+                })
+    import pytorch_grad_cam  # noqa: F401  (version below)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        gc_version = version("grad-cam")
+    except PackageNotFoundError:  # pragma: no cover
+        gc_version = "unknown"
+    results = {
+        "version": EVAL_VERSION,
+        "eval_key": _eval_key(prof, keys, n_target),
+        "models_key": None if models_given else _models_key(prof, src),
+        "sets_key": None if sets_given else _sets_key(prof, n_target),
+        "profile": prof.name,
+        "source": src,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type,
+        "torch": torch.__version__,
+        "grad_cam": gc_version,
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "total_seconds": total,
+        "methods": keys,
+        "settings": {"stack_images": n_target, "batch_size": batch, "opticam_iterations": ev.opticam_iterations,
+                     "opticam_lr": ev.opticam_lr, "score_batch": ev.score_batch, "grid_images": ev.grid_images,
+                     "seed": ev.seed, "targets": "top class"},
+        "unseen_rows": [int(rows_unseen[0]), int(rows_unseen[-1])],
+        "unseen_row_count": int(len(rows_unseen)),
+        "models": {name: {"fingerprint": _model_fingerprint(m), "wall_rows": int(getattr(m, "wall_rows", -1)),
+                          **{k: v for k, v in model_infos.get(name, {}).items() if _jsonable(v)}}
+                   for name, m in models.items()},
+        "sets": {name: dict(desc, n_images=int(min(len(images), n_target)),
+                            fingerprint=_set_fingerprint(images[:n_target]))
+                 for name, (images, _, desc) in prepared.items()},
+        "rows": rows,
+        "per_image": per_image,
+        "targets": targets_out,
+        "labels": labels_out,
+    }
+    if write:
+        _write(results, grids, results_paths(prof, folder))
+    results["_maps"] = grids
+    return results
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _write(results: dict, grids: Mapping[str, np.ndarray], paths: Mapping[str, Path]) -> None:
+    paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    body = {k: v for k, v in results.items() if not k.startswith("_")}
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(body, indent=1, allow_nan=True))
+    os.replace(tmp, paths["json"])
+    tmp = paths["csv"].with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        for row in results["rows"]:
+            writer.writerow({k: row[k] for k in CSV_COLUMNS})
+    os.replace(tmp, paths["csv"])
+    tmp = paths["maps"].with_name("maps.tmp.npz")
+    np.savez_compressed(tmp, **{k.replace("/", "_"): v for k, v in grids.items()})
+    os.replace(tmp, paths["maps"])
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+def load_results(profile: str | Profile | None = None, folder: str | Path | None = None) -> dict | None:
+    """The saved results of a profile (``table1.json``), or ``None`` when there are none."""
+    path = results_paths(profile, folder)["json"]
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def load_maps(profile: str | Profile | None = None, folder: str | Path | None = None) -> dict[str, np.ndarray]:
+    """The saved grid maps: ``{"<model>|<set>|<method>": (k, 14, 14) low maps}`` (FullGrad's are
+    224x224); empty when there are none."""
+    path = results_paths(profile, folder)["maps"]
+    if not path.is_file():
+        return {}
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def evaluation(profile: str | Profile | None = None, recompute: bool = False, *,
+               models: Mapping[str, torch.nn.Module] | None = None, sets: Mapping[str, Any] | None = None,
+               methods: Sequence[str] | str | None = None, source: str = "auto",
+               folder: str | Path | None = None, show_progress: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """The full results of a profile: loaded when saved by the same evaluation settings for the
+    same models and images, computed and written otherwise.
+
+    The models are identified by their weights' fingerprints when ``models`` is given, else by
+    the profile's training configuration (or the authors' checkpoint files); the stack sets by
+    their images' fingerprints when ``sets`` is given, else by the profile's data settings.
+    ``recompute=True`` always computes. Other keyword arguments go to :func:`evaluate`.
+    """
+    prof = get_profile(profile)
+    keys = cams.method_keys(methods)
+    n_target = int(kwargs.get("n_images") or prof.eval.stack_images)
+    if not recompute:
+        saved = load_results(prof, folder)
+        if saved is not None and _still_valid(saved, prof, source, keys, n_target, models, sets):
+            saved["_maps"] = load_maps(prof, folder)
+            return saved
+    return evaluate(prof, methods=keys, models=models, sets=sets, source=source, folder=folder,
+                    show_progress=show_progress, **kwargs)
+
+
+def _still_valid(saved: dict, prof: Profile, source: str, keys: Sequence[str], n_target: int,
+                 models: Mapping | None, sets: Mapping | None) -> bool:
+    if saved.get("version") != EVAL_VERSION or saved.get("eval_key") != _eval_key(prof, keys, n_target):
+        return False
+    if models is not None:
+        have = saved.get("models", {})
+        if set(have) != set(models):
+            return False
+        if any(have[name].get("fingerprint") != _model_fingerprint(m) for name, m in models.items()):
+            return False
+    else:
+        src = _resolve_source(prof, source, False)
+        if saved.get("source") != src or saved.get("models_key") is None:
+            return False
+        try:
+            if saved["models_key"] != _models_key(prof, src):
+                return False
+        except ImportError:
+            return False
+    if sets is not None:
+        have = saved.get("sets", {})
+        if set(have) != set(sets):
+            return False
+        for name, value in sets.items():
+            images, _, _ = _as_set(name, value)
+            if have[name].get("fingerprint") != _set_fingerprint(images[:n_target]):
+                return False
+    elif saved.get("sets_key") is None or saved["sets_key"] != _sets_key(prof, n_target):
+        return False
+    return True
+
+
+def table1(profile: str | Profile | None = None, recompute: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
+    """Table 1 as a list of row dicts (keys :data:`CSV_COLUMNS`): loaded from the results
+    folder when present and current, computed and written otherwise (see :func:`evaluation`)."""
+    return evaluation(profile, recompute, **kwargs)["rows"]
+
+
+def find_rows(rows: Sequence[Mapping[str, Any]], method: str | None = None, model: str | None = None,
+              dataset: str | None = None) -> list[Mapping[str, Any]]:
+    """The rows of a method (any name :func:`helpers.cams.get_method` accepts), model, set."""
+    key = cams.get_method(method).key if method is not None else None
+    return [r for r in rows if (key is None or r["method"] == key) and (model is None or r["model"] == model)
+            and (dataset is None or r["dataset"] == dataset)]
+
+
+def per_image(results: Mapping[str, Any], model: str, dataset: str, method: str,
+              quantity: str = "mu") -> np.ndarray:
+    """Per-image values (``"mu"``, ``"zero_fraction"``, ``"zero_row_fraction"``,
+    ``"first_zero_row"``, ``"all_zero"``) of one cell of the results."""
+    key = cams.get_method(method).key
+    try:
+        return np.asarray(results["per_image"][model][dataset][key][quantity])
+    except KeyError:
+        raise KeyError(f"No per-image {quantity!r} for model {model!r}, set {dataset!r}, method {key!r}; "
+                       f"the results hold models {list(results.get('per_image', {}))}.") from None
+
+
+def grid_maps(results: Mapping[str, Any], model: str, dataset: str, method: str) -> np.ndarray:
+    """The first ``grid_images`` maps of a cell, scaled as pytorch-grad-cam scales them
+    ``(k, 224, 224)`` (from the saved 14x14 maps, with :func:`helpers.cams.postprocess`)."""
+    key = cams.get_method(method).key
+    maps = results.get("_maps") or {}
+    name = f"{model}|{dataset}|{key}"
+    if name not in maps:
+        raise KeyError(f"No saved maps for {name!r}; run the evaluation (helpers.evaluate.evaluation).")
+    return cams.postprocess(maps[name], key, (224, 224))["scaled"]
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], model: str | None = None) -> str:
+    """A plain-text table: method x (set, model) with mu mean +- std, zero fraction, seconds."""
+    cols = sorted({(r["dataset"], r["model"]) for r in rows if model is None or r["model"] == model},
+                  key=lambda c: (c[0], MODELS.index(c[1]) if c[1] in MODELS else 9))
+    methods = []
+    for r in rows:
+        if r["method"] not in methods:
+            methods.append(r["method"])
+    head = f"{'method':20s}" + "".join(f" {d[:20] + ' / ' + m:>32s}" for d, m in cols) + f" {'seconds':>8s}"
+    lines = [head, "-" * len(head)]
+    for key in methods:
+        cells, secs = [], 0.0
+        for d, m in cols:
+            found = find_rows(rows, key, m, d)
+            if found:
+                r = found[0]
+                secs += r["seconds"]
+                cells.append(f" {r['mu_mean']:.3f} +- {r['mu_std']:.3f} (0: {r['zero_fraction']:.0%})".rjust(33))
+            else:
+                cells.append(" " * 33)
+        lines.append(f"{cams.METHODS[key].display:20s}" + "".join(cells) + f" {secs:8.1f}")
+    return "\n".join(lines)
+
+
+def table1_html(rows: Sequence[Mapping[str, Any]], stamp: str = "") -> str:
+    """Table 1 as HTML: per method, mu mean +- std on each stack set for the walled model and
+    the baseline, the paper's value where known, the walled model's zero fraction, the time.
+
+    Methods are grouped as in :data:`helpers.cams.METHODS` (the paper's eight first).
+    """
+    import html
+
+    datasets = []
+    for r in rows:
+        if r["dataset"] not in datasets:
+            datasets.append(r["dataset"])
+    models = [m for m in MODELS if any(r["model"] == m for r in rows)]
+    cols = [(d, m) for m in models for d in datasets]
+    head = "".join(f"<th>{html.escape(d)}<br><small>{m}</small></th>" for d, m in cols)
+    body = []
+    keys = [k for k in cams.METHODS if any(r["method"] == k for r in rows)]
+    for key in keys:
+        meth = cams.METHODS[key]
+        cells = []
+        for d, m in cols:
+            found = find_rows(rows, key, m, d)
+            if not found:
+                cells.append("<td>-</td>")
+                continue
+            r = found[0]
+            cells.append(f"<td>{r['mu_mean']:.3f} &plusmn; {r['mu_std']:.3f}</td>")
+        walled = find_rows(rows, key, "walled")
+        zero = np.mean([r["zero_fraction"] for r in walled]) if walled else float("nan")
+        secs = sum(r["seconds"] for r in find_rows(rows, key))
+        paper = PAPER_VALUES.get(key, "not known to us" if meth.in_paper else "not in the paper")
+        name = html.escape(meth.display) + ("" if meth.in_paper else " <small>(not in the paper)</small>")
+        body.append(f"<tr><td>{name}</td><td>{html.escape(meth.weights)}</td>{''.join(cells)}"
+                    f"<td>{html.escape(paper)}</td><td>{zero:.0%}</td><td>{secs:.1f}</td></tr>")
+    caption = ("mu = share of the map's L2 norm in image rows 170..223, which the walled model cannot "
+               "see (mean &plusmn; std over the images; lower is better; a uniform map scores 0.491). "
+               "Paper: its Table 1, walled model. Zero: share of the walled model's map pixels that "
+               "are exactly 0. Seconds: all four cells." + (f" {html.escape(stamp)}" if stamp else ""))
+    return (f'<table class="camwalls-table"><caption>{caption}</caption><thead><tr><th>method</th>'
+            f"<th>channel weights</th>{head}<th>paper</th><th>zero</th><th>seconds</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m helpers.evaluate``: compute (or load) Table 1 and print it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.evaluate",
+        description="Every CAM method x stack set x model against the wall: mu (share of the map's "
+        "L2 norm behind the wall), zero fraction, time. Writes CSV, JSON and maps to the results folder.")
+    parser.add_argument("--profile", default=None, help="quick or full (default $CAMWALLS_PROFILE or quick)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated methods (default: all; 'paper' for the paper's eight)")
+    parser.add_argument("--images", type=int, default=None, help="images per stack set (default: profile's)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
+    parser.add_argument("--source", default="auto", choices=("auto", "trained", "authors"),
+                        help="the profile's trained models, or the authors' released checkpoints")
+    parser.add_argument("--force", action="store_true", help="recompute even when current results exist")
+    parser.add_argument("--out", default=None, help="folder for the results (default: the profile's)")
+    args = parser.parse_args(argv)
+    methods = None
+    if args.methods:
+        methods = "paper" if args.methods.strip() == "paper" else [m.strip() for m in args.methods.split(",")]
+    try:
+        start = time.perf_counter()
+        res = evaluation(args.profile, recompute=args.force, methods=methods, source=args.source,
+                         device=args.device, n_images=args.images, folder=args.out)
+        wall = time.perf_counter() - start
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    paths = results_paths(args.profile, args.out)
+    print(format_table(res["rows"]))
+    print(f"\nprofile {res['profile']}, source {res['source']}, device {res['device']}; "
+          f"{res['settings']['stack_images']} images per set; Opti-CAM: "
+          f"{res['settings']['opticam_iterations']} iterations.")
+    print(f"evaluation time: {res['total_seconds']:.1f} s (computed {res['created']}); this command: {wall:.1f} s")
+    print(f"results: {paths['csv']}\n         {paths['json']}\n         {paths['maps']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

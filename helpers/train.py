@@ -1,0 +1,832 @@
+"""Training rVGG: the walled model and its baseline, from a CPU quick profile to several GPUs.
+
+``train_or_load(profile, walled)`` is what notebooks call: it returns the trained model (eval
+mode) and a dict of information, loading it from the checkpoint cache when a checkpoint of
+*exactly* the same configuration is there, training it otherwise. The cache key is a hash of
+the full configuration (every profile setting that matters for training, the wall height, the
+data generator's version and any override), so a changed setting never silently reuses a
+stale model; a checkpoint whose stored configuration differs from the one asked for is refused
+with the differing fields named.
+
+Training (``train``):
+
+* data: the synthetic world (``quick``: batch ``b`` of epoch ``e`` is a pure function of the
+  seed, ``e`` and ``b``) or a real dataset (``full``: ImageFolder / Imagenette, the paper's
+  augmentation, a seeded shuffle per epoch);
+* optimizer: SGD with momentum and weight decay, StepLR (the paper's recipe) or Adam with
+  warm-up and a cosine schedule (the quick profile); gradient-norm clipping if asked;
+* on a GPU: bf16 autocast (fp16 with a gradient scaler where bf16 is missing), channels_last,
+  optional ``torch.compile``; on several GPUs, DDP when launched with ``torchrun``;
+* a checkpoint after every epoch (model, optimizer, RNG state, history), written atomically;
+  a run killed mid-way resumes from the last epoch and ends with the very same weights as an
+  uninterrupted run (bit-identical on the CPU);
+* a metrics log (CSV, one row per epoch) beside the checkpoint, and a finer training-loss
+  curve every ``log_every`` steps.
+
+Command line: ``python -m helpers.train --profile quick --walled`` (see ``--help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import data as D
+from .config import Profile, cache_dir, get_device, get_profile, progress, seed_everything
+from .models import RVGG, rvgg
+
+__all__ = [
+    "TRAIN_VERSION",
+    "ConfigMismatchError",
+    "training_config",
+    "config_key",
+    "checkpoint_path",
+    "build_model",
+    "learning_rate",
+    "train",
+    "train_or_load",
+    "load_checkpoint",
+    "evaluate_accuracy",
+    "position_accuracy",
+    "position_sets",
+    "accuracy_by_row",
+    "read_metrics",
+    "main",
+]
+
+#: Version of the training code; part of the cache key (bump it when training changes).
+TRAIN_VERSION = 1
+
+_TOP_LEVEL = ("width", "wall_rows", "image_size")
+
+
+class ConfigMismatchError(ValueError):
+    """A checkpoint was made with another configuration than the one asked for."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and cache key
+# ---------------------------------------------------------------------------------------------
+
+def training_config(profile: str | Profile | None = None, walled: bool = True, **overrides: Any
+                    ) -> dict[str, Any]:
+    """The full configuration of one training run, as a JSON-serialisable dict.
+
+    Args:
+        profile: profile name or object (``None``: ``$CAMWALLS_PROFILE``).
+        walled: the walled model (``wall_rows`` from the profile, 9) or the baseline (0).
+        **overrides: any field of the profile's ``TrainSettings`` (``epochs``, ``lr``, ...) or
+            ``DataSettings`` (``train_images``, ``num_classes``, ...), or ``width`` /
+            ``wall_rows``. ``wall_rows`` overrides ``walled`` (a later chapter trains several
+            wall heights; ``walled`` is then ``wall_rows > 0``).
+
+    Returns:
+        ``{"profile", "width", "wall_rows", "walled", "image_size", "data": {...}, "train": {...},
+        "data_version", "train_version"}``.
+
+    Raises:
+        ValueError: on an unknown override, naming the valid ones.
+    """
+    prof = get_profile(profile)
+    train_fields = {f.name for f in dataclasses.fields(prof.train)}
+    data_fields = {f.name for f in dataclasses.fields(prof.data)}
+    train_changes, data_changes, top = {}, {}, {}
+    for key, value in overrides.items():
+        if key in _TOP_LEVEL:
+            top[key] = value
+        elif key in train_fields:
+            train_changes[key] = value
+        elif key in data_fields:
+            data_changes[key] = value
+        else:
+            raise ValueError(
+                f"Unknown training override {key!r}. Valid: {', '.join(_TOP_LEVEL)}, the train "
+                f"settings {sorted(train_fields)} and the data settings {sorted(data_fields)}."
+            )
+    wall_rows = int(top.get("wall_rows", prof.wall_rows if walled else 0))
+    if not 0 <= wall_rows <= 14:
+        raise ValueError(f"wall_rows must be in 0..14, got {wall_rows}.")
+    width = float(top.get("width", prof.width))
+    train_s = dataclasses.replace(prof.train, **train_changes)
+    data_s = dataclasses.replace(prof.data, **data_changes)
+    if train_s.epochs < 1 or train_s.batch_size < 1 or not train_s.lr > 0:
+        raise ValueError(f"epochs, batch_size and lr must be positive, got {train_s.epochs}, "
+                         f"{train_s.batch_size}, {train_s.lr}.")
+    if train_s.optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {train_s.optimizer!r}.")
+    if train_s.schedule not in ("step", "cosine"):
+        raise ValueError(f"schedule must be 'step' or 'cosine', got {train_s.schedule!r}.")
+    return {
+        "profile": prof.name,
+        "width": width,
+        "wall_rows": wall_rows,
+        "walled": wall_rows > 0,
+        "image_size": int(top.get("image_size", prof.image_size)),
+        "data": dataclasses.asdict(data_s),
+        "train": dataclasses.asdict(train_s),
+        "data_version": D.DATA_VERSION,
+        "train_version": TRAIN_VERSION,
+    }
+
+
+def _canonical(config: dict[str, Any]) -> str:
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A 16-hex-digit hash of the configuration (the checkpoint cache key)."""
+    return hashlib.sha256(_canonical(config).encode()).hexdigest()[:16]
+
+
+def checkpoint_path(config: dict[str, Any], folder: str | Path | None = None) -> Path:
+    """Where the checkpoint of ``config`` lives:
+    ``<cache>/checkpoints/<profile>/rvgg-<walled|baseline>-w<rows>-<key>.pt``."""
+    folder = Path(folder) if folder is not None else cache_dir("checkpoints", config["profile"])
+    kind = "walled" if config["wall_rows"] > 0 else "baseline"
+    return folder / f"rvgg-{kind}-w{config['wall_rows']}-{config_key(config)}.pt"
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: checkpoint {va!r} vs asked {vb!r}")
+    return out
+
+
+def build_model(config: dict[str, Any]) -> RVGG:
+    """An untrained rVGG for ``config`` (width, wall rows, classes, dropout)."""
+    return rvgg(num_classes=int(config["data"]["num_classes"]), width=float(config["width"]),
+                wall_rows=int(config["wall_rows"]), dropout=float(config["train"]["dropout"]))
+
+
+def learning_rate(config: dict[str, Any], step: int, steps_per_epoch: int) -> float:
+    """The learning rate at global step ``step`` (0-based): linear warm-up over
+    ``warmup_steps``, then StepLR (``lr * gamma ** (epoch // lr_step_epochs)``, the paper's) or a
+    cosine decay to zero over all steps."""
+    t = config["train"]
+    lr = float(t["lr"])
+    total = max(1, int(t["epochs"]) * steps_per_epoch)
+    if t["schedule"] == "step":
+        lr *= float(t["lr_gamma"]) ** ((step // steps_per_epoch) // max(1, int(t["lr_step_epochs"])))
+    else:
+        lr *= 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    warm = int(t["warmup_steps"])
+    if warm > 0 and step < warm:
+        lr *= (step + 1) / warm
+    return lr
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed set-up
+# ---------------------------------------------------------------------------------------------
+
+def _dist_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment (1 process: 0, 1, 0)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank, world, local
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    import torch.distributed as dist
+
+    rank, world, local = _dist_env()
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    return rank, world
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                      batch_size: int = 64, device: torch.device | None = None,
+                      channels_last: bool = False) -> tuple[float, float]:
+    """Top-1 accuracy and mean cross-entropy of ``model`` on ``images`` ``(N, 3, 224, 224)``
+    with ``labels`` ``(N,)`` (labels out of the model's range are refused)."""
+    D.check_labels(labels, int(getattr(model, "num_classes", 10**9)))
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    correct, loss, n = 0, 0.0, int(labels.shape[0])
+    for i in range(0, n, batch_size):
+        x = images[i:i + batch_size].to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = labels[i:i + batch_size].to(device)
+        out = model(x).float()
+        loss += float(F.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+    model.train(was_training)
+    return correct / max(n, 1), loss / max(n, 1)
+
+
+def position_sets(profile: str | Profile | None = None, n: int | None = None, seed: int = 31337,
+                  num_classes: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Images whose object lies entirely ``"above"`` the wall, ``"straddle"``-s it, or lies
+    entirely ``"below"`` it (first unseen row 170): ``{group: (images, labels)}``.
+
+    Synthetic world: objects placed so (their painted pixels checked). Real data: each
+    validation image shrunk to 50x50 and pasted at a random place of a mid-grey canvas, in the
+    group's rows (a proxy for "an object in that position").
+    """
+    prof = get_profile(profile)
+    n = prof.data.position_images if n is None else n
+    k = num_classes or prof.data.num_classes
+    out = {}
+    if prof.data.source == "synthetic":
+        for j, group in enumerate(("above", "straddle", "below")):
+            b = D.synthetic_batch(n, D._mix_seed(seed, j), num_classes=k, placement=group)
+            out[group] = (b.images, b.labels)
+        return out
+    ds = D.real_dataset(prof, split="val", train=False)
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds), generator=gen)[:n].tolist()
+    thumbs, labels = [], []
+    for i in idx:
+        x, y = ds[i]
+        thumbs.append(F.interpolate(x[None], size=(50, 50), mode="bilinear", align_corners=False,
+                                    antialias=True)[0])
+        labels.append(int(y))
+    lab = torch.tensor(labels)
+    rows = {"above": (0, D.FIRST_UNSEEN_ROW - 50), "straddle": (D.FIRST_UNSEEN_ROW - 35, D.FIRST_UNSEEN_ROW - 15),
+            "below": (D.FIRST_UNSEEN_ROW + 2, 224 - 50)}
+    for group, (lo, hi) in rows.items():
+        canvas = torch.zeros(len(idx), 3, 224, 224)  # zero = the mean colour after normalization
+        for j, t in enumerate(thumbs):
+            r = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+            c = int(torch.randint(0, 224 - 50 + 1, (1,), generator=gen))
+            canvas[j, :, r:r + 50, c:c + 50] = t
+        out[group] = (canvas, lab)
+    return out
+
+
+def position_accuracy(model: nn.Module, profile: str | Profile | None = None, n: int | None = None,
+                      device: torch.device | None = None) -> dict[str, float]:
+    """Top-1 accuracy on each group of :func:`position_sets` (``above``, ``straddle``,
+    ``below``). A walled model is at chance (``1 / classes``) on ``below``."""
+    sets = position_sets(profile, n=n, num_classes=int(getattr(model, "num_classes", 0)) or None)
+    return {g: evaluate_accuracy(model, x, y, device=device)[0] for g, (x, y) in sets.items()}
+
+
+DEFAULT_TOP_ROWS = (0, 40, 80, 120, 140, 155, 165, 170, 175, 185)
+
+
+@torch.no_grad()
+def accuracy_by_row(model: nn.Module, profile: str | Profile | None = None,
+                    top_rows: tuple[int, ...] = DEFAULT_TOP_ROWS, n: int = 60, seed: int = 4242,
+                    device: torch.device | None = None) -> list[dict[str, float]]:
+    """Accuracy as a function of where the object starts: for each requested top row, ``n``
+    images whose (small) object's top edge is at that row or just below it.
+
+    Synthetic world: objects of radius 14..22 px placed with ``placement="top=<row>"``; real
+    data: validation images shrunk to 44x44 and pasted on a mid-grey canvas with their top at
+    the row. An object whose top is at row 170 or lower in the image (``top >= 170``) is entirely
+    behind the wall.
+
+    Returns:
+        One dict per row: ``top_row`` (asked), ``mean_top`` (mean actual top row of the painted
+        objects), ``hidden`` (share of these objects lying entirely at rows >= 170),
+        ``accuracy``, ``n``.
+    """
+    prof = get_profile(profile)
+    k = int(getattr(model, "num_classes", prof.data.num_classes))
+    out = []
+    if prof.data.source != "synthetic":
+        ds = D.real_dataset(prof, split="val", train=False)
+        gen = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(ds), generator=gen)[:n].tolist()
+        items = [ds[i] for i in idx]
+        thumbs = F.interpolate(torch.stack([x for x, _ in items]), size=(44, 44), mode="bilinear",
+                               align_corners=False, antialias=True)
+        labels = torch.tensor([int(y) for _, y in items])
+    for j, row in enumerate(top_rows):
+        if prof.data.source == "synthetic":
+            b = D.synthetic_batch(n, D._mix_seed(seed, j), num_classes=k, placement=f"top={row}",
+                                  radius_range=(14.0, 22.0))
+            images, labels, tops = b.images, b.labels, b.boxes[:, 0]
+        else:
+            r = min(int(row), 224 - 44)
+            images = torch.zeros(len(idx), 3, 224, 224)
+            cols = torch.randint(0, 224 - 44 + 1, (len(idx),), generator=gen)
+            for i in range(len(idx)):
+                images[i, :, r:r + 44, int(cols[i]):int(cols[i]) + 44] = thumbs[i]
+            tops = torch.full((len(idx),), float(r))
+        acc, _ = evaluate_accuracy(model, images, labels, device=device)
+        out.append({"top_row": float(row), "mean_top": float(tops.float().mean()),
+                    "hidden": float((tops >= D.FIRST_UNSEEN_ROW).float().mean()),
+                    "accuracy": acc, "n": int(labels.shape[0])})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`train` (``torch.load(weights_only=True)``).
+
+    Raises:
+        FileNotFoundError: when there is none at ``path``.
+        ConfigMismatchError: when ``config`` is given and the checkpoint's differs (the
+            differing fields are named).
+        ValueError: when the file is not one of our checkpoints.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}.")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path} is not a helpers.train checkpoint (no 'config'/'model' entries). "
+                         "For the authors' weights use helpers.data.load_authors_model.")
+    if config is not None and _canonical(ckpt["config"]) != _canonical(config):
+        diffs = _diff(ckpt["config"], config)
+        raise ConfigMismatchError(
+            f"The checkpoint {path} was made with another configuration; refusing to use it. "
+            f"Differences: {'; '.join(diffs[:8]) or 'key order/types'}. Delete it or train with "
+            "the checkpoint's settings."
+        )
+    return ckpt
+
+
+def _write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
+    if not history:
+        return
+    keys = list(history[0].keys())
+    for row in history[1:]:
+        keys += [k for k in row if k not in keys]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        for row in history:
+            writer.writerow(row)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """The per-epoch metrics log (CSV) written beside a checkpoint, as a list of dicts."""
+    path = Path(path)
+    if path.suffix == ".pt":
+        path = path.with_suffix(".csv")
+    with open(path, newline="") as fh:
+        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
+                for row in csv.DictReader(fh)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+class _RealStream:
+    """Batches of a real dataset: a seeded shuffle per epoch (DistributedSampler with several
+    processes), the paper's augmentation, ``drop_last``."""
+
+    def __init__(self, config: dict[str, Any], rank: int, world: int, device: torch.device) -> None:
+        from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+        self.dataset = D.real_dataset(config["profile"] if config["data"]["source"] == "synthetic"
+                                      else _profile_from_config(config), split="train")
+        k = int(config["data"]["num_classes"])
+        if len(self.dataset.classes) != k:
+            raise ValueError(
+                f"The training data has {len(self.dataset.classes)} classes but the model has "
+                f"num_classes={k}; labels would be out of range. Pass num_classes="
+                f"{len(self.dataset.classes)} (e.g. train_or_load(..., num_classes="
+                f"{len(self.dataset.classes)}))."
+            )
+        t = config["train"]
+        per_rank = max(1, int(t["batch_size"]) // world)
+        self.seed = int(t["seed"])
+        if world > 1:
+            self.sampler = DistributedSampler(self.dataset, num_replicas=world, rank=rank,
+                                              shuffle=True, seed=self.seed, drop_last=True)
+        else:
+            self.gen = torch.Generator()
+            self.sampler = RandomSampler(self.dataset, generator=self.gen)
+        self.loader = DataLoader(self.dataset, batch_size=per_rank, sampler=self.sampler,
+                                 num_workers=int(t["num_workers"]), drop_last=True,
+                                 pin_memory=device.type == "cuda",
+                                 persistent_workers=int(t["num_workers"]) > 0)
+        self.steps = len(self.loader)
+        if self.steps == 0:
+            raise ValueError(f"The training data ({len(self.dataset)} images) is smaller than one "
+                             f"batch ({per_rank}); lower batch_size.")
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def epoch(self, epoch: int, start_step: int = 0):
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+        else:
+            self.gen.manual_seed(D._mix_seed(self.seed, epoch))
+        for step, (x, y) in enumerate(self.loader):
+            if step >= start_step:
+                yield x, y
+
+
+def _profile_from_config(config: dict[str, Any]) -> Profile:
+    prof = get_profile(config["profile"])
+    return prof.replace(
+        width=config["width"],
+        data=dataclasses.replace(prof.data, **config["data"]),
+        train=dataclasses.replace(prof.train, **config["train"]),
+    )
+
+
+class _ShardedSynthetic(D.SyntheticStream):
+    """The synthetic stream, each process of a DDP run drawing its own shard of every batch."""
+
+    def __init__(self, config: dict[str, Any], rank: int, world: int) -> None:
+        d, t = config["data"], config["train"]
+        super().__init__(int(d["train_images"]), int(t["batch_size"]), int(d["seed"]) * 1000 + int(t["seed"]),
+                         num_classes=int(d["num_classes"]), below_share=float(d["below_share"]))
+        self.rank, self.world = rank, world
+
+    def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.world == 1:
+            return super().batch(epoch, step)
+        n = max(1, self.batch_size // self.world)
+        b = D.synthetic_batch(n, D._mix_seed(self.seed, epoch, step, self.rank, self.world),
+                              num_classes=self.num_classes, below_share=self.below_share)
+        return b.images, b.labels
+
+
+def _val_data(config: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | Any:
+    d = config["data"]
+    if d["source"] == "synthetic":
+        b = D.synthetic_batch(int(d["val_images"]), D._mix_seed(int(d["seed"]), 424242),
+                              num_classes=int(d["num_classes"]), below_share=float(d["below_share"]))
+        return b.images, b.labels
+    return D.real_dataset(_profile_from_config(config), split="val", train=False)
+
+
+@torch.no_grad()
+def _evaluate_dataset(model: nn.Module, ds, config: dict[str, Any], device: torch.device) -> tuple[float, float]:
+    from torch.utils.data import DataLoader
+
+    model.eval()
+    loader = DataLoader(ds, batch_size=int(config["train"]["batch_size"]),
+                        num_workers=int(config["train"]["num_workers"]), pin_memory=device.type == "cuda")
+    correct = n = 0
+    loss = 0.0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with _autocast(config, device):
+            out = model(x).float()
+        loss += float(F.cross_entropy(out, y, reduction="sum"))
+        correct += int((out.argmax(1) == y).sum())
+        n += int(y.shape[0])
+    model.train()
+    return correct / max(n, 1), loss / max(n, 1)
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _autocast(config: dict[str, Any], device: torch.device):
+    dtype = _amp_dtype(device) if config["train"]["mixed_precision"] else None
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _make_optimizer(model: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
+    t = config["train"]
+    if t["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=float(t["lr"]), momentum=float(t["momentum"]),
+                               weight_decay=float(t["weight_decay"]))
+    return torch.optim.Adam(model.parameters(), lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
+
+
+def train(config: dict[str, Any], device: str | torch.device | None = None,
+          checkpoint: str | Path | None = None, resume: bool = True, stop_after_epochs: int | None = None,
+          show_progress: bool = True) -> tuple[RVGG, dict[str, Any]]:
+    """Train rVGG for ``config`` (see :func:`training_config`), checkpointing every epoch.
+
+    Args:
+        config: the configuration.
+        device: ``"cpu"``, ``"cuda"``... (default :func:`helpers.config.get_device`; under
+            ``torchrun`` each process takes ``cuda:<LOCAL_RANK>``).
+        checkpoint: the checkpoint file (default :func:`checkpoint_path`).
+        resume: continue from an unfinished checkpoint of the same configuration (a checkpoint
+            of another configuration raises :class:`ConfigMismatchError`).
+        stop_after_epochs: stop after this many epochs *in this call* (the checkpoint is then
+            unfinished; a later call resumes) -- used to show that resuming changes nothing.
+        show_progress: a tqdm bar over the steps (silent in the book build).
+
+    Returns:
+        ``(model, info)``: the model in eval mode on ``device``, and the information dict
+        (see :func:`train_or_load`).
+    """
+    rank, world, local = _dist_env()
+    if world > 1 and device is None and torch.cuda.is_available():
+        device = torch.device(f"cuda:{local}")
+    device = get_device(device)
+    if device.type == "cuda" and world > 1:
+        torch.cuda.set_device(device)
+    rank, world = _init_distributed(device)
+    t = config["train"]
+    if device.type == "cpu" and int(t["num_threads"]) > 0:
+        torch.set_num_threads(int(t["num_threads"]))
+    path = Path(checkpoint) if checkpoint is not None else checkpoint_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    seed_everything(int(t["seed"]))
+    model = build_model(config)
+    channels_last = bool(t["channels_last"]) or device.type == "cpu"
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(model, config)
+    history: list[dict[str, Any]] = []
+    curve: list[list[float]] = []
+    start_epoch, train_seconds = 0, 0.0
+    if resume and path.is_file():
+        ckpt = load_checkpoint(path, config)
+        model.load_state_dict(ckpt["model"])
+        if ckpt.get("complete"):
+            model.eval()
+            return model, _info(config, path, ckpt, device, from_cache=True)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch = int(ckpt["epoch"])
+        history = list(ckpt["history"])
+        curve = [list(c) for c in ckpt["curve"]]
+        train_seconds = float(ckpt["train_seconds"])
+        torch.set_rng_state(ckpt["rng_cpu"])
+        if device.type == "cuda" and "rng_cuda" in ckpt:
+            torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
+
+    stream = (_ShardedSynthetic(config, rank, world) if config["data"]["source"] == "synthetic"
+              else _RealStream(config, rank, world, device))
+    val = _val_data(config)
+    net: nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if t["compile"] and device.type == "cuda":
+        net = torch.compile(net)
+    amp_dtype = _amp_dtype(device) if t["mixed_precision"] else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    steps = len(stream)
+    epochs = int(t["epochs"])
+    last_epoch = epochs if stop_after_epochs is None else min(epochs, start_epoch + int(stop_after_epochs))
+    log_every = max(1, int(t["log_every"]))
+    bar = progress(total=(last_epoch - start_epoch) * steps, disable=not show_progress or rank != 0,
+                   desc=f"training {'walled' if config['wall_rows'] else 'baseline'} rVGG", leave=False)
+    model.train()
+    for epoch in range(start_epoch, last_epoch):
+        t0 = time.perf_counter()
+        run_loss = run_correct = run_n = 0.0
+        win_loss = win_correct = win_n = 0.0
+        for step, (x, y) in enumerate(stream.epoch(epoch)):
+            global_step = epoch * steps + step
+            lr = learning_rate(config, global_step, steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(config, device):
+                out = net(x)
+                loss = F.cross_entropy(out.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if float(t["grad_clip"]) > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(t["grad_clip"]))
+            scaler.step(optimizer)
+            scaler.update()
+            with torch.no_grad():
+                b = int(y.shape[0])
+                lv, cv = float(loss.detach()) * b, float((out.detach().argmax(1) == y).sum())
+            run_loss, run_correct, run_n = run_loss + lv, run_correct + cv, run_n + b
+            win_loss, win_correct, win_n = win_loss + lv, win_correct + cv, win_n + b
+            if (global_step + 1) % log_every == 0:
+                curve.append([global_step + 1, win_loss / win_n, win_correct / win_n])
+                win_loss = win_correct = win_n = 0.0
+            bar.update(1)
+            if rank == 0:
+                bar.set_postfix(loss=f"{lv / b:.3f}", epoch=epoch + 1)
+        # validation
+        if isinstance(val, tuple):
+            val_acc, val_loss = evaluate_accuracy(model, val[0], val[1], batch_size=int(t["batch_size"]),
+                                                  device=device, channels_last=channels_last)
+        else:
+            val_acc, val_loss = _evaluate_dataset(model, val, config, device)
+        model.train()
+        seconds = time.perf_counter() - t0
+        train_seconds += seconds
+        history.append({
+            "epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": lr,
+            "train_loss": run_loss / max(run_n, 1), "train_acc": run_correct / max(run_n, 1),
+            "val_loss": val_loss, "val_acc": val_acc, "seconds": seconds,
+        })
+        complete = epoch + 1 == epochs
+        if rank == 0:
+            ckpt = {
+                "config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1, "history": history, "curve": curve, "complete": complete,
+                "train_seconds": train_seconds, "rng_cpu": torch.get_rng_state(),
+                "device": str(device), "world_size": world,
+                "torch": str(torch.__version__),
+            }
+            if device.type == "cuda":
+                ckpt["rng_cuda"] = torch.cuda.get_rng_state(device)
+            if complete:
+                ckpt["position_accuracy"] = _position_accuracy_from_config(model, config, device)
+                del ckpt["optimizer"]  # a finished model needs no optimizer state
+            _save_atomic(ckpt, path)
+            _write_metrics_csv(path.with_suffix(".csv"), history)
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+    bar.close()
+    model.eval()
+    final = load_checkpoint(path, config) if rank == 0 else {
+        "history": history, "curve": curve, "train_seconds": train_seconds, "complete": False, "epoch": last_epoch}
+    return model, _info(config, path, final, device, from_cache=False)
+
+
+def _position_accuracy_from_config(model: nn.Module, config: dict[str, Any], device: torch.device
+                                   ) -> dict[str, float]:
+    try:
+        return position_accuracy(model, _profile_from_config(config), device=device)
+    except D.MissingDataError:
+        return {}
+
+
+def _info(config: dict[str, Any], path: Path, ckpt: dict[str, Any], device: torch.device,
+          from_cache: bool) -> dict[str, Any]:
+    history = list(ckpt.get("history", []))
+    return {
+        "config": config,
+        "key": config_key(config),
+        "walled": config["wall_rows"] > 0,
+        "checkpoint": str(path),
+        "metrics_csv": str(path.with_suffix(".csv")),
+        "history": history,
+        "curve": [list(c) for c in ckpt.get("curve", [])],
+        "val_accuracy": history[-1]["val_acc"] if history else float("nan"),
+        "position_accuracy": dict(ckpt.get("position_accuracy", {})),
+        "train_seconds": float(ckpt.get("train_seconds", float("nan"))),
+        "complete": bool(ckpt.get("complete", False)),
+        "epochs_done": int(ckpt.get("epoch", 0)),
+        "device": str(device),
+        "trained_on": ckpt.get("device", ""),
+        "from_cache": from_cache,
+        "source": "trained",
+    }
+
+
+def train_or_load(profile: str | Profile | None = None, walled: bool = True,
+                  device: str | torch.device | None = None, **overrides: Any) -> tuple[RVGG, dict[str, Any]]:
+    """The trained rVGG of a profile (walled or baseline), from the cache or trained now.
+
+    Args:
+        profile: profile name or object (``None``: ``$CAMWALLS_PROFILE``).
+        walled: the walled model (9 hidden map rows) or the baseline.
+        device: where the returned model lives (default :func:`helpers.config.get_device`).
+        **overrides: see :func:`training_config` (e.g. ``wall_rows=5``, ``epochs=2``,
+            ``width=1/8``).
+
+    Returns:
+        ``(model, info)``: the model in eval mode; ``info`` holds ``config``, ``key``,
+        ``checkpoint`` (path), ``metrics_csv``, ``history`` (one dict per epoch: ``epoch``,
+        ``step``, ``lr``, ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
+        ``seconds``), ``curve`` (``[step, loss, accuracy]`` every ``log_every`` steps),
+        ``val_accuracy``, ``position_accuracy`` (``above``/``straddle``/``below``),
+        ``train_seconds``, ``from_cache``, ``source``.
+
+    Raises:
+        ConfigMismatchError: when the checkpoint at the configuration's path holds another
+            configuration (never silently used).
+    """
+    config = training_config(profile, walled, **overrides)
+    path = checkpoint_path(config)
+    dev = get_device(device)
+    if path.is_file():
+        ckpt = load_checkpoint(path, config)
+        if ckpt.get("complete"):
+            model = build_model(config)
+            model.load_state_dict(ckpt["model"])
+            model.to(dev).eval()
+            return model, _info(config, path, ckpt, dev, from_cache=True)
+    return train(config, device=dev, checkpoint=path, resume=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def _fraction(text: str) -> float:
+    if "/" in text:
+        num, den = text.split("/", 1)
+        return float(num) / float(den)
+    return float(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.train``: train (or load) the walled and/or the baseline rVGG."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.train",
+        description="Train rVGG (walled and/or baseline) for a profile, or load it from the "
+        "checkpoint cache. Under torchrun, trains with DDP (one process per GPU).",
+    )
+    parser.add_argument("--profile", default=None, help="quick (CPU, synthetic) or full (GPU, real "
+                        "data); default $CAMWALLS_PROFILE or quick")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--walled", action="store_true", help="train the walled model only")
+    which.add_argument("--baseline", action="store_true", help="train the baseline only")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: auto)")
+    parser.add_argument("--width", type=_fraction, default=None, help="channel multiplier, e.g. 1/16")
+    parser.add_argument("--wall-rows", type=int, default=None, help="hidden map rows (walled model)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--train-images", type=int, default=None, help="synthetic images per epoch")
+    parser.add_argument("--val-images", type=int, default=None)
+    parser.add_argument("--num-classes", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--source", default=None, help="synthetic, imagefolder or imagenette")
+    parser.add_argument("--data-root", default=None, help="imagefolder root (train/ and val/ inside)")
+    parser.add_argument("--num-threads", type=int, default=None, help="CPU threads")
+    parser.add_argument("--compile", action="store_true", help="torch.compile on GPU")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint file (default: the cache)")
+    parser.add_argument("--stop-after-epochs", type=int, default=None,
+                        help="stop after this many epochs (resume later)")
+    parser.add_argument("--fresh", action="store_true", help="ignore an unfinished checkpoint")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, Any] = {}
+    for name, key in [("width", "width"), ("epochs", "epochs"), ("batch_size", "batch_size"),
+                      ("lr", "lr"), ("train_images", "train_images"), ("val_images", "val_images"),
+                      ("num_classes", "num_classes"), ("seed", "seed"), ("source", "source"),
+                      ("data_root", "root"), ("num_threads", "num_threads")]:
+        value = getattr(args, name)
+        if value is not None:
+            overrides[key] = value
+    if args.compile:
+        overrides["compile"] = True
+    kinds = [True] if args.walled else [False] if args.baseline else [True, False]
+    if args.wall_rows is not None:
+        if args.baseline:
+            parser.error("--wall-rows and --baseline contradict each other")
+        overrides["wall_rows"] = args.wall_rows
+        kinds = [args.wall_rows > 0]
+    rank = _dist_env()[0]
+    for walled in kinds:
+        config = training_config(args.profile, walled, **overrides)
+        path = Path(args.checkpoint) if args.checkpoint else checkpoint_path(config)
+        t0 = time.perf_counter()
+        model, info = train(config, device=args.device, checkpoint=path, resume=not args.fresh,
+                            stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress)
+        if rank == 0:
+            summary = {k: info[k] for k in ("walled", "checkpoint", "val_accuracy", "position_accuracy",
+                                            "train_seconds", "complete", "epochs_done", "from_cache")}
+            summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+            print(json.dumps(summary, default=str))
+    if _dist_env()[1] > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""helpers.evaluate: the table's numbers recomputed another way, the files, the cache, the
+authors' checkpoint layout, the command line."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import cams, evaluate as E, metrics
+from helpers.config import get_profile
+from helpers.models import rvgg, rvgg_to_authors_state_dict
+
+METHODS = ["gradcam", "hirescam", "layercam", "scorecam", "ablationcam", "opticam"]
+
+
+@pytest.fixture(scope="module")
+def profile():
+    prof = get_profile("quick")
+    return prof.replace(eval=prof.eval.__class__(stack_images=3, batch_size=2, opticam_iterations=1,
+                                                 score_batch=8, grid_images=2, seed=0))
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    return {"walled": rvgg(10, width=1 / 32).eval(), "baseline": rvgg(10, width=1 / 32, wall_rows=0).eval()}
+
+
+@pytest.fixture(scope="module")
+def sets():
+    g = torch.Generator().manual_seed(5)
+    return {"STACK-MIX": (torch.randn(3, 3, 224, 224, generator=g), torch.tensor([0, 1, 2])),
+            "STACK-GEN (stand-in)": torch.randn(3, 3, 224, 224, generator=g)}
+
+
+@pytest.fixture(scope="module")
+def results(profile, models, sets, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("results")
+    res = E.evaluate(profile, methods=METHODS, models=models, sets=sets, folder=folder, show_progress=False)
+    res["_folder"] = folder
+    return res
+
+
+def test_rows_cover_every_cell_with_the_csv_columns(results):
+    rows = results["rows"]
+    assert len(rows) == 2 * 2 * len(METHODS)
+    assert all(tuple(r) == E.CSV_COLUMNS for r in rows)
+    assert {r["model"] for r in rows} == {"walled", "baseline"}
+    assert all(r["n_images"] == 3 and r["source"] == "given" for r in rows)
+    opti = E.find_rows(rows, "Opti-CAM")
+    assert opti and all("1 Adam steps" in r["note"] for r in opti)
+
+
+def test_the_walls_bar(results):
+    """HiResCAM and LayerCAM: mu = 0 on every image of the walled model; GradCAM: mu > 0."""
+    for method in ("hirescam", "layercam"):
+        for r in E.find_rows(results["rows"], method, "walled"):
+            assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0 and r["mu_zero_share"] == 1.0
+            assert r["zero_row_fraction"] >= 136 / 224
+    for r in E.find_rows(results["rows"], "gradcam", "walled"):
+        assert r["mu_mean"] > 0
+    # on the baseline, HiResCAM does see the bottom rows
+    assert all(r["mu_mean"] > 0 for r in E.find_rows(results["rows"], "hirescam", "baseline"))
+
+
+def test_mu_recomputed_directly(results, models, sets):
+    """One cell, recomputed with saliency() and the metric on rows 170..223."""
+    images = sets["STACK-MIX"][0]
+    maps = cams.saliency(models["walled"], images, "gradcam")
+    expected = [np.linalg.norm(m[170:]) / np.linalg.norm(m) for m in maps]
+    got = E.per_image(results, "walled", "STACK-MIX", "gradcam")
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    row = E.find_rows(results["rows"], "gradcam", "walled", "STACK-MIX")[0]
+    assert row["mu_mean"] == pytest.approx(np.mean(expected), rel=1e-5)
+    assert row["mu_std"] == pytest.approx(np.std(expected), rel=1e-4, abs=1e-7)
+    assert row["zero_fraction"] == pytest.approx(np.mean(maps == 0), abs=1e-9)
+    # the baseline's mu uses the walled model's rows too
+    base = cams.saliency(models["baseline"], images, "gradcam")
+    np.testing.assert_allclose(E.per_image(results, "baseline", "STACK-MIX", "gradcam"),
+                               metrics.dead_zone_share(base, rows=range(170, 224)), rtol=1e-5)
+    # top1: the explained class against the labels given
+    logits = models["walled"](images)
+    assert row["top1"] == pytest.approx(float((logits.argmax(1) == sets["STACK-MIX"][1]).float().mean()))
+
+
+def test_files_and_reload_without_recomputing(results, profile, models, sets, monkeypatch):
+    folder = results["_folder"]
+    paths = E.results_paths(profile, folder)
+    with paths["csv"].open() as fh:
+        csv_rows = list(csv.DictReader(fh))
+    assert len(csv_rows) == len(results["rows"])
+    assert float(csv_rows[0]["mu_mean"]) == pytest.approx(results["rows"][0]["mu_mean"])
+    saved = json.loads(paths["json"].read_text())
+    assert saved["settings"]["opticam_iterations"] == 1 and saved["unseen_rows"] == [170, 223]
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed although current results exist")
+
+    monkeypatch.setattr(E, "evaluate", boom)
+    rows = E.table1(profile, models=models, sets=sets, methods=METHODS, folder=folder)
+    assert rows == saved["rows"]
+    full = E.evaluation(profile, models=models, sets=sets, methods=METHODS, folder=folder)
+    grid = E.grid_maps(full, "walled", "STACK-MIX", "hirescam")
+    direct = cams.saliency(models["walled"], sets["STACK-MIX"][0][:2], "hirescam")
+    np.testing.assert_allclose(grid, direct, atol=1e-5)
+
+
+def test_other_weights_or_images_are_recomputed(results, profile, models, sets, monkeypatch):
+    folder = results["_folder"]
+    calls = []
+    monkeypatch.setattr(E, "evaluate", lambda *a, **k: calls.append(k) or {"rows": []})
+    changed = {name: m for name, m in models.items()}
+    other = copy.deepcopy(models["baseline"])
+    with torch.no_grad():
+        other.classifier[-1].bias.add_(0.01)
+    changed["baseline"] = other
+    E.table1(profile, models=changed, sets=sets, methods=METHODS, folder=folder)
+    E.table1(profile, models=models, sets={"STACK-MIX": sets["STACK-MIX"]}, methods=METHODS, folder=folder)
+    E.table1(profile, models=models, sets=sets, methods=["gradcam"], folder=folder)
+    E.table1(profile, models=models, sets=sets, methods=METHODS, folder=folder, recompute=True)
+    assert len(calls) == 4
+
+
+def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path, monkeypatch):
+    """Checkpoints saved in the authors' flat layout load through helpers.data and give the
+    same table as the models themselves."""
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path))
+    from helpers import data as D
+
+    folder = D.authors_dir()
+    for walled, name in D.AUTHORS_CHECKPOINTS.items():
+        state = models["walled" if walled else "baseline"].state_dict()
+        torch.save(rvgg_to_authors_state_dict(state), folder / name)
+    real = profile.replace(data=profile.data.__class__(source="imagefolder", num_classes=10,
+                                                       train_images=0, val_images=0))
+    assert E._resolve_source(real, "auto", False) == "authors"
+    assert E._resolve_source(profile, "auto", False) == "trained"  # synthetic data: our own models
+    methods = ["gradcam", "hirescam"]
+    theirs = E.evaluate(real, methods=methods, sets=sets, source="authors", folder=tmp_path / "a",
+                        show_progress=False)
+    assert theirs["source"] == "authors"
+    for a in theirs["rows"]:
+        b = E.find_rows(results["rows"], a["method"], a["model"], a["dataset"])[0]
+        assert a["mu_mean"] == pytest.approx(b["mu_mean"], abs=1e-6)
+    for name in ("walled", "baseline"):
+        assert theirs["models"][name]["fingerprint"] == results["models"][name]["fingerprint"]
+
+
+def test_command_line(profile, models, sets, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(E, "_default_models", lambda prof, src, dev: (dict(models), {}))
+    monkeypatch.setattr(E, "_default_sets", lambda prof, n: dict(sets))
+    monkeypatch.setattr(E, "get_profile", lambda name=None: profile)
+    code = E.main(["--methods", "gradcam,HiResCAM", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "HiResCAM" in out and "table1.csv" in out and (tmp_path / "table1.json").is_file()
+    code = E.main(["--methods", "nosuchcam", "--out", str(tmp_path)])
+    assert code == 2 and "Unknown CAM method" in capsys.readouterr().err
+
+
+def test_bad_input(profile, models, sets, tmp_path):
+    with pytest.raises(ValueError, match="models must be keyed"):
+        E.evaluate(profile, methods=["gradcam"], models={"walls": models["walled"]}, sets=sets, write=False)
+    with pytest.raises(ValueError, match="source"):
+        E.evaluate(profile, methods=["gradcam"], source="nowhere", sets=sets, write=False)
+    with pytest.raises(TypeError, match="stack set"):
+        E.evaluate(profile, methods=["gradcam"], models=models, sets={"x": [1, 2, 3]}, write=False)
+    with pytest.raises(KeyError, match="per-image"):
+        E.per_image({"per_image": {}}, "walled", "STACK-MIX", "gradcam")
+
+
+def test_table1_html_quotes_the_paper_where_known(results):
+    html = E.table1_html(results["rows"], stamp="profile: test")
+    assert html.count("<tr>") == 1 + len(METHODS)
+    assert "about 0.227" in html and "0 (exactly)" in html and "not known to us" in html
+    assert "LayerCAM <small>(not in the paper)</small>" in html and "profile: test" in html
+    text = E.format_table(results["rows"])
+    assert "HiResCAM" in text and "0.000 +- 0.000" in text

@@ -1,0 +1,201 @@
+"""Tests of helpers.train: configuration and cache, resume, refusal of other configurations, DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import data as D
+from helpers import train as T
+
+TINY = dict(width=1 / 32, epochs=2, train_images=8, batch_size=4, val_images=4, position_images=2,
+            num_threads=1, log_every=1)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CAMWALLS_BOOK_BUILD", "1")  # silent progress bars
+    yield
+
+
+def test_config_and_key():
+    c = T.training_config("quick", walled=True, **TINY)
+    assert c["wall_rows"] == 9 and c["walled"] and c["width"] == 1 / 32
+    assert c["train"]["epochs"] == 2 and c["data"]["train_images"] == 8
+    b = T.training_config("quick", walled=False, **TINY)
+    assert b["wall_rows"] == 0 and not b["walled"]
+    assert T.config_key(c) != T.config_key(b)
+    assert T.config_key(c) == T.config_key(T.training_config("quick", walled=True, **TINY))
+    h = T.training_config("quick", walled=True, wall_rows=5, **TINY)
+    assert h["wall_rows"] == 5 and T.config_key(h) != T.config_key(c)
+    assert "w5" in T.checkpoint_path(h).name and "walled" in T.checkpoint_path(h).name
+    with pytest.raises(ValueError, match="Unknown training override 'epoch'"):
+        T.training_config("quick", epoch=3)
+    with pytest.raises(ValueError, match="wall_rows"):
+        T.training_config("quick", wall_rows=20)
+
+
+def test_learning_rate_schedule_by_hand():
+    c = T.training_config("quick", lr=0.1, epochs=4, warmup_steps=4, schedule="step", lr_step_epochs=2,
+                          lr_gamma=0.5)
+    # warm-up: (step + 1) / 4 of the base rate; StepLR: x0.5 every 2 epochs of 10 steps
+    assert T.learning_rate(c, 0, 10) == pytest.approx(0.025)
+    assert T.learning_rate(c, 3, 10) == pytest.approx(0.1)
+    assert T.learning_rate(c, 19, 10) == pytest.approx(0.1)
+    assert T.learning_rate(c, 20, 10) == pytest.approx(0.05)
+    k = T.training_config("quick", lr=0.1, epochs=2, warmup_steps=0, schedule="cosine")
+    assert T.learning_rate(k, 10, 10) == pytest.approx(0.05)  # half-way: cos(pi/2) -> half
+    assert T.learning_rate(k, 0, 10) == pytest.approx(0.1)
+
+
+def test_train_or_load_trains_then_loads():
+    model, info = T.train_or_load("quick", walled=True, **TINY)
+    assert not info["from_cache"] and info["complete"] and not model.training
+    assert len(info["history"]) == 2 and info["curve"][0][0] == 1
+    assert set(info["position_accuracy"]) == {"above", "straddle", "below"}
+    assert Path(info["checkpoint"]).is_file() and Path(info["metrics_csv"]).is_file()
+    rows = T.read_metrics(info["metrics_csv"])
+    assert [r["epoch"] for r in rows] == [1.0, 2.0]
+    assert rows[-1]["val_acc"] == pytest.approx(info["val_accuracy"])
+    again, info2 = T.train_or_load("quick", walled=True, **TINY)
+    assert info2["from_cache"]
+    for p, q in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(p, q)
+    # the wall holds in the trained model: rows 170.. change nothing
+    x = torch.randn(2, 3, 224, 224)
+    y = x.clone()
+    y[:, :, 170:] = torch.randn(2, 3, 54, 224) * 5
+    assert torch.equal(again(x), again(y))
+    # the reported validation accuracy is the accuracy recomputed on the same images
+    val = D.synthetic_batch(4, D._mix_seed(0, 424242), below_share=0.15)
+    acc, _ = T.evaluate_accuracy(again, val.images, val.labels)
+    assert acc == pytest.approx(info["val_accuracy"])
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path):
+    cfg = T.training_config("quick", walled=True, **{**TINY, "epochs": 3})
+    full, _ = T.train(cfg, device="cpu", checkpoint=tmp_path / "a.pt", show_progress=False)
+    part, info = T.train(cfg, device="cpu", checkpoint=tmp_path / "b.pt", stop_after_epochs=1,
+                         show_progress=False)
+    assert not info["complete"] and info["epochs_done"] == 1
+    resumed, info = T.train(cfg, device="cpu", checkpoint=tmp_path / "b.pt", show_progress=False)
+    assert info["complete"] and len(info["history"]) == 3
+    for (k, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), k
+
+
+def test_kill_mid_epoch_then_resume(tmp_path, monkeypatch):
+    cfg = T.training_config("quick", walled=False, **TINY)
+    full, _ = T.train(cfg, device="cpu", checkpoint=tmp_path / "a.pt", show_progress=False)
+    original = D.SyntheticStream.batch
+    calls = {"n": 0}
+
+    def dying(self, epoch, step):
+        calls["n"] += 1
+        if epoch == 1 and step == 1:
+            raise KeyboardInterrupt("killed")
+        return original(self, epoch, step)
+
+    monkeypatch.setattr(D.SyntheticStream, "batch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, device="cpu", checkpoint=tmp_path / "b.pt", show_progress=False)
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(D.SyntheticStream, "batch", original)
+    resumed, _ = T.train(cfg, device="cpu", checkpoint=tmp_path / "b.pt", show_progress=False)
+    for p, q in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_checkpoint_of_another_configuration_is_refused(tmp_path):
+    cfg = T.training_config("quick", walled=True, **{**TINY, "epochs": 1})
+    T.train(cfg, device="cpu", checkpoint=tmp_path / "x.pt", show_progress=False)
+    other = T.training_config("quick", walled=True, **{**TINY, "epochs": 1, "lr": 0.5})
+    with pytest.raises(T.ConfigMismatchError, match="train.lr"):
+        T.train(other, device="cpu", checkpoint=tmp_path / "x.pt", show_progress=False)
+    # and train_or_load refuses a file at its path that holds another configuration
+    path = T.checkpoint_path(other)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "x.pt").rename(path)
+    with pytest.raises(T.ConfigMismatchError, match="refusing"):
+        T.train_or_load("quick", walled=True, **{**TINY, "epochs": 1, "lr": 0.5})
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "y.pt")
+    with pytest.raises(ValueError, match="not a helpers.train checkpoint"):
+        T.load_checkpoint(tmp_path / "y.pt")
+
+
+def test_labels_out_of_range_are_refused():
+    from helpers.models import rvgg
+
+    m = rvgg(3, width=1 / 32)
+    with pytest.raises(ValueError, match="out of range"):
+        T.evaluate_accuracy(m, torch.zeros(1, 3, 224, 224), torch.tensor([5]))
+
+
+def test_real_data_training_and_class_count_check(tmp_path):
+    from PIL import Image
+
+    from helpers.config import DataSettings, get_profile
+
+    root = tmp_path / "imgs"
+    for split in ("train", "val"):
+        for c, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
+            for i in range(2):
+                (root / split / c).mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (40, 30), colour).save(root / split / c / f"{i}.png")
+    prof = get_profile("full").replace(data=DataSettings(source="imagefolder", num_classes=2, train_images=0,
+                                                         val_images=0, root=str(root), position_images=2))
+    over = dict(width=1 / 32, epochs=1, batch_size=2, num_workers=0, mixed_precision=False,
+                channels_last=False)
+    model, info = T.train_or_load(prof, walled=True, device="cpu", **over)
+    assert info["complete"] and len(info["history"]) == 1 and 0 <= info["val_accuracy"] <= 1
+    assert set(info["position_accuracy"]) == {"above", "straddle", "below"}
+    with pytest.raises(ValueError, match="num_classes=2"):
+        T.train_or_load(prof, walled=True, device="cpu", num_classes=5, **over)
+
+
+def test_cli_help():
+    out = subprocess.run([sys.executable, "-m", "helpers.train", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "--walled" in out.stdout and "--profile" in out.stdout
+
+
+def test_ddp_two_processes_end_with_identical_weights(tmp_path):
+    env = dict(os.environ, CAMWALLS_HOME=str(tmp_path / "home"), CAMWALLS_BOOK_BUILD="1",
+               OMP_NUM_THREADS="1")
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        "import sys, torch, torch.distributed as dist\n"
+        "from helpers import train as T\n"
+        "cfg = T.training_config('quick', walled=True, width=1/32, epochs=1, train_images=4, batch_size=4,\n"
+        "                        val_images=2, position_images=1, num_threads=1)\n"
+        "model, info = T.train(cfg, device='cpu', checkpoint=sys.argv[1], show_progress=False)\n"
+        "torch.save(model.state_dict(), sys.argv[2] + f'/rank{dist.get_rank()}.pt')\n"
+        "dist.destroy_process_group()\n"
+    )
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(script), str(tmp_path / "ckpt.pt"), str(tmp_path)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    from helpers.config import seed_everything
+
+    cfg = T.training_config('quick', walled=True, width=1/32, epochs=1, train_images=4, batch_size=4,
+                            val_images=2, position_images=1, num_threads=1)
+    seed_everything(cfg["train"]["seed"])  # the same initial weights as in train()
+    init = T.build_model(cfg)
+    changed = False
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+        changed |= not torch.equal(a[k], init.state_dict()[k])
+    assert changed  # they trained (and stayed in sync)
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    assert ckpt["world_size"] == 2
