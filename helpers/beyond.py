@@ -25,6 +25,7 @@ and a few methods for the per-model measurements; the chapter says so where it m
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from torch import nn
 
 from . import data as D
 from .config import IMAGE_SIZE, MAP_SIZE, Profile, cache_dir, get_device, get_profile, progress, seed_everything
-from .models import RVGG, check_image_batch, rvgg
+from .models import RVGG, WalledLinear, check_image_batch, wall_mask
 from .variants import WalledResNet, conv_walled_from, map_row_coverage, walled_resnet
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "measure_methods",
     # 1
     "method_leak_report",
+    "outcome_reason",
     # 2
     "conv_wall_prediction",
     "conv_wall_comparison",
@@ -72,6 +74,8 @@ __all__ = [
     "wall_aware_upsample",
     "energy_in_boxes",
     "hirescam_repair_report",
+    "html_table",
+    "fwhm",
 ]
 
 
@@ -180,8 +184,10 @@ def measure_methods(model: nn.Module, images: torch.Tensor, methods: Sequence[st
 
     Returns:
         ``{method: {"mu": (N,), "zero": (N,) fraction of exactly-zero pixels, "first_zero_row":
-        (N,), "hidden_map_zero": (N,) bool (the 14x14 map is exactly zero on every map row the
-        head does not read), "peak_row": (N,) row of the scaled map's maximum, "targets": (N,),
+        (N,), "hidden_map_zero": (N,) (1.0 where the 14x14 map is exactly zero on every map
+        row the head does not read, 0.0 where not, NaN where that does not apply: no hidden rows,
+        or FullGrad, whose map is not at the target layer), "hidden_map_constant": (N,) (likewise:
+        1.0 where those rows hold one single value), "peak_row": (N,) row of the scaled map's maximum, "targets": (N,),
         "seconds": float, "scaled": (k, 224, 224), "low": (k, 14, 14)}}``.
     """
     from . import cams, metrics, wall
@@ -202,15 +208,19 @@ def measure_methods(model: nn.Module, images: torch.Tensor, methods: Sequence[st
         low = res.low
         if visible is not None and low.shape[1] == MAP_SIZE and visible.size < MAP_SIZE:
             hidden = np.setdiff1d(np.arange(MAP_SIZE), visible)
-            hidden_zero = np.all(low[:, hidden, :] == 0, axis=(1, 2))
-        else:
-            hidden_zero = np.zeros(len(low), dtype=bool)
+            behind = low[:, hidden, :].reshape(len(low), -1)
+            hidden_zero = np.all(behind == 0, axis=1).astype(float)
+            hidden_constant = np.all(behind == behind[:, :1], axis=1).astype(float)
+        else:  # no hidden map rows, or a map not at the target layer (FullGrad): not applicable
+            hidden_zero = np.full(len(low), np.nan)
+            hidden_constant = np.full(len(low), np.nan)
         flat = scaled.reshape(len(scaled), -1).argmax(axis=1)
         out[key] = {
             "mu": np.asarray(mu, dtype=float),
             "zero": np.asarray(metrics.zero_fraction(scaled), dtype=float),
             "first_zero_row": np.asarray(metrics.first_zero_row(scaled)),
             "hidden_map_zero": hidden_zero,
+            "hidden_map_constant": hidden_constant,
             "peak_row": flat // scaled.shape[2],
             "targets": res.targets,
             "seconds": float(res.total_seconds),
@@ -228,7 +238,10 @@ def _summary_rows(measured: dict[str, dict[str, Any]], **extra: Any) -> list[dic
         rows.append({**extra, "method": key, "display": METHODS[key].display,
                      "mu_mean": float(np.mean(m["mu"])), "mu_std": float(np.std(m["mu"])),
                      "zero_mean": float(np.mean(m["zero"])),
-                     "hidden_map_zero_share": float(np.mean(m["hidden_map_zero"])),
+                     "hidden_map_zero_share": (float(np.mean(m["hidden_map_zero"]))
+                                               if np.isfinite(m["hidden_map_zero"]).all() else float("nan")),
+                     "hidden_map_constant_share": (float(np.mean(m["hidden_map_constant"]))
+                                                   if np.isfinite(m["hidden_map_constant"]).all() else float("nan")),
                      "n": int(len(m["mu"]))})
     return rows
 
@@ -268,6 +281,54 @@ def method_leak_report(table: Sequence[dict[str, Any]], tolerance: float = 1e-6)
                          "model='walled', method and mu_mean (helpers.evaluate's Table 1).")
     order = {k: i for i, k in enumerate(METHODS)}
     return sorted(out, key=lambda r: (order.get(r["method"], 99), str(r["dataset"])))
+
+
+#: Why a method's outcome behind the wall is what it is, when its weights alone do not decide it
+#: (``(if blind, if it leaks)``).
+_OUTCOME_REASONS = {
+    "fullgrad": (
+        "FullGrad sums gradients (of the input and of every bias) times values; no unit whose "
+        "receptive field lies wholly in the unseen rows receives any gradient, and the coarser "
+        "layers' upsampled terms stop above the wall too: blind by geometry, not by its weights",
+        "FullGrad's per-layer terms are upsampled from coarser grids, and a seen unit's upsampled "
+        "footprint reaches below the wall"),
+    "eigengradcam": (
+        "EigenGradCAM projects the centred products G*A; behind the wall they are all 0, so the map "
+        "there is one constant, which was not positive here",
+        "EigenGradCAM projects the centred products G*A; behind the wall they are all 0, so the map "
+        "there is one constant, positive here: a flat block"),
+    "segeigencam": (
+        "Seg-Eigen-CAM projects the centred products |G|*A: a constant behind the wall, not positive here",
+        "Seg-Eigen-CAM projects the centred products |G|*A: a constant behind the wall, positive here"),
+    "layercam": (
+        "LayerCAM weights each position by its own positive gradient, zero behind the wall",
+        "LayerCAM should be zero behind the wall (its gradients are); a non-zero value means the "
+        "gradient there is not zero, i.e. the wall leaks"),
+    "hirescam": (
+        "HiResCAM weights each position by its own gradient, zero behind the wall",
+        "HiResCAM should be zero behind the wall; a non-zero value means the wall leaks"),
+    "gradcamelementwise": (
+        "GradCAM-ElementWise sums ReLU(G*A) position by position, zero behind the wall",
+        "GradCAM-ElementWise should be zero behind the wall; a non-zero value means the wall leaks"),
+}
+
+
+def outcome_reason(method: str, observed: str) -> str:
+    """One sentence on why ``method`` is ``observed`` (``"blind"`` or ``"leaks"``) behind the wall:
+    a specific reason where the weights alone do not decide it, else the registry's grouping."""
+    from .cams import get_method
+
+    m = get_method(method)
+    if observed not in ("blind", "leaks"):
+        raise ValueError(f"observed must be 'blind' or 'leaks', got {observed!r}.")
+    if m.key in _OUTCOME_REASONS:
+        return _OUTCOME_REASONS[m.key][0 if observed == "blind" else 1]
+    if m.weights == "global":
+        if observed == "leaks":
+            return (f"{m.display} weights whole activation maps, which are not zero behind the wall")
+        return (f"{m.display} weights whole activation maps; they happened to cancel behind the wall "
+                "on these images")
+    return f"{m.display} has {m.weights} weights"
 
 
 # =============================================================================================
@@ -392,9 +453,19 @@ def train_walled_head(baseline: RVGG, features: torch.Tensor, labels: torch.Tens
     if labels.shape != (features.shape[0],):
         raise ValueError(f"labels must have shape ({features.shape[0]},), got {tuple(labels.shape)}.")
     D.check_labels(labels, baseline.num_classes)
+    if not 0 <= int(wall_rows) <= MAP_SIZE:
+        raise ValueError(f"wall_rows must be in 0..{MAP_SIZE}, got {wall_rows}.")
     gen = seed_everything(seed)
-    model = rvgg(num_classes=baseline.num_classes, width=baseline.width, wall_rows=int(wall_rows),
-                 dropout=float(baseline.classifier[2].p))
+    # a copy of the baseline with a new first dense layer (walled or not), every dense layer
+    # re-initialized by rVGG's own initialization, and the baseline's features put back
+    model = copy.deepcopy(baseline).cpu().float()
+    first = model.classifier[0]
+    channels = int(model.map_channels)
+    model.classifier[0] = (WalledLinear(first.in_features, first.out_features,
+                                        wall_mask(channels, MAP_SIZE, int(wall_rows)))
+                           if wall_rows > 0 else nn.Linear(first.in_features, first.out_features))
+    model.wall_rows = int(wall_rows)
+    model._init_weights()
     model.features.load_state_dict(baseline.features.state_dict())
     for p in model.features.parameters():
         p.requires_grad_(False)
@@ -413,7 +484,7 @@ def train_walled_head(baseline: RVGG, features: torch.Tensor, labels: torch.Tens
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         losses.append(total / n)
     model.eval()
     with torch.no_grad():
@@ -516,18 +587,53 @@ def resnet_training_config(profile: str | Profile | None = None, wall_rows: int 
     return cfg
 
 
-def _resnet_training_data(cfg: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    b = D.synthetic_batch(int(cfg["train_images"]), D._mix_seed(int(cfg["seed"]), 4242),
-                          num_classes=int(cfg["num_classes"]))
-    return b.images, b.labels
+#: Up to this many training images the ResNet's images are generated once, kept in float16 and
+#: reused every epoch (generating them costs about as much as a training step); beyond, every
+#: epoch draws fresh batches from the synthetic stream.
+_FIXED_SET_LIMIT = 4096
+
+
+class _FixedSet:
+    """A fixed set of synthetic images (float16), shuffled per epoch, flipped on odd epochs."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        n, chunk = int(cfg["train_images"]), 256
+        images, labels = [], []
+        for start in range(0, n, chunk):
+            b = D.synthetic_batch(min(chunk, n - start), 4242 + 1000 * int(cfg["seed"]) + start,
+                                  num_classes=int(cfg["num_classes"]))
+            images.append(b.images.half())
+            labels.append(b.labels)
+        self.images, self.labels = torch.cat(images), torch.cat(labels)
+        self.batch_size = int(cfg["batch_size"])
+        self.steps = n // self.batch_size
+
+    def epoch(self, epoch: int, gen: torch.Generator):
+        perm = torch.randperm(len(self.labels), generator=gen)
+        for i in range(self.steps):
+            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.images[idx].float()
+            yield (x.flip(3) if epoch % 2 == 1 else x), self.labels[idx]
+
+
+class _FreshStream:
+    """Fresh synthetic batches every epoch (:class:`helpers.data.SyntheticStream`)."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.stream = D.SyntheticStream(int(cfg["train_images"]), int(cfg["batch_size"]), 4242 + int(cfg["seed"]),
+                                        num_classes=int(cfg["num_classes"]))
+        self.steps = len(self.stream)
+
+    def epoch(self, epoch: int, gen: torch.Generator):
+        yield from self.stream.epoch(epoch)
 
 
 def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | None = None,
                          device: str | torch.device | None = None, show_progress: bool = True,
                          **overrides: Any) -> tuple[WalledResNet, dict[str, Any]]:
     """The trained :class:`~helpers.variants.WalledResNet` of a profile, from the checkpoint cache
-    or trained now (a fixed set of synthetic images, horizontal flips, AdamW with a one-cycle
-    schedule). Checkpoints are ``<cache>/checkpoints/<profile>/resnet-w<rows>-<key>.pt`` and are
+    or trained now (synthetic images -- a fixed set reused every epoch, flipped on odd epochs, up
+    to 4096 images; fresh batches beyond -- AdamW with a one-cycle schedule). Checkpoints are ``<cache>/checkpoints/<profile>/resnet-w<rows>-<key>.pt`` and are
     read with :func:`helpers.train.load_checkpoint` (a checkpoint of another configuration is
     refused).
 
@@ -546,14 +652,13 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
         model.load_state_dict(ckpt["model"])
         return model.to(dev).eval(), {"config": cfg, "checkpoint": str(path), "history": ckpt["history"],
                                       "train_seconds": float(ckpt["train_seconds"]), "from_cache": True}
+    if int(cfg["train_images"]) < int(cfg["batch_size"]):
+        raise ValueError(f"train_images={cfg['train_images']} is smaller than one batch ({cfg['batch_size']}).")
     gen = seed_everything(int(cfg["seed"]))
     model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"]).to(dev)
     t0 = time.perf_counter()
-    images, labels = _resnet_training_data(cfg)
-    n, bs = len(images), int(cfg["batch_size"])
-    steps_per_epoch = n // bs
-    if steps_per_epoch < 1:
-        raise ValueError(f"train_images={n} is smaller than one batch ({bs}).")
+    data = _FixedSet(cfg) if int(cfg["train_images"]) <= _FIXED_SET_LIMIT else _FreshStream(cfg)
+    steps_per_epoch, bs = data.steps, int(cfg["batch_size"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps_per_epoch * cfg["epochs"],
                                                 pct_start=0.2)
@@ -562,20 +667,16 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
     bar = progress(total=steps_per_epoch * cfg["epochs"], desc="training the walled ResNet", leave=False,
                    disable=not show_progress)
     for epoch in range(int(cfg["epochs"])):
-        perm = torch.randperm(n, generator=gen)
         total, correct = 0.0, 0
-        for i in range(steps_per_epoch):
-            idx = perm[i * bs:(i + 1) * bs]
-            x, y = images[idx].to(dev), labels[idx].to(dev)
-            if epoch % 2 == 1:
-                x = x.flip(3)
+        for x, y in data.epoch(epoch, gen):
+            x, y = x.to(dev), y.to(dev)
             out = model(x.contiguous(memory_format=torch.channels_last))
             loss = F.cross_entropy(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(y)
             correct += int((out.argmax(1) == y).sum())
             bar.update(1)
         history.append({"epoch": epoch + 1, "train_loss": total / (steps_per_epoch * bs),
@@ -693,8 +794,8 @@ def _patches(image: torch.Tensor) -> torch.Tensor:
 
 
 def deep_gradcam_reduced(conv_w: torch.Tensor, patches: torch.Tensor, Q: torch.Tensor, h1: torch.Tensor,
-                         layers: Sequence[torch.Tensor], target: str | int = "top"
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
+                         layers: Sequence[torch.Tensor], target: str | int = "top",
+                         acts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw GradCAM of a batch of deep theory models from the few numbers it depends on.
 
     The model: ``A = ReLU(conv(x))`` (``V`` 2x2 filters, 28x28 maps, the target layer) -> 2x2
@@ -711,11 +812,13 @@ def deep_gradcam_reduced(conv_w: torch.Tensor, patches: torch.Tensor, Q: torch.T
         Q: ``(B, H_1, V)``; h1: ``(B, H_1)``: ``W_1 M`` and ``W_1 p``.
         layers: ``[W_2, ..., W_L]``, each ``(B, H_out, H_in)`` (empty for ``L = 1``).
         target: ``"top"`` (each model's top class) or a class index.
+        acts: ``(B, V, 784)`` activations ``ReLU(conv_w . patches)`` when already computed.
 
     Returns:
         ``(cam, classes)``: ``(B, 784)`` raw GradCAM (ReLU, no scaling) and ``(B,)`` the classes.
     """
-    acts = torch.relu(torch.einsum("bvk,sk->bvs", conv_w, patches))  # (B, V, 784)
+    if acts is None:
+        acts = torch.relu(torch.einsum("bvk,sk->bvs", conv_w, patches))  # (B, V, 784)
     pre = [h1]
     a = h1
     for W in layers:
@@ -791,8 +894,8 @@ def deep_gradcam_monte_carlo(image: torch.Tensor, depth: int, target: str | int 
     while done < n_models:
         b = min(batch, n_models - done)
         conv_w = torch.randn(b, filters, 4, generator=gen)
-        acts = torch.relu(torch.einsum("bvk,sk->bvs", conv_w, patches)).view(b * filters, 1, _T_MAP, _T_MAP)
-        pooled = F.max_pool2d(acts, 2).view(b, filters, _T_POOL, _T_POOL)
+        acts = torch.relu(torch.einsum("bvk,sk->bvs", conv_w, patches))  # (b, V, 784)
+        pooled = F.max_pool2d(acts.view(b * filters, 1, _T_MAP, _T_MAP), 2).view(b, filters, _T_POOL, _T_POOL)
         vis = pooled[:, :, : _T_POOL - hidden_rows, :].reshape(b, filters, -1)
         m = vis.sum(dim=2)  # (b, V)
         pp = (vis**2).sum(dim=(1, 2))  # (b,)
@@ -800,7 +903,7 @@ def deep_gradcam_monte_carlo(image: torch.Tensor, depth: int, target: str | int 
         resid = torch.clamp(pp - (m**2).sum(dim=1) / n_vis, min=0.0).sqrt()
         h1 = torch.einsum("bjv,bv->bj", Q, m) / n_vis + resid[:, None] * torch.randn(b, h1_width, generator=gen)
         layers = [torch.randn(b, widths[i + 1], widths[i], generator=gen) for i in range(depth - 1)]
-        cam, _ = deep_gradcam_reduced(conv_w, patches, Q, h1, layers, target)
+        cam, _ = deep_gradcam_reduced(conv_w, patches, Q, h1, layers, target, acts=acts)
         cam = cam.double()
         total += cam.sum(0)
         total_sq += (cam**2).sum(0)
@@ -1019,7 +1122,8 @@ def energy_in_boxes(maps: np.ndarray, boxes: np.ndarray | torch.Tensor) -> np.nd
 
 
 def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.ndarray | None = None,
-                           erf_images: int = 4, method: str = "hirescam") -> dict[str, Any]:
+                           erf_images: int = 4, method: str = "hirescam",
+                           kernels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """HiResCAM upsampled three ways (:func:`wall_aware_upsample`) on a walled model: the zero
     region, the support in the seen rows, mu, and (with ``boxes``) the energy in the objects.
 
@@ -1029,6 +1133,7 @@ def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.nda
         boxes: optional ``(N, 4)`` object boxes ``(top, bottom, left, right)``.
         erf_images: images used to measure the effective receptive fields.
         method: the element-wise method to repair (``"hirescam"``; ``"layercam"`` works too).
+        kernels: effective receptive fields already measured (:func:`erf_kernels`).
 
     Returns:
         ``{"rows": [...one per upsampling...], "maps": {how: (N, 224, 224) scaled},
@@ -1045,7 +1150,8 @@ def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.nda
     seen = np.setdiff1d(np.arange(IMAGE_SIZE), unseen)
     low = cams.compute_cams(model, images, [method])[method].low.astype(np.float64)
     t0 = time.perf_counter()
-    kernels = erf_kernels(model, images[:erf_images])
+    if kernels is None:
+        kernels = erf_kernels(model, images[:erf_images])
     erf_seconds = time.perf_counter() - t0
     out: dict[str, Any] = {"rows": [], "maps": {}, "kernels": kernels, "unseen_rows": unseen,
                            "coverage": map_row_coverage(model) if isinstance(model, (RVGG, WalledResNet)) else None,
@@ -1069,3 +1175,45 @@ def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.nda
             row["energy_in_box"] = float(np.mean(energy_in_boxes(scaled, boxes)))
         out["rows"].append(row)
     return out
+
+
+# =============================================================================================
+# Small helpers for the chapter
+# =============================================================================================
+
+def html_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], caption: str = "",
+               formats: dict[str, str] | None = None) -> str:
+    """An HTML table of row dicts: ``columns`` is ``[(key, header), ...]``; ``formats`` maps a
+    key to a format spec (``".3f"``); NaN shows as an en dash; text is HTML-escaped."""
+    import html
+
+    formats = formats or {}
+    if not columns:
+        raise ValueError("columns is empty; pass [(key, header), ...].")
+
+    def cell(row: dict[str, Any], key: str) -> str:
+        value = row.get(key, "")
+        if isinstance(value, float) and math.isnan(value):
+            return "&ndash;"
+        if key in formats and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            return format(value, formats[key])
+        return html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r, k)}</td>" for k, _ in columns) + "</tr>" for r in rows)
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f'<table class="camwalls-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def fwhm(profile: np.ndarray) -> float:
+    """Full width at half maximum of a non-negative 1-D profile, in samples (pixels), with linear
+    interpolation at the two crossings."""
+    p = np.asarray(profile, dtype=np.float64)
+    if p.ndim != 1 or p.size < 2 or not (p.max() > 0) or (p < 0).any():
+        raise ValueError("fwhm needs a non-negative 1-D profile with a positive maximum.")
+    half = p.max() / 2
+    above = np.flatnonzero(p >= half)
+    lo, hi = int(above[0]), int(above[-1])
+    left = lo - (p[lo] - half) / (p[lo] - p[lo - 1]) if lo > 0 else float(lo)
+    right = hi + (p[hi] - half) / (p[hi] - p[hi + 1]) if hi < p.size - 1 else float(hi)
+    return float(right - left)

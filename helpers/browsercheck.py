@@ -498,7 +498,10 @@ Promise.all([loaded, mathReady]).then(() => {
       figure: !!i.closest('figure, .cell_output, .output, .figure'),
       visible: visible(i), folded: folded(i)})),
     links: Array.from(document.querySelectorAll('a[href]')).map(a => ({
-      attr: a.getAttribute('href'), href: a.href})),
+      attr: a.getAttribute('href'), href: a.href,
+      // hidden on purpose by a style rule on the link or its list item (not by a closed menu)
+      hidden: getComputedStyle(a).display === 'none' ||
+              (a.parentElement.tagName === 'LI' && getComputedStyle(a.parentElement).display === 'none')})),
     math: mathNodes.length,
     mathjax: !!(window.MathJax && MathJax.startup),
     math_rendered: mathNodes.filter(n => n.querySelector('mjx-container') ||
@@ -610,7 +613,8 @@ class SiteReport:
 
 
 def _repo_notebook_for_colab(url: str, repo_url: str | None, repo_root: Path | None) -> str | None:
-    """For a Colab link into this repository, the problem with it (``None`` when fine or not ours)."""
+    """For a Colab link into this repository, the problem with it (``None`` when fine or not ours):
+    it must name a ``.ipynb`` file that exists in the checkout (Colab opens nothing else)."""
     if not repo_url or repo_root is None:
         return None
     parts = urllib.parse.urlsplit(url)
@@ -626,6 +630,9 @@ def _repo_notebook_for_colab(url: str, repo_url: str | None, repo_root: Path | N
         return f"Colab link {url} names no file"
     if not (repo_root / rel).is_file():
         return f"Colab link {url} points to {rel}, which is not in the repository"
+    if not rel.endswith(".ipynb"):
+        return (f"Colab link {url} points to {rel}, which Colab cannot open (not a .ipynb); hide it "
+                "(book/_static/camwalls.css does, for the theme's launch buttons) or link a notebook")
     return None
 
 
@@ -643,7 +650,7 @@ def _check_links(page: Path, links: list[dict], html_dir: Path, base_url: str,
         if scheme in ("mailto", "javascript", "tel", "data"):
             continue
         if not href.startswith(base_url):
-            msg = _repo_notebook_for_colab(href, repo_url, repo_root)
+            msg = None if link.get("hidden") else _repo_notebook_for_colab(href, repo_url, repo_root)
             if msg:
                 problems.append(msg)
             continue

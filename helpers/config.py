@@ -79,6 +79,8 @@ class TrainSettings:
     schedule: str = "step"  # "step" (StepLR, the paper's) or "cosine" (to zero, per step)
     num_threads: int = 0  # torch.set_num_threads while training on the CPU (0: leave as is)
     log_every: int = 10  # steps between two points of the training-loss curve
+    init: str = "torchvision"  # "torchvision" (VGG's Kaiming init) or "dirac" (see helpers.train)
+    init_noise: float = 0.3  # "dirac": scale of the Kaiming noise added to the identity kernels
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class DataSettings:
     below_share: float = 0.15  # synthetic: share of training objects entirely below the wall
     root: str = ""  # imagefolder: folder with train/ and val/ ("" = $CAMWALLS_DATA_ROOT or cache)
     position_images: int = 200  # synthetic: images per position group in the final evaluation
+    instances: int = 1  # synthetic: up to this many instances of the class per training image
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ normalized with the ImageNet mean and standard deviation (what every model of th
 :func:`denormalize` brings it back to ``[0, 1]`` for display.
 
 * **The synthetic world** (the ``quick`` profile's training data, generated on the fly, no
-  image file anywhere): one bold object of one of ten classes -- six shapes and four
-  textures -- with random position, size, colour and rotation, on a cluttered background of
-  lower contrast. Every batch is rendered at once on a pixel grid from signed-distance-like
+  image file anywhere): bold objects of one of ten classes -- six shapes and four
+  textures -- with random position, size, colour, stretch and rotation, on a cluttered
+  background of lower contrast. Every batch is rendered at once on a pixel grid from signed-distance-like
   masks (vectorized torch, a few milliseconds per image) and is a pure function of a seed.
   Objects appear anywhere, including entirely below the wall (rows 170..223), so a walled
   model *must* fail on some images a baseline gets right.
@@ -95,12 +95,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 FIRST_UNSEEN_ROW = 170
 #: Version of the synthetic world (and of the stack builders). Part of every checkpoint's
 #: cache key: change it whenever the generated images change, so stale models are retrained.
-DATA_VERSION = 1
+DATA_VERSION = 2
 
-#: The ten classes of the synthetic world: six shapes (solid, one colour) and four textures.
+#: The ten classes of the synthetic world: six solid shapes and four textures. They are chosen
+#: to differ in coarse, colour-free cues (solid or thin, round or straight, spiky, periodic in
+#: one or two directions, dotted, concentric), so that a narrow network learns them from a few
+#: thousand images; the textures have a fixed period in pixels whatever the object's size.
 SYNTHETIC_CLASSES = [
-    "disc", "square", "triangle", "cross", "star", "ring",
-    "stripes", "checkerboard", "dots", "zigzag",
+    "disc", "ring", "bar", "cross", "star", "triangle",
+    "stripes", "checkerboard", "dots", "bullseye",
 ]
 
 
@@ -233,48 +236,58 @@ def _background(gen: torch.Generator, n: int, size: int, style: str) -> torch.Te
 
 
 #: Largest distance from the centre of each class's shape, in radius units (for any rotation).
-_EXTENT = torch.tensor([0.95, 0.8 * math.sqrt(2), 1.0, 1.0, 1.0, 0.96] + [0.85 * math.sqrt(2)] * 4)
+_EXTENT = torch.tensor([0.95, 0.95, math.hypot(0.95, 0.28), math.hypot(0.95, 0.2), 1.0, 1.0,
+                        0.85 * math.sqrt(2), 0.85 * math.sqrt(2), 0.95, 0.95])
+#: Texture periods in pixels: stripes, checkerboard cells, dot spacing, bullseye rings.
+_PERIOD = {6: 10.0, 7: 9.0, 8: 11.0, 9: 10.0}
 
 
-def _class_distance(k: int, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _class_distance(k: int, u: torch.Tensor, v: torch.Tensor, rad: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Signed distance-like field (negative inside, radius units) of class ``k``'s shape on the
-    object-centred, rotated coordinates ``u, v`` (the shape fits in ``u*u + v*v <= 1.45``), and
-    its two-colour pattern (1 where the second colour shows) for the textures, else ``None``."""
+    object-centred, rotated coordinates ``u, v`` (radius units; the shape fits in the disc of
+    radius ``_EXTENT[k]``), and its two-colour pattern (1 where the second colour shows) for the
+    textures, else ``None``. ``rad``: the radius in pixels (``(m, 1, 1)``), for the textures'
+    fixed periods."""
     if k == 0:  # disc
         return torch.sqrt(u * u + v * v) - 0.95, None
-    if k == 1:  # square
-        return torch.maximum(u.abs(), v.abs()) - 0.8, None
-    if k == 2:  # equilateral triangle, apex up, vertices at distance 1 from the centre
-        k3 = math.sqrt(3.0)
-        tri = torch.maximum(torch.maximum((k3 * u - v) / 2.0, (-k3 * u - v) / 2.0), v) - 0.5
-        return tri, None
-    if k == 3:  # cross (plus sign)
-        arm = 0.32
+    if k == 1:  # ring: a thin annulus between radii 0.65 and 0.95
+        return (torch.sqrt(u * u + v * v) - 0.8).abs() - 0.15, None
+    if k == 2:  # bar: a 1.9 x 0.56 rectangle
+        return torch.maximum(u.abs() - 0.95, v.abs() - 0.28), None
+    if k == 3:  # cross (plus sign) with thin arms
+        arm = 0.2
         au, av = u.abs(), v.abs()
         return torch.minimum(torch.maximum(au - 0.95, av - arm), torch.maximum(av - 0.95, au - arm)), None
-    if k == 4:  # five-pointed star: r < 0.55 + 0.45 * max(cos 5 theta, 0)^1.5
+    if k == 4:  # five-pointed star: r < 0.4 + 0.6 * max(cos 5 theta, 0)^1.5
         r2 = u * u + v * v + 1e-12
         r = torch.sqrt(r2)
         # cos(5 theta) = Re((u + i v)^5) / r^5, without atan2
         re5 = u ** 5 - 10 * u ** 3 * v * v + 5 * u * v ** 4
         c5 = re5 / (r2 * r2 * r)
-        return r - (0.55 + 0.45 * c5.clamp(min=0) ** 1.5), None
-    if k == 5:  # ring
-        return (torch.sqrt(u * u + v * v) - 0.72).abs() - 0.24, None
-    patch = torch.maximum(u.abs(), v.abs()) - 0.85
-    if k == 6:  # stripes
-        pattern = torch.sin(math.pi * 3.0 * u) > 0
-    elif k == 7:  # checkerboard
-        pattern = (torch.sin(math.pi * 2.0 * u) * torch.sin(math.pi * 2.0 * v)) > 0
-    elif k == 8:  # dots
-        cu = torch.remainder(u * 2.0, 1.0) - 0.5
-        cv = torch.remainder(v * 2.0, 1.0) - 0.5
-        pattern = (cu * cu + cv * cv) < 0.09
-    elif k == 9:  # zigzag
-        pattern = torch.sin(math.pi * 3.0 * (v + 0.35 * (torch.remainder(u * 2.5, 2.0) - 1.0).abs())) > 0
-    else:
+        return r - (0.4 + 0.6 * c5.clamp(min=0) ** 1.5), None
+    if k == 5:  # equilateral triangle, apex up, vertices at distance 1 from the centre
+        k3 = math.sqrt(3.0)
+        return torch.maximum(torch.maximum((k3 * u - v) / 2.0, (-k3 * u - v) / 2.0), v) - 0.5, None
+    if k not in _PERIOD:
         raise ValueError(f"class {k} is not a class of the synthetic world (0..{len(SYNTHETIC_CLASSES) - 1}).")
-    return patch, pattern.float()
+    period = _PERIOD[k]
+    px, py = u * rad, v * rad  # pixels, in the object's rotated frame
+    if k == 6:  # stripes in a square patch
+        outline = torch.maximum(u.abs(), v.abs()) - 0.85
+        pattern = torch.sin(2 * math.pi * px / period) > 0
+    elif k == 7:  # checkerboard in a square patch
+        outline = torch.maximum(u.abs(), v.abs()) - 0.85
+        pattern = (torch.sin(math.pi * px / period) * torch.sin(math.pi * py / period)) > 0
+    elif k == 8:  # dots in a disc
+        outline = torch.sqrt(u * u + v * v) - 0.95
+        cu = torch.remainder(px / period, 1.0) - 0.5
+        cv = torch.remainder(py / period, 1.0) - 0.5
+        pattern = (cu * cu + cv * cv) < 0.09
+    else:  # bullseye: concentric rings in a disc
+        outline = torch.sqrt(u * u + v * v) - 0.95
+        pattern = torch.sin(2 * math.pi * torch.sqrt(px * px + py * py) / period) > 0
+    return outline, pattern.float()
 
 
 def render_synthetic(labels: torch.Tensor, centers: torch.Tensor, radii: torch.Tensor,
@@ -324,7 +337,7 @@ def render_synthetic(labels: torch.Tensor, centers: torch.Tensor, radii: torch.T
             dy = dy / aspects[idx].view(m, 1, 1)
         u = cos * dx + sin * dy
         v = -sin * dx + cos * dy
-        d, pattern = _class_distance(int(k), u, v)
+        d, pattern = _class_distance(int(k), u, v, rad)
         cover = torch.clamp(0.5 - d * rad, 0.0, 1.0).unsqueeze(1)  # anti-aliased over one pixel
         colour = colours[idx].view(m, 3, 1, 1)
         fill = colour if pattern is None else colour + (1.0 - 2.0 * colour) * pattern.unsqueeze(1)
@@ -510,11 +523,11 @@ class SyntheticStream:
         images_per_epoch: images per epoch (rounded down to whole batches, at least one batch).
         batch_size: images per batch.
         seed: base seed.
-        num_classes, below_share: see :func:`synthetic_batch`.
+        num_classes, below_share, instances: see :func:`synthetic_batch`.
     """
 
     def __init__(self, images_per_epoch: int, batch_size: int, seed: int, num_classes: int = 10,
-                 below_share: float = 0.15) -> None:
+                 below_share: float = 0.15, instances: int = 1) -> None:
         if batch_size < 1 or images_per_epoch < 1:
             raise ValueError(f"batch_size and images_per_epoch must be positive, got "
                              f"{batch_size} and {images_per_epoch}.")
@@ -523,6 +536,7 @@ class SyntheticStream:
         self.seed = int(seed)
         self.num_classes = int(num_classes)
         self.below_share = float(below_share)
+        self.instances = int(instances)
 
     def __len__(self) -> int:
         return self.steps
@@ -530,7 +544,8 @@ class SyntheticStream:
     def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``(B, 3, 224, 224)`` and labels ``(B,)`` of one step."""
         b = synthetic_batch(self.batch_size, _mix_seed(self.seed, epoch, step),
-                            num_classes=self.num_classes, below_share=self.below_share)
+                            num_classes=self.num_classes, below_share=self.below_share,
+                            instances=self.instances)
         return b.images, b.labels
 
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -62,6 +62,7 @@ __all__ = [
     "load_results",
     "load_maps",
     "grid_maps",
+    "grid_images",
     "per_image",
     "find_rows",
     "format_table",
@@ -147,9 +148,16 @@ def _models_key(prof: Profile, source: str) -> str | None:
     keys (the checkpoint cache keys), or the authors' checkpoint files. ``None`` when the
     models were given by the caller (then their weights' fingerprints identify them)."""
     if source == "trained":
-        from .train import config_key, training_config
+        from .train import checkpoint_path, config_key, training_config
 
-        return _hash({"source": source, "train": [config_key(training_config(prof, walled=w)) for w in (True, False)]})
+        parts = []
+        for walled in (True, False):
+            config = training_config(prof, walled=walled)
+            path = checkpoint_path(config)
+            st = path.stat() if path.is_file() else None
+            # the checkpoint's size and time: a model trained again gives new results
+            parts.append([config_key(config), st.st_size if st else None, st.st_mtime_ns if st else None])
+        return _hash({"source": source, "train": parts})
     if source == "authors":
         from .data import AUTHORS_CHECKPOINTS, authors_dir
 
@@ -241,12 +249,14 @@ def _as_set(name: str, value: Any) -> tuple[torch.Tensor, torch.Tensor | None, d
         labels = getattr(value, "labels", None)
         desc = {"name": getattr(value, "name", name),
                 "stand_in": bool(getattr(value, "is_stand_in", "stand-in" in name)),
-                "source": str(getattr(value, "meta", {}).get("source", ""))}
+                "source": str(getattr(value, "meta", {}).get("source", "")),
+                "class_names": [str(c) for c in getattr(value, "class_names", [])]}
         return value.images, labels, desc
     if isinstance(value, torch.Tensor):
-        return value, None, {"name": name, "stand_in": "stand-in" in name, "source": "given"}
+        return value, None, {"name": name, "stand_in": "stand-in" in name, "source": "given", "class_names": []}
     if isinstance(value, (tuple, list)) and len(value) == 2:
-        return value[0], value[1], {"name": name, "stand_in": "stand-in" in name, "source": "given"}
+        return value[0], value[1], {"name": name, "stand_in": "stand-in" in name, "source": "given",
+                                    "class_names": []}
     raise TypeError(f"stack set {name!r} must be a StackSet, an images tensor or an (images, labels) "
                     f"pair, got {type(value).__name__}.")
 
@@ -346,9 +356,10 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
 
                     def tick(key, n_done, done=done):
                         bar.update(n_done - done[key])
-                        bar.set_postfix_str(f"{model_name}, {set_name}, {cams.METHODS[key].display}",
-                                            refresh=False)
                         done[key] = n_done
+                        nxt = keys[(keys.index(key) + 1) % len(keys)]  # the method computed next
+                        bar.set_postfix_str(f"{model_name}, {set_name}, {cams.METHODS[nxt].display}",
+                                            refresh=False)
 
                     res = cams.compute_cams(model, chunk, keys, None, batch_size=batch, options=opts,
                                             callback=tick)
@@ -366,6 +377,7 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
                             lows[key].append(r.low[: ev.grid_images - have])
                     tgt_all.append(next(iter(res.values())).targets)
                 per_image[model_name][set_name] = cell
+                grids[f"images|{set_name}"] = images[: ev.grid_images].detach().cpu().numpy().astype(np.float16)
                 targets_out[model_name][set_name] = np.concatenate(tgt_all).tolist()
                 for key in keys:
                     grids[f"{model_name}|{set_name}|{key}"] = np.concatenate(lows[key]).astype(np.float32)
@@ -488,7 +500,7 @@ def load_results(profile: str | Profile | None = None, folder: str | Path | None
 
 def load_maps(profile: str | Profile | None = None, folder: str | Path | None = None) -> dict[str, np.ndarray]:
     """The saved grid maps: ``{"<model>|<set>|<method>": (k, 14, 14) low maps}`` (FullGrad's are
-    224x224); empty when there are none."""
+    224x224) and images ``{"images|<set>": (k, 3, 224, 224)}``; empty when there are none."""
     path = results_paths(profile, folder)["maps"]
     if not path.is_file():
         return {}
@@ -578,15 +590,33 @@ def per_image(results: Mapping[str, Any], model: str, dataset: str, method: str,
                        f"the results hold models {list(results.get('per_image', {}))}.") from None
 
 
-def grid_maps(results: Mapping[str, Any], model: str, dataset: str, method: str) -> np.ndarray:
-    """The first ``grid_images`` maps of a cell, scaled as pytorch-grad-cam scales them
-    ``(k, 224, 224)`` (from the saved 14x14 maps, with :func:`helpers.cams.postprocess`)."""
+def grid_maps(results: Mapping[str, Any], model: str, dataset: str, method: str,
+              kind: str = "scaled") -> np.ndarray:
+    """The first ``grid_images`` maps of a cell, from the saved 14x14 maps (FullGrad: 224x224).
+
+    ``kind``: ``"scaled"`` -- as pytorch-grad-cam returns them ``(k, 224, 224)``, through
+    :func:`helpers.cams.postprocess`; ``"low"`` -- the raw maps at the target layer's
+    resolution (ReLU'd, not scaled); ``"upsampled"`` -- those resized, not scaled.
+    """
     key = cams.get_method(method).key
     maps = results.get("_maps") or {}
     name = f"{model}|{dataset}|{key}"
     if name not in maps:
         raise KeyError(f"No saved maps for {name!r}; run the evaluation (helpers.evaluate.evaluation).")
-    return cams.postprocess(maps[name], key, (224, 224))["scaled"]
+    if kind not in ("scaled", "low", "upsampled"):
+        raise ValueError(f"kind must be 'scaled', 'low' or 'upsampled', got {kind!r}.")
+    return cams.postprocess(maps[name], key, (224, 224))[kind]
+
+
+def grid_images(results: Mapping[str, Any], dataset: str) -> torch.Tensor:
+    """The first ``grid_images`` images of a stack set, as saved with the results
+    ``(k, 3, 224, 224)`` (ImageNet-normalized, stored in float16: for display)."""
+    maps = results.get("_maps") or {}
+    name = f"images|{dataset}"
+    if name not in maps:
+        raise KeyError(f"No saved images for the set {dataset!r}; the results hold "
+                       f"{sorted(k[7:] for k in maps if k.startswith('images|'))}.")
+    return torch.from_numpy(maps[name].astype(np.float32))
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], model: str | None = None) -> str:

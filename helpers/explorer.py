@@ -332,8 +332,10 @@ class Explorer:
         shown: dict[tuple[str, str, str], View] = {}
         for j, (stack, model) in enumerate(cols):
             images, labels, _ = self.stacks[self.check(stack, indices[stack], methods[0], model).stack]
+            name = stack.replace(" (", "\n(")  # "STACK-GEN (stand-in)" on two lines
             plots.show_image(axes[0, j], images[indices[stack]], normalized=True,
-                             title=f"{stack} #{indices[stack]}\n{model}")
+                             title=f"{name}\n#{indices[stack]}, {model}")
+            axes[0, j].title.set_fontsize(8)
             for i, method in enumerate(methods, start=1):
                 v = self.view(stack, indices[stack], method, model)
                 shown[(stack, model, method)] = v

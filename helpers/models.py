@@ -404,6 +404,20 @@ class TheoryCNN(nn.Module):
         """The ReLU after the convolution (28x28 maps): GradCAM is taken there."""
         return self.relu
 
+    def visible_map_rows(self) -> list[int]:
+        """Rows of the pooled 14x14 map that the dense layer reads (0..13-hidden_rows)."""
+        return list(range(14 - self.hidden_rows))
+
+    def unseen_rows(self, image_size: int = 29) -> list[int]:
+        """Input rows (of the 29-row image) the logits cannot depend on, by receptive-field
+        arithmetic through the convolution and the pooling (rows 15..28 with 7 hidden rows)."""
+        from .wall import input_rows_reaching
+
+        if image_size != 29:
+            raise ValueError(f"TheoryCNN is defined for 29x29 inputs, got image_size={image_size}.")
+        seen = input_rows_reaching([self.conv, self.relu, self.pool], self.visible_map_rows(), image_size)
+        return sorted(set(range(image_size)) - set(int(r) for r in seen))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, classes)`` of ``(N, 1, 29, 29)`` images."""
         check_image_batch(x, image_size=29, channels=1)

@@ -34,6 +34,8 @@ __all__ = [
     "image_grid",
     "training_curves",
     "accuracy_by_row_plot",
+    "overlay_rgb",
+    "cam_grid",
 ]
 
 CAM_CMAP = "inferno"
@@ -92,12 +94,14 @@ def show_image(ax: plt.Axes, image, title: str | None = None, wall: bool = True,
 
 
 def show_map(ax: plt.Axes, cam: np.ndarray | torch.Tensor, title: str | None = None, wall: bool = True,
-             vmin: float | None = 0.0, vmax: float | None = None, colorbar: bool = False):
-    """Show a saliency map (any size; the wall is scaled to it) with :data:`CAM_CMAP`."""
+             vmin: float | None = 0.0, vmax: float | None = None, colorbar: bool = False,
+             first_unseen_row: float = FIRST_UNSEEN_ROW, size: int = IMAGE_SIZE):
+    """Show a saliency map (any size) with :data:`CAM_CMAP`; the wall (``first_unseen_row`` of a
+    ``size``-row image, rVGG's by default) is scaled to the map's own number of rows."""
     arr = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
     im = ax.imshow(arr, cmap=CAM_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
     if wall:
-        draw_wall(ax, scale=arr.shape[0] / IMAGE_SIZE, size=IMAGE_SIZE)
+        draw_wall(ax, first_unseen_row=first_unseen_row, size=size, scale=arr.shape[0] / size)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -108,8 +112,10 @@ def show_map(ax: plt.Axes, cam: np.ndarray | torch.Tensor, title: str | None = N
 
 
 def overlay(ax: plt.Axes, image, cam: np.ndarray | torch.Tensor, title: str | None = None,
-            alpha: float = 0.5, wall: bool = True, normalized: bool = False) -> None:
-    """The image in grey with the map (same size) on top in :data:`CAM_CMAP`, and the wall."""
+            alpha: float = 0.5, wall: bool = True, normalized: bool = False,
+            first_unseen_row: float = FIRST_UNSEEN_ROW) -> None:
+    """The image in grey with the map (same size) on top in :data:`CAM_CMAP`, and the wall at
+    ``first_unseen_row`` (rVGG's row 170 by default; give the row for other models)."""
     rgb = to_display(image, normalized=normalized)
     grey = rgb.mean(axis=-1)
     ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -117,7 +123,8 @@ def overlay(ax: plt.Axes, image, cam: np.ndarray | torch.Tensor, title: str | No
     ax.imshow(arr, cmap=CAM_CMAP, alpha=alpha, vmin=0, vmax=max(float(arr.max()), 1e-12),
               interpolation="bilinear")
     if wall:
-        draw_wall(ax, scale=arr.shape[0] / IMAGE_SIZE)
+        draw_wall(ax, first_unseen_row=first_unseen_row, size=grey.shape[0],
+                  scale=arr.shape[0] / grey.shape[0])
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -207,4 +214,98 @@ def accuracy_by_row_plot(results: dict, chance: float | None = None, ax: plt.Axe
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
+    return fig, ax
+
+
+# --------------------------------------------------------------------------------------------
+# Many maps at once (the chapters' grids): one image array instead of hundreds of axes
+# --------------------------------------------------------------------------------------------
+
+def _paint_wall(rgb: np.ndarray, first_unseen_row: int = FIRST_UNSEEN_ROW, color: str = WALL_COLOR,
+                period: int = 14) -> np.ndarray:
+    """The wall drawn into an ``(H, W, 3)`` array: diagonal hatching on the unseen rows and a
+    dashed line on the first one (the look of :func:`draw_wall`, without matplotlib patches)."""
+    from matplotlib.colors import to_rgb
+
+    out = rgb.copy()
+    height, width = out.shape[:2]
+    if not 0 <= first_unseen_row < height:
+        return out
+    col = np.asarray(to_rgb(color), dtype=out.dtype)
+    yy, xx = np.mgrid[first_unseen_row:height, 0:width]
+    hatch = ((xx + yy) % period) < 2
+    block = out[first_unseen_row:]
+    block[hatch] = 0.2 * block[hatch] + 0.8 * col
+    dash = (np.arange(width) % 12) < 7
+    for r in (first_unseen_row, min(first_unseen_row + 1, height - 1)):
+        out[r, dash] = col
+    return out
+
+
+def overlay_rgb(image, cam: np.ndarray | torch.Tensor, alpha: float = 0.5, normalized: bool = False,
+                wall: bool = True, first_unseen_row: int = FIRST_UNSEEN_ROW) -> np.ndarray:
+    """What :func:`overlay` draws, as an ``(H, W, 3)`` float array in ``[0, 1]``: the image in
+    grey, the map (scaled by its maximum) in :data:`CAM_CMAP` on top, and the wall."""
+    grey = to_display(image, normalized=normalized).mean(axis=-1)
+    arr = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam, dtype=np.float64)
+    if arr.shape != grey.shape:
+        raise ValueError(f"the map {arr.shape} and the image {grey.shape} must have the same size.")
+    top = max(float(arr.max()), 1e-12)
+    colored = plt.get_cmap(CAM_CMAP)(np.clip(arr / top, 0, 1))[..., :3]
+    rgb = (1 - alpha) * grey[..., None] + alpha * colored
+    return _paint_wall(rgb, first_unseen_row) if wall else rgb
+
+
+def cam_grid(images: Sequence, rows: dict, normalized: bool = True, values: dict | None = None,
+             alpha: float = 0.6, cell: float = 0.9, step: int = 2, title: str | None = None):
+    """A grid of saliency maps over images, drawn as one picture (fast for hundreds of maps).
+
+    Args:
+        images: ``k`` images ``(3, H, W)`` (the top row of the grid).
+        rows: ``{row label: (k, H, W) maps}``, one grid row each, in order.
+        normalized: whether the images are ImageNet-normalized.
+        values: optional ``{row label: (k,) numbers}`` written in each tile's corner.
+        alpha: opacity of the maps; ``cell``: inches per tile; ``step``: pixel subsampling of
+            each tile (2 halves the resolution).
+        title: the figure's title.
+
+    Returns:
+        ``(fig, ax)``.
+    """
+    k = len(images)
+    if k == 0 or not rows:
+        raise ValueError("cam_grid needs at least one image and one row of maps.")
+    tiles = [[_paint_wall(to_display(img, normalized=normalized)) for img in images]]
+    for label, maps in rows.items():
+        if len(maps) < k:
+            raise ValueError(f"row {label!r} has {len(maps)} maps for {k} images.")
+        tiles.append([overlay_rgb(img, maps[j], alpha=alpha, normalized=normalized) for j, img in enumerate(images)])
+    size = tiles[0][0].shape[0]
+    gap = 6
+    small = (size + step - 1) // step
+    height = len(tiles) * (small + gap // step) - gap // step
+    width = k * (small + gap // step) - gap // step
+    mosaic = np.ones((height, width, 3))
+    for i, row in enumerate(tiles):
+        for j, tile in enumerate(row):
+            y, x = i * (small + gap // step), j * (small + gap // step)
+            mosaic[y:y + small, x:x + small] = tile[::step, ::step]
+    fig, ax = plt.subplots(figsize=(cell * k + 1.3, cell * len(tiles) + (0.4 if title else 0.1)))
+    ax.imshow(mosaic, interpolation="antialiased")
+    ax.set_xticks([])
+    ax.set_yticks([(i * (small + gap // step)) + small / 2 for i in range(len(tiles))],
+                  ["image"] + list(rows), fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if values:
+        for i, label in enumerate(rows, start=1):
+            if label not in values:
+                continue
+            for j, v in enumerate(values[label][:k]):
+                ax.text(j * (small + gap // step) + 2, i * (small + gap // step) + small - 3, f"{v:.2f}",
+                        color="white", fontsize=5.5, va="bottom")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout(pad=0.3)
     return fig, ax

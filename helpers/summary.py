@@ -284,31 +284,34 @@ def results_table_html(rows: Sequence[ResultRow], stamp: str | None = None) -> s
 
     methods.sort(key=walled_mu)
     cols = [(d, m) for d in datasets for m in models]
-    head = "".join(f"<th>{html.escape(d)}<br>{m}</th>" for d, m in cols)
+    top = "".join(f'<th colspan="{len(models)}">{html.escape(d)}</th>' for d in datasets)
+    sub = "".join(f"<th>{m}</th>" for _, m in cols)
     body = []
     for method in methods:
         cells = []
         for d, m in cols:
             found = find_row(rows, method, m, d)
             if not found:
-                cells.append("<td>-</td>")
+                cells.append("<td>&ndash;</td>")
                 continue
             r = found[0]
-            std = "" if r.mu_std is None else f" &plusmn; {r.mu_std:.3f}"
+            std = "" if r.mu_std is None else f"<br><small>&plusmn;&nbsp;{r.mu_std:.3f}</small>"
             cells.append(f"<td>{r.mu_mean:.3f}{std}</td>")
         paper = PAPER_NUMBERS.get(_key(method))
-        paper_cell = _fmt(paper["mu"]) if paper else "not known"
+        paper_cell = _fmt(paper["mu"]) if paper else "&ndash;"
         zero = [r.zero_fraction for r in find_row(rows, method, "walled") if r.zero_fraction is not None]
         secs = [r.seconds for r in rows if _key(r.method) == _key(method) and r.seconds is not None]
         body.append(f"<tr><td>{html.escape(method)}</td>{''.join(cells)}<td>{paper_cell}</td>"
                     f"<td>{_fmt(sum(zero) / len(zero)) if zero else 'n/a'}</td>"
                     f"<td>{_fmt(sum(secs), 1) if secs else 'n/a'}</td></tr>")
     cap = ("Table 1, recomputed: mu mean &plusmn; std over the stack images (lower is better; uniform map "
-           f"{UNIFORM_MU:.3f}); paper: walled model, mean over stack sets; zero fraction of the walled "
-           "model's maps; total seconds over all cells") + (f"; {html.escape(stamp)}" if stamp else "")
-    return (f'<table class="camwalls-table"><caption>{cap}</caption><thead><tr><th>method</th>{head}'
-            f"<th>paper (walled)</th><th>zero fraction</th><th>seconds</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+           f"{UNIFORM_MU:.3f}); paper: its value on the walled model (&ndash;: not known to us); zero "
+           "fraction: share of the walled model's map pixels that are exactly 0; seconds: all cells of "
+           "the method together") + (f"; {html.escape(stamp)}" if stamp else "")
+    return (f'<div class="camwalls-scroll"><table class="camwalls-table"><caption>{cap}</caption><thead>'
+            f'<tr><th rowspan="2">method</th>{top}<th rowspan="2">paper</th><th rowspan="2">zero<br>fraction</th>'
+            f'<th rowspan="2">seconds</th></tr><tr>{sub}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 # --------------------------------------------------------------------------------------------

@@ -172,9 +172,49 @@ def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def build_model(config: dict[str, Any]) -> RVGG:
-    """An untrained rVGG for ``config`` (width, wall rows, classes, dropout)."""
-    return rvgg(num_classes=int(config["data"]["num_classes"]), width=float(config["width"]),
-                wall_rows=int(config["wall_rows"]), dropout=float(config["train"]["dropout"]))
+    """An untrained rVGG for ``config`` (width, wall rows, classes, dropout, initialization).
+
+    ``train.init = "torchvision"`` keeps torchvision's VGG initialization (Kaiming normal
+    convolutions, N(0, 0.01) dense layers), the paper's. ``"dirac"`` (the quick profile) starts
+    every convolution after the first as an identity kernel plus ``init_noise`` times Kaiming
+    noise, and the first dense layer as the same weights at every map position (a global sum),
+    the other dense layers Kaiming: the deep plain network then starts as a well-conditioned
+    shallow one and learns much faster from few images. The architecture, hence the wall, is
+    the same either way.
+    """
+    model = rvgg(num_classes=int(config["data"]["num_classes"]), width=float(config["width"]),
+                 wall_rows=int(config["wall_rows"]), dropout=float(config["train"]["dropout"]))
+    init = config["train"].get("init", "torchvision")
+    if init == "dirac":
+        _dirac_init(model, float(config["train"].get("init_noise", 0.3)))
+    elif init != "torchvision":
+        raise ValueError(f"Unknown init {init!r}; expected 'torchvision' or 'dirac'.")
+    return model
+
+
+@torch.no_grad()
+def _dirac_init(model: RVGG, noise: float) -> None:
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    for conv in convs[1:]:
+        cout, cin = conv.weight.shape[:2]
+        w = torch.zeros_like(conv.weight)
+        idx = torch.arange(cout)
+        w[idx, idx % cin, 1, 1] = 1.0
+        std = math.sqrt(2.0 / (cout * 9))
+        conv.weight.copy_(w + noise * std * torch.randn_like(w))
+        conv.bias.zero_()
+    first = model.classifier[0]
+    channels = model.map_channels
+    positions = first.in_features // channels
+    shared = torch.randn(first.out_features, channels) * math.sqrt(2.0 / channels) / positions
+    first.weight.copy_(shared.repeat_interleave(positions, dim=1))
+    first.bias.zero_()
+    if hasattr(first, "mask"):
+        first.weight.mul_(first.mask)
+    for lin in (model.classifier[3], model.classifier[6]):
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+        lin.bias.zero_()
+    model.classifier[6].weight.mul_(0.1)
 
 
 def learning_rate(config: dict[str, Any], step: int, steps_per_epoch: int) -> float:
@@ -467,7 +507,8 @@ class _ShardedSynthetic(D.SyntheticStream):
     def __init__(self, config: dict[str, Any], rank: int, world: int) -> None:
         d, t = config["data"], config["train"]
         super().__init__(int(d["train_images"]), int(t["batch_size"]), int(d["seed"]) * 1000 + int(t["seed"]),
-                         num_classes=int(d["num_classes"]), below_share=float(d["below_share"]))
+                         num_classes=int(d["num_classes"]), below_share=float(d["below_share"]),
+                         instances=int(d.get("instances", 1)))
         self.rank, self.world = rank, world
 
     def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -475,7 +516,8 @@ class _ShardedSynthetic(D.SyntheticStream):
             return super().batch(epoch, step)
         n = max(1, self.batch_size // self.world)
         b = D.synthetic_batch(n, D._mix_seed(self.seed, epoch, step, self.rank, self.world),
-                              num_classes=self.num_classes, below_share=self.below_share)
+                              num_classes=self.num_classes, below_share=self.below_share,
+                              instances=self.instances)
         return b.images, b.labels
 
 

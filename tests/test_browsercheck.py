@@ -103,6 +103,14 @@ def test_colab_links_must_name_a_notebook_of_the_repository(tmp_path: Path):
     assert bc._repo_notebook_for_colab(good, repo, tmp_path) is None
     assert "not in the repository" in bc._repo_notebook_for_colab(bad, repo, tmp_path)
     assert bc._repo_notebook_for_colab(other, repo, tmp_path) is None
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "intro.md").write_text("# x")
+    md = "https://colab.research.google.com/github/o/r/blob/main/book/intro.md"
+    assert "Colab cannot open" in bc._repo_notebook_for_colab(md, repo, tmp_path)
+    # A link hidden on purpose by a style rule (the theme's launch button on a .md page) is fine.
+    links = [{"attr": md, "href": md, "hidden": True}, {"attr": bad, "href": bad, "hidden": False}]
+    problems, local = bc._check_links(Path("p.html"), links, tmp_path, "http://127.0.0.1:1/", repo, tmp_path)
+    assert local == 0 and len(problems) == 1 and "99_z.ipynb" in problems[0]
 
 
 def test_repo_url_is_read_from_config(tmp_path: Path):

@@ -54,12 +54,12 @@ def _render_one(label: int, radius: float = 40.0, angle: float = 0.0, center=(11
 
 @pytest.mark.parametrize("label, area", [
     (0, math.pi * 0.95 ** 2),                       # disc of radius 0.95
-    (1, 1.6 ** 2),                                  # square of half-side 0.8
-    (2, 3 * math.sqrt(3) / 4),                      # equilateral triangle inscribed in the unit circle
-    (3, 2 * (1.9 * 0.64) - 0.64 ** 2),              # plus sign: two 1.9 x 0.64 bars minus overlap
-    (5, math.pi * (0.96 ** 2 - 0.48 ** 2)),         # ring between radii 0.48 and 0.96
-    (6, 1.7 ** 2),                                  # texture patch (colour and complement)
-    (9, 1.7 ** 2),
+    (1, math.pi * (0.95 ** 2 - 0.65 ** 2)),         # ring between radii 0.65 and 0.95
+    (2, 1.9 * 0.56),                                # bar 1.9 x 0.56
+    (3, 2 * (1.9 * 0.4) - 0.4 ** 2),                # plus sign: two 1.9 x 0.4 bars minus overlap
+    (5, 3 * math.sqrt(3) / 4),                      # equilateral triangle inscribed in the unit circle
+    (6, 1.7 ** 2),                                  # stripes: square patch (colour and complement)
+    (9, math.pi * 0.95 ** 2),                       # bullseye: disc patch
 ])
 def test_rendered_area_matches_closed_form(label, area):
     r = 40.0
@@ -69,12 +69,12 @@ def test_rendered_area_matches_closed_form(label, area):
     assert painted == pytest.approx(area * r * r, rel=0.02)
 
 
-def test_boxes_match_axis_aligned_square():
-    img, box = _render_one(1, radius=30.0, center=(100.0, 120.0))
-    # half-side 0.8 * 30 = 24 px (plus half a pixel of anti-aliasing on each side)
+def test_boxes_match_axis_aligned_bar():
+    img, box = _render_one(2, radius=30.0, center=(100.0, 120.0))
+    # half-width 0.95 * 30 = 28.5 px, half-height 0.28 * 30 = 8.4 px (plus anti-aliasing)
     top, bottom, left, right = box.tolist()
-    assert top == pytest.approx(100 - 24, abs=1) and bottom == pytest.approx(100 + 24, abs=1)
-    assert left == pytest.approx(120 - 24, abs=1) and right == pytest.approx(120 + 24, abs=1)
+    assert top == pytest.approx(100 - 8.4, abs=1) and bottom == pytest.approx(100 + 8.4, abs=1)
+    assert left == pytest.approx(120 - 28.5, abs=1) and right == pytest.approx(120 + 28.5, abs=1)
     rows = torch.nonzero((img - 0.5).abs().sum(0).sum(1) > 0).view(-1)
     assert (int(rows[0]), int(rows[-1]) + 1) == (int(top), int(bottom))
 
@@ -357,3 +357,26 @@ def test_real_stacks_from_an_image_folder(tmp_path):
                                              val_images=0, root=str(tmp_path / "nowhere")))
     with pytest.raises(D.MissingDataError, match="CAMWALLS_DATA_ROOT"):
         D.stack_mix(missing, n=2)
+
+
+def test_top_row_placement_and_instances():
+    b = D.synthetic_batch(4, 11, placement=["top=0", "top=100", "top=170", "top=190"], radius_range=(14.0, 20.0))
+    tops = b.boxes[:, 0]
+    # the painted top is at the asked row or a little below (a rotated shape may not reach its
+    # bounding circle), never above it
+    assert bool(torch.all(tops >= torch.tensor([0.0, 100.0, 170.0, 190.0])))
+    assert bool(torch.all(tops <= torch.tensor([0.0, 100.0, 170.0, 190.0]) + 12))
+    assert D.placement_groups(b.boxes)[2:] == ["below", "below"]
+    with pytest.raises(ValueError, match="top row"):
+        D.synthetic_batch(1, 0, placement="top=300")
+    one = D.synthetic_batch(6, 5, instances=1)
+    many = D.synthetic_batch(6, 5, instances=3)
+    # more instances: at least as much painted area (boxes bound every instance)
+    area = lambda bx: (bx[:, 1] - bx[:, 0]) * (bx[:, 3] - bx[:, 2])
+    assert float(area(many.boxes).sum()) > float(area(one.boxes).sum())
+
+
+def test_training_examples_quick():
+    x, y, names, source = D.training_examples("quick", n=3, seed=0)
+    assert x.shape == (3, 3, 224, 224) and y.shape == (3,) and source == "synthetic world"
+    assert names == D.SYNTHETIC_CLASSES

@@ -1,5 +1,6 @@
 """helpers.metrics against hand computations."""
 
+import copy
 import math
 
 import numpy as np
@@ -42,8 +43,12 @@ def test_all_zero_map_has_mu_zero_and_is_flagged():
     np.testing.assert_array_equal(metrics.all_zero(maps), [True, False])
 
 
-def test_rows_from_the_model_and_explicit_rows():
-    walled = rvgg(10, width=1 / 32)
+@pytest.fixture(scope="module")
+def walled():
+    return rvgg(10, width=1 / 32)
+
+
+def test_rows_from_the_model_and_explicit_rows(walled):
     rng = np.random.default_rng(0)
     maps = rng.random((3, 224, 224))
     by_model = metrics.dead_zone_share(maps, model=walled)
@@ -56,8 +61,9 @@ def test_rows_from_the_model_and_explicit_rows():
     np.testing.assert_allclose(metrics.dead_zone_share(torch.from_numpy(maps)), expected, rtol=1e-12)
 
 
-def test_baseline_has_no_unseen_rows_and_says_so():
-    baseline = rvgg(10, width=1 / 32, wall_rows=0)
+def test_baseline_has_no_unseen_rows_and_says_so(walled):
+    baseline = copy.deepcopy(walled)
+    baseline.classifier[0] = torch.nn.Linear(baseline.classifier[0].in_features, 4)  # no wall
     with pytest.raises(ValueError, match="walled model's unseen rows"):
         metrics.dead_zone_share(np.ones((224, 224)), model=baseline)
 

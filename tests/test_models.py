@@ -213,3 +213,14 @@ def test_theory_cnn_wall_and_statistics():
     assert abs(float(visible.mean())) < 0.02 and abs(float(visible.var()) - 1) < 0.03
     with pytest.raises(ValueError, match="29x29"):
         model(torch.randn(1, 1, 28, 28))
+
+
+def test_theory_cnn_unseen_rows_by_arithmetic_and_gradient():
+    from helpers.wall import perturbation_check, unseen_rows, unseen_rows_by_gradient
+
+    model = theory_cnn(filters=8, num_classes=3, hidden_rows=7, seed=1)
+    # pooled rows 0..6 <- map rows 0..13 <- input rows 0..14 (2x2 conv): 15..28 unseen
+    assert unseen_rows(model, image_size=29).tolist() == list(range(15, 29))
+    assert unseen_rows_by_gradient(model, image_size=29, channels=1, n_inputs=2).tolist() == list(range(15, 29))
+    x = torch.randn(4, 1, 29, 29)
+    assert perturbation_check(model, x, fill="noise")["identical"] == 1.0

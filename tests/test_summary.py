@@ -59,8 +59,9 @@ def test_results_table_sorts_by_walled_mu_and_shows_every_cell():
     html = S.results_table_html(S.normalize_records(RECORDS))
     order = [html.index(f"<tr><td>{m}</td>") for m in ("HiResCAM", "GradCAM", "EigenCAM")]
     assert order == sorted(order)  # walled mu 0 < 0.25 < 0.41
-    assert "0.200 &plusmn; 0.050" in html and "0.350 &plusmn; 0.100" in html
-    assert "not known" in html  # EigenCAM: no paper value
+    assert "0.200<br><small>&plusmn;&nbsp;0.050</small>" in html and "0.350<br><small>&plusmn;&nbsp;0.100</small>" in html
+    eigen = html[html.index("<tr><td>EigenCAM</td>"):]
+    assert eigen.split("</tr>")[0].count("&ndash;") == 4  # no STACK-GEN cells, no baseline, no paper value
     hires_zero = (0.607 + 0.62) / 2
     assert f"{hires_zero:.3f}" in html
     assert ">2.5<" in html and ">4.0<" in html  # seconds: GradCAM 1.5 + 1.0, HiResCAM 2.0 + 2.0

@@ -44,7 +44,7 @@ def test_relu_gaussian_mean_by_sympy_quad_and_sampling():
                                 -np.inf, np.inf)
     assert float(eq.rhs.subs(S.s, s)) == pytest.approx(by_quad, rel=1e-9)
     assert float(eq.lhs.subs(S.s, s).evalf()) == pytest.approx(by_quad, rel=1e-9)
-    draws = np.maximum(np.random.default_rng(0).normal(0.0, s, 400_000), 0.0)
+    draws = np.maximum(np.random.default_rng(0).normal(0.0, s, 200_000), 0.0)
     assert abs(draws.mean() - by_quad) < 4 * draws.std() / math.sqrt(draws.size)
 
 
@@ -165,7 +165,7 @@ def test_mgf_of_the_weighted_sum_by_sampling():
     a, tau, t = np.array([0.4, 0.0, 1.3]), 0.7, 0.9
     subs = {S.tau: tau, S.t: t, **{sp.Symbol(f"a_{i + 1}", nonnegative=True): a[i] for i in range(3)}}
     value = float(eq.rhs.subs(subs))
-    alpha = np.random.default_rng(2).normal(0, tau, size=(400_000, 3))
+    alpha = np.random.default_rng(2).normal(0, tau, size=(200_000, 3))
     draws = np.exp(t * alpha @ a)
     assert abs(draws.mean() - value) < 5 * draws.std() / math.sqrt(len(draws))
     assert float(eq.lhs.subs(subs)) == pytest.approx(value)
@@ -177,7 +177,7 @@ def test_conditional_mean_given_the_convolutions():
     acts = parts["activations"][0, :, 4, 7].double().numpy()  # A(s) at a lit position
     tau = T.gradcam_tau()
     formula = sp.lambdify((S.tau, S.A), T.conditional_gradcam_mean().rhs)
-    alpha = np.random.default_rng(3).normal(0, tau, size=(400_000, 5))
+    alpha = np.random.default_rng(3).normal(0, tau, size=(200_000, 5))
     draws = np.maximum(alpha @ acts, 0)
     assert np.linalg.norm(acts) > 0
     assert abs(draws.mean() - formula(tau, np.linalg.norm(acts))) < 4 * draws.std() / math.sqrt(len(draws))
@@ -265,16 +265,15 @@ def test_monte_carlo_packing_is_exact():
 
 def test_monte_carlo_top_class_sees_through_the_wall():
     img = _sparse_image()
-    mc = T.monte_carlo_gradcam(img, 4, 600, target="top", seed=0, batch=300)
-    assert mc["class_counts"].sum() == 600 and (mc["class_counts"] > 0).all()
+    mc = T.monte_carlo_gradcam(img, 4, 400, target="top", seed=0, batch=400)
+    assert mc["class_counts"].sum() == 400 and (mc["class_counts"] > 0).all()
     lit_below = T.patch_norms(img)[19:22, 16:19] > 0
     below, sem = mc["mean"][19:22, 16:19][lit_below], mc["sem"][19:22, 16:19][lit_below]
     assert (below > 3 * sem).all()  # positive, by many standard errors, behind the wall
     # same seed, same batch: reproducible; another seed: different
-    assert np.array_equal(T.monte_carlo_gradcam(img, 4, 50, target="top", seed=0)["mean"],
-                          T.monte_carlo_gradcam(img, 4, 50, target="top", seed=0)["mean"])
-    assert not np.array_equal(T.monte_carlo_gradcam(img, 4, 50, target="top", seed=1)["mean"],
-                              T.monte_carlo_gradcam(img, 4, 50, target="top", seed=0)["mean"])
+    first = T.monte_carlo_gradcam(img, 4, 20, target="top", seed=0)["mean"]
+    assert np.array_equal(first, T.monte_carlo_gradcam(img, 4, 20, target="top", seed=0)["mean"])
+    assert not np.array_equal(first, T.monte_carlo_gradcam(img, 4, 20, target="top", seed=1)["mean"])
 
 
 def test_monte_carlo_bad_inputs():

@@ -199,3 +199,38 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     assert changed  # they trained (and stayed in sync)
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert ckpt["world_size"] == 2
+
+
+def test_dirac_init_is_a_shallow_network_at_start():
+    # With no noise, every convolution after the first is an identity on (repeated) channels,
+    # so the feature map is the first convolution's ReLU output max-pooled 16x: check by hand.
+    import torch.nn.functional as F
+
+    cfg = T.training_config("quick", width=1 / 16, init="dirac", init_noise=0.0)
+    model = T.build_model(cfg).eval()
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        first = F.relu(convs[0](x))
+        pooled = F.max_pool2d(first, 16)
+        channel = torch.arange(convs[-1].out_channels)
+        for conv in reversed(convs[1:]):  # output channel c reads input channel c % cin
+            channel = channel % conv.in_channels
+        expected = pooled[:, channel]
+        got = model.features(x)
+    assert torch.allclose(got, expected, atol=1e-6)
+    # the first dense layer reads every visible position with the same weights
+    w = model.classifier[0].weight.view(model.classifier[0].out_features, -1, 14, 14)
+    assert torch.equal(w[:, :, 0, 0], w[:, :, 4, 13]) and float(w[:, :, 5:].abs().max()) == 0.0
+    with pytest.raises(ValueError, match="init"):
+        T.build_model(T.training_config("quick", init="xavier"))
+
+
+def test_accuracy_by_row_groups():
+    from helpers.models import rvgg
+
+    model = rvgg(10, width=1 / 32).eval()
+    rows = T.accuracy_by_row(model, "quick", top_rows=(0, 175), n=3)
+    assert [r["top_row"] for r in rows] == [0.0, 175.0]
+    assert rows[0]["hidden"] == 0.0 and rows[1]["hidden"] == 1.0
+    assert rows[1]["mean_top"] >= 175.0

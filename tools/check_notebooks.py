@@ -136,7 +136,7 @@ def fix_notebook(path: str | Path, config: str | Path = ROOT / "_config.yml") ->
             lines = cell.source.lstrip().split("\n")
             lines = [ln for ln in lines if f"({BADGE_IMAGE})" not in ln]  # drop an outdated badge
             cell.source = "\n".join([lines[0], "", badge, *([""] if len(lines) > 1 and lines[1].strip() else []),
-                                     *lines[1:]]).rstrip() + "\n"
+                                     *lines[1:]])
             changes.append("inserted the Colab badge")
     for cell in nb.cells:
         if cell.cell_type == "code":
