@@ -625,7 +625,7 @@ def _repo_notebook_for_colab(url: str, repo_url: str | None, repo_root: Path | N
     if not parts.path.startswith(prefix):
         return None
     rest = parts.path[len(prefix):]
-    branch, _, rel = rest.partition("/")
+    _branch, _, rel = rest.partition("/")
     if not rel:
         return f"Colab link {url} names no file"
     if not (repo_root / rel).is_file():
@@ -710,11 +710,14 @@ def _redirect_target(path: Path) -> str | None:
 
 
 def _read_repo_url(repo_root: Path | None) -> str | None:
+    """``repository.url`` of the book's ``_config.yml`` (no trailing slash), or ``None``."""
     if repo_root is None or not (repo_root / "_config.yml").is_file():
         return None
-    match = re.search(r"^repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:\s*['\"]?([^'\"\s#]+)",
-                      (repo_root / "_config.yml").read_text(), re.M)
-    return match.group(1).rstrip("/") if match else None
+    import yaml  # a dependency of jupyter-book
+
+    data = yaml.safe_load((repo_root / "_config.yml").read_text()) or {}
+    url = str((data.get("repository") or {}).get("url") or "").strip().rstrip("/")
+    return url or None
 
 
 def check_site(html_dir: str | Path, *, screenshots_dir: str | Path | None = None,

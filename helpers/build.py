@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,16 +52,25 @@ def execution_times(build_dir: Path) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--all", action="store_true", help="rebuild every page (jupyter-book --all)")
+    parser.add_argument("--all", action="store_true",
+                        help="execute every notebook again and rebuild every page")
     args = parser.parse_args(argv)
     root = repo_root()
     env = dict(os.environ)
     env.setdefault("CAMWALLS_PROFILE", "quick")
-    env.setdefault("MPLBACKEND", "Agg")
     env["CAMWALLS_BOOK_BUILD"] = "1"  # progress bars stay silent in the rendered book
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
-    if args.all:
+    # The execution cache does not know about the profile: when it changes, execute everything.
+    marker = root / "_build" / ".camwalls-profile"
+    previous = marker.read_text().strip() if marker.is_file() else None
+    rebuild = args.all or (previous is not None and previous != env["CAMWALLS_PROFILE"])
+    if rebuild:
+        if previous != env["CAMWALLS_PROFILE"]:
+            print(f"Profile changed ({previous} -> {env['CAMWALLS_PROFILE']}): executing every notebook again.")
+        shutil.rmtree(root / "_build" / ".jupyter_cache", ignore_errors=True)
         cmd.append("--all")
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text(env["CAMWALLS_PROFILE"] + "\n")
     print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=root, env=env)

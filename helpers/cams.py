@@ -769,16 +769,25 @@ def _m_scorecam(ps: _Pass, chunk: int = 64, **_opts):
         if len(live) < n * channels:
             zero_logits = model(torch.zeros_like(x[:1]))[0].float()
             scores[:] = zero_logits[ps.targets][:, None]
+        buffer = torch.empty((min(chunk, len(live)),) + tuple(x.shape[1:]), device=x.device,
+                             dtype=x.dtype).contiguous(memory_format=torch.channels_last)
         for start in range(0, len(live), chunk):
             pairs = live[start:start + chunk]
             img, ch = pairs[:, 0], pairs[:, 1]
+            # Bilinear upsampling with aligned corners keeps each map's minimum and maximum
+            # (the corners are sampled exactly), so the min-max scaling is done on the small map.
             maps = a[img, ch][:, None]
-            up = F.interpolate(maps, size=size, mode="bilinear", align_corners=True)
-            upf = up.reshape(len(pairs), -1)
-            mins = upf.min(dim=1).values[:, None, None, None]
-            maxs = upf.max(dim=1).values[:, None, None, None]
-            masks = (up - mins) / (maxs - mins + 1e-8)
-            masked = _fast_layout(x[img] * masks)
+            lo_k, hi_k = lo[img, ch][:, None, None, None], hi[img, ch][:, None, None, None]
+            masks = F.interpolate((maps - lo_k) / (hi_k - lo_k + 1e-8), size=size, mode="bilinear",
+                                  align_corners=True)
+            masked = buffer[:len(pairs)]
+            # one pass per run of pairs of the same image: masked[j] = x[i] * mask[j]
+            bounds = torch.nonzero(torch.diff(img), as_tuple=False)[:, 0].tolist()
+            begin = 0
+            for end in bounds + [len(pairs) - 1]:
+                i = int(img[begin])
+                torch.mul(x[i:i + 1], masks[begin:end + 1], out=masked[begin:end + 1])
+                begin = end + 1
             out = model(masked).float()
             scores[img, ch] = out.gather(1, ps.targets[img][:, None])[:, 0]
     weights = torch.softmax(scores, dim=-1).cpu().numpy()

@@ -137,9 +137,11 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         width=1 / 16,
-        data=DataSettings(source="synthetic", num_classes=10, train_images=6144, val_images=512),
-        train=TrainSettings(epochs=4, batch_size=64, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                            lr_step_epochs=3, lr_gamma=0.3),
+        data=DataSettings(source="synthetic", num_classes=10, train_images=3200, val_images=256,
+                          below_share=0.15, position_images=200),
+        train=TrainSettings(epochs=4, batch_size=16, optimizer="adam", lr=1e-3, weight_decay=0.0,
+                            schedule="cosine", warmup_steps=20, dropout=0.0, init="dirac",
+                            init_noise=0.3, num_threads=2, log_every=10),
         # Opti-CAM: 10 Adam steps instead of the paper's 100, to fit the CPU time budget
         # (helpers.evaluate records the number with the results).
         eval=EvalSettings(stack_images=100, batch_size=25, opticam_iterations=10, score_batch=128),

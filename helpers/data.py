@@ -205,21 +205,23 @@ def _bold_colours(gen: torch.Generator, n: int) -> torch.Tensor:
 def _background(gen: torch.Generator, n: int, size: int, style: str) -> torch.Tensor:
     """``(n, 3, size, size)`` backgrounds in ``[0, 1]`` of lower contrast than the objects.
 
-    ``"clutter"`` (training): a muted colour, smooth colour noise and irregular blobs of another
-    muted colour. ``"scene"`` (the STACK-GEN stand-in): a two-tone sky/ground scene with a
+    ``"clutter"`` (training): mid grey with smooth colour noise and irregular blobs of a muted
+    colour (every channel within about 0.5 +- 0.2). ``"scene"`` (the STACK-GEN stand-in): a two-tone sky/ground scene with a
     horizon and soft vertical gradient, a different distribution.
     """
     if style == "clutter":
         low = size // 4  # built at a quarter of the resolution, then upsampled once
-        base = _rand(gen, n * 3, 0.42, 0.58).view(n, 3, 1, 1)
+        # a mid-grey base (the same for every image: a global colour cast would only add a
+        # nuisance that the network has to learn to ignore) with local clutter of low contrast
+        base = _rand(gen, n * 3, 0.47, 0.53).view(n, 3, 1, 1)
         smooth = F.interpolate(torch.rand(n, 3, 6, 6, generator=gen) - 0.5, size=(low, low),
                                mode="bilinear", align_corners=False)
         blob_field = F.interpolate(torch.rand(n, 1, 14, 14, generator=gen), size=(low, low),
                                    mode="bilinear", align_corners=False)
         blobs = (blob_field > 0.62).float()
-        blob_colour = _rand(gen, n * 3, -0.1, 0.1).view(n, 3, 1, 1)
+        blob_colour = _rand(gen, n * 3, -0.09, 0.09).view(n, 3, 1, 1)
         fine = 0.04 * (torch.rand(n, 1, low, low, generator=gen) - 0.5)
-        img = base + 0.16 * smooth + blobs * blob_colour + fine
+        img = base + 0.14 * smooth + blobs * blob_colour + fine
         return F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
     if style == "scene":
         y, _ = _grid(size)
@@ -420,7 +422,8 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
 def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str | Sequence[str] = "any",
                     below_share: float = 0.15, radius_range: tuple[float, float] = (18.0, 44.0),
                     aspect_range: tuple[float, float] = (0.7, 1.3), rotate: bool = True,
-                    instances: int = 1, background: str = "clutter", labels: torch.Tensor | None = None,
+                    instances: int = 1, background: str = "clutter",
+                    labels: torch.Tensor | None = None,
                     size: int = IMAGE_SIZE) -> SyntheticBatch:
     """``n`` images of the synthetic world, a pure function of ``seed``.
 

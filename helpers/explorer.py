@@ -169,7 +169,8 @@ class Explorer:
 
     def __init__(self, models: Mapping[str, torch.nn.Module], stacks: Mapping[str, Any],
                  methods: Sequence[str] = DEFAULT_METHODS, saliency: SaliencyFn | None = None,
-                 mu: MuFn | None = None, saliency_many: Callable[..., Mapping[str, Any]] | None = None, cache_size: int = 512, labels: Mapping[str, str] | None = None):
+                 mu: MuFn | None = None, saliency_many: Callable[..., Mapping[str, Any]] | None = None,
+                 cache_size: int = 512, labels: Mapping[str, str] | None = None):
         if not models:
             raise ValueError("The explorer needs at least one model, e.g. {'walled': ..., 'baseline': ...}.")
         if not stacks:
@@ -186,6 +187,8 @@ class Explorer:
         self._saliency_many = saliency_many
         self._mu = mu
         self._cache: OrderedDict[Choice, View] = OrderedDict()
+        if int(cache_size) < 1:
+            raise ValueError(f"cache_size must be at least 1, got {cache_size!r}.")
         self._cache_size = int(cache_size)
         self.computed = 0  # maps computed so far (cache misses), for the curious and the tests
 
@@ -233,16 +236,18 @@ class Explorer:
             maps[m] = arr
         return maps
 
-    def prefetch(self, stack: str, indices: Sequence[int], methods: Sequence[str], model: str) -> None:
-        """Compute the missing views of several images and methods of one stack set and model,
-        in one batched call (one shared forward/backward pass with ``helpers.cams``)."""
+    def prefetch(self, stack: str, indices: Sequence[int], methods: Sequence[str], model: str
+                 ) -> dict[Choice, View]:
+        """The views of several images and methods of one stack set and model, computing the
+        missing ones in one batched call (one shared forward/backward pass with ``helpers.cams``)."""
+        wanted = [self.check(stack, i, method, model) for method in methods for i in indices]
+        found = {c: self._cache[c] for c in wanted if c in self._cache}
         todo: dict[str, list[Choice]] = {}
-        for method in methods:
-            missing = [c for c in (self.check(stack, i, method, model) for i in indices) if c not in self._cache]
-            if missing:
-                todo[method] = missing
+        for c in wanted:
+            if c not in found:
+                todo.setdefault(c.method, []).append(c)
         if not todo:
-            return
+            return found
         idx = sorted({c.index for cs in todo.values() for c in cs})
         pos = {i: k for k, i in enumerate(idx)}
         images, labels, _ = self.stacks[stack]
@@ -258,15 +263,16 @@ class Explorer:
                 cam = maps[method][pos[c.index]].astype(np.float64)
                 mu = float(np.asarray(mu_fn(cam)).reshape(-1)[0])
                 label = int(labels[c.index]) if labels is not None else None
-                self._store(View(c, images[c.index], cam, mu, int(predicted[pos[c.index]]), label))
+                found[c] = View(c, images[c.index], cam, mu, int(predicted[pos[c.index]]), label)
+                self._store(found[c])
                 self.computed += 1
+        return found
 
     def views(self, stack: str, indices: Sequence[int], method: str, model: str) -> list[View]:
         """Views of several images of one stack set for one method and model (one batched
         saliency call for those not cached yet)."""
-        choices = [self.check(stack, i, method, model) for i in indices]
-        self.prefetch(stack, indices, [method], model)
-        return [self._cache[c] for c in choices]
+        got = self.prefetch(stack, indices, [method], model)
+        return [got[self.check(stack, i, method, model)] for i in indices]
 
     def view(self, stack: str, index: int, method: str, model: str) -> View:
         """The :class:`View` of one choice (computed on the first request, then cached)."""

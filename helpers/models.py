@@ -193,7 +193,10 @@ class RVGG(tv_vgg.VGG):
         features = tv_vgg.make_layers(cfg, batch_norm=False)
         # The CAM target layer must not be in place (hooks read its output).
         features[TARGET_LAYER_INDEX] = nn.ReLU(inplace=False)
-        super().__init__(features, num_classes=num_classes, init_weights=False, dropout=dropout)
+        # torchvision's VGG.__init__ would first build (and initialise) its own 102M-parameter
+        # classifier only for us to replace it: set the three parts directly instead.
+        nn.Module.__init__(self)
+        self.features = features
         self.avgpool = nn.Identity()
         channels = int(cfg[-1])
         hidden = max(1, int(round(4096 * width)))

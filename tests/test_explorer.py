@@ -93,6 +93,11 @@ def test_cache_keeps_only_the_latest_views(setup):
     for i in range(3):
         ex.view("STACK-GEN", i, "gradcam", "walled")
     assert [c.index for c in ex._cache] == [1, 2]
+    # asking for more views at once than the cache holds still returns them all
+    views = ex.views("STACK-MIX", [0, 1, 2, 3], "hirescam", "walled")
+    assert [v.choice.index for v in views] == [0, 1, 2, 3] and len(ex._cache) == 2
+    with pytest.raises(ValueError, match="cache_size"):
+        E.Explorer({"m": TinyNet(0)}, {"S": torch.zeros(1, 3, 224, 224)}, cache_size=0)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -29,13 +29,6 @@ def test_real_notebook_follows_the_conventions(path: Path):
                             f"notebooks/{path.name}` once nobody else edits it)")
 
 
-def test_every_chapter_of_the_toc_exists():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
-    missing = [f for f in files if not any((ROOT / f).with_suffix(s).is_file() for s in (".ipynb", ".md"))]
-    assert missing == [], f"_toc.yml lists pages that do not exist: {missing}"
-
-
 def test_colab_url_is_built_from_the_config(tmp_path: Path):
     config = tmp_path / "_config.yml"
     config.write_text("repository:\n  url: https://github.com/someone/a-book\n  branch: dev\n")

@@ -161,10 +161,19 @@ def test_real_data_training_and_class_count_check(tmp_path):
         T.train_or_load(prof, walled=True, device="cpu", num_classes=5, **over)
 
 
-def test_cli_help():
-    out = subprocess.run([sys.executable, "-m", "helpers.train", "--help"], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0 and "--walled" in out.stdout and "--profile" in out.stdout
+def test_cli_help_and_run(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        T.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--walled" in text and "--profile" in text and "--wall-rows" in text
+    assert T.main(["--profile", "quick", "--baseline", "--width", "1/32", "--epochs", "1", "--train-images", "4",
+                   "--batch-size", "4", "--val-images", "2", "--no-progress", "--set", "position_images=2",
+                   "--checkpoint", str(tmp_path / "cli.pt")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["complete"] and summary["walled"] is False
+    with pytest.raises(SystemExit):
+        T.main(["--baseline", "--wall-rows", "3"])
 
 
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
@@ -220,7 +229,7 @@ def test_dirac_init_is_a_shallow_network_at_start():
         got = model.features(x)
     assert torch.allclose(got, expected, atol=1e-6)
     # the first dense layer reads every visible position with the same weights
-    w = model.classifier[0].weight.view(model.classifier[0].out_features, -1, 14, 14)
+    w = model.classifier[0].weight.detach().view(model.classifier[0].out_features, -1, 14, 14)
     assert torch.equal(w[:, :, 0, 0], w[:, :, 4, 13]) and float(w[:, :, 5:].abs().max()) == 0.0
     with pytest.raises(ValueError, match="init"):
         T.build_model(T.training_config("quick", init="xavier"))
