@@ -51,7 +51,9 @@ the same sum in torch (one upsampling per layer, by linearity), without paramete
 
 **Opti-CAM** :cite:p:`zhang2023opticam` is not in pytorch-grad-cam; :func:`opticam` implements
 it: channel weights ``softmax(u)``, ``u`` optimized with Adam so that the input multiplied by
-the min-max normalized, upsampled map maximizes the class logit.
+the min-max normalized, upsampled map maximizes the class logit. The paper's setting (100
+iterations, learning rate 0.1) is the default; the ``quick`` profile evaluates with fewer
+iterations (``EvalSettings.opticam_iterations``), which ``helpers.evaluate`` records.
 
 What the registry leaves out of pytorch-grad-cam, and why: :data:`LEFT_OUT`.
 """
@@ -60,7 +62,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,7 @@ __all__ = [
     "opticam",
     "resolve_targets",
     "activations_and_gradients",
+    "METHOD_OPTIONS",
 ]
 
 
@@ -1012,7 +1014,6 @@ METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "fem": ("k",), "randomcam": ("seed",), "finercam": ("alpha", "n_compare"),
     "opticam": ("iterations", "lr"),
 }
-__all__.append("METHOD_OPTIONS")
 
 
 # --------------------------------------------------------------------------------------------

@@ -345,6 +345,7 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
                 images = images[:n_target]
                 cell = {k: {"mu": [], "zero_fraction": [], "zero_row_fraction": [], "first_zero_row": [],
                             "all_zero": []} for k in keys}
+                scores: dict[str, list] = {"initial_score": [], "final_score": [], "logit": []}
                 tgt_all: list[np.ndarray] = []
                 lows: dict[str, list] = {k: [] for k in keys}
                 for start in range(0, images.shape[0], batch):
@@ -372,11 +373,16 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
                         c["all_zero"] += M.all_zero(r.scaled).tolist()
                         seconds[(model_name, set_name, key)] = (seconds.get((model_name, set_name, key), 0.0)
                                                                 + r.total_seconds)
+                        if key == "opticam":
+                            for name in scores:
+                                scores[name] += np.asarray(r.extras.get(name, [])).tolist()
                         have = sum(len(x) for x in lows[key])
                         if have < ev.grid_images:
                             lows[key].append(r.low[: ev.grid_images - have])
                     tgt_all.append(next(iter(res.values())).targets)
                 per_image[model_name][set_name] = cell
+                if "opticam" in keys:
+                    cell["opticam"].update(scores)
                 grids[f"images|{set_name}"] = images[: ev.grid_images].detach().cpu().numpy().astype(np.float16)
                 targets_out[model_name][set_name] = np.concatenate(tgt_all).tolist()
                 for key in keys:
@@ -403,6 +409,10 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
                 note = ""
                 if key == "opticam":
                     note = f"{ev.opticam_iterations} Adam steps, lr {ev.opticam_lr} (paper: 100, 0.1)"
+                    logit = float(np.mean(c.get("logit") or [np.nan]))
+                    if logit > 0:
+                        note += (f"; masked logit {np.mean(c['final_score']) / logit:.0%} of the unmasked one "
+                                 f"(uniform weights: {np.mean(c['initial_score']) / logit:.0%})")
                 rows.append({
                     "profile": prof.name, "source": src, "device": dev.type, "model": model_name,
                     "dataset": set_name, "method": key, "display": meth.display, "in_paper": meth.in_paper,

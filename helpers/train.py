@@ -664,8 +664,10 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     model.train()
     for epoch in range(start_epoch, last_epoch):
         t0 = time.perf_counter()
-        run_loss = run_correct = run_n = 0.0
-        win_loss = win_correct = win_n = 0.0
+        # running sums stay on the device; they are read (a synchronisation) only every
+        # log_every steps and at the end of the epoch
+        run = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
+        win = torch.zeros(3, device=device, dtype=torch.float64)
         for step, (x, y) in enumerate(stream.epoch(epoch)):
             global_step = epoch * steps + step
             lr = learning_rate(config, global_step, steps)
@@ -686,16 +688,19 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
             scaler.step(optimizer)
             scaler.update()
             with torch.no_grad():
-                b = int(y.shape[0])
-                lv, cv = float(loss.detach()) * b, float((out.detach().argmax(1) == y).sum())
-            run_loss, run_correct, run_n = run_loss + lv, run_correct + cv, run_n + b
-            win_loss, win_correct, win_n = win_loss + lv, win_correct + cv, win_n + b
+                b = y.shape[0]
+                stats = torch.stack([loss.detach().double() * b, (out.detach().argmax(1) == y).sum().double(),
+                                     torch.tensor(float(b), device=device, dtype=torch.float64)])
+                run += stats
+                win += stats
             if (global_step + 1) % log_every == 0:
-                curve.append([global_step + 1, win_loss / win_n, win_correct / win_n])
-                win_loss = win_correct = win_n = 0.0
+                w = win.tolist()
+                curve.append([global_step + 1, w[0] / w[2], w[1] / w[2]])
+                win.zero_()
+                if rank == 0:
+                    bar.set_postfix(loss=f"{w[0] / w[2]:.3f}", epoch=epoch + 1)
             bar.update(1)
-            if rank == 0:
-                bar.set_postfix(loss=f"{lv / b:.3f}", epoch=epoch + 1)
+        run_loss, run_correct, run_n = run.tolist()
         # validation
         if isinstance(val, tuple):
             val_acc, val_loss = evaluate_accuracy(model, val[0], val[1], batch_size=int(t["batch_size"]),
@@ -804,24 +809,22 @@ def train_or_load(profile: str | Profile | None = None, walled: bool = True,
     return train(config, device=dev, checkpoint=path, resume=True)
 
 
-def _train_worker(config: dict[str, Any], device: str, path: str, threads: int) -> None:
-    """Entry point of a training process started by :func:`train_both` (spawned)."""
-    if threads > 0:
-        torch.set_num_threads(threads)
-    train(config, device=device, checkpoint=path, resume=True, show_progress=False)
-
-
 def train_both(profile: str | Profile | None = None, device: str | torch.device | None = None,
                parallel: bool | None = None, **overrides: Any) -> dict[str, tuple[RVGG, dict[str, Any]]]:
     """The walled model and the baseline, from the cache or trained now.
 
     On a CPU with at least two cores, when both are missing, the two trainings run at the same
-    time in two processes with half of the cores each (about 1.5 times faster than one after the
-    other: narrow convolutions use two threads poorly); elsewhere one after the other.
+    time in two processes (``python -m helpers.train --config-json ...``) with half of the cores
+    each -- faster than one after the other, since narrow convolutions use several threads
+    poorly; elsewhere one after the other. Each process writes its log beside its checkpoint
+    (``.log``).
 
     Returns:
         ``{"walled": (model, info), "baseline": (model, info)}`` as :func:`train_or_load`.
     """
+    import subprocess
+    import tempfile
+
     dev = get_device(device)
     configs = {name: training_config(profile, walled=walled, **overrides)
                for name, walled in (("walled", True), ("baseline", False))}
@@ -831,21 +834,29 @@ def train_both(profile: str | Profile | None = None, device: str | torch.device 
     if parallel is None:
         parallel = dev.type == "cpu" and cores >= 2 and len(missing) == 2
     if parallel and len(missing) == 2:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
         threads = max(1, cores // 2)
-        procs = [ctx.Process(target=_train_worker, args=(cfg, str(dev), str(checkpoint_path(cfg)), threads),
-                             name=f"train-{name}") for name, cfg in missing.items()]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
-        failed = [p.name for p in procs if p.exitcode != 0]
+        procs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, cfg in missing.items():
+                cfg = json.loads(json.dumps(cfg))
+                cfg["train"]["num_threads"] = threads
+                cfg_path = Path(tmp) / f"{name}.json"
+                cfg_path.write_text(json.dumps(cfg))
+                ckpt = checkpoint_path(cfg)
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                log = open(ckpt.with_suffix(".log"), "w")
+                env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+                cmd = [sys.executable, "-m", "helpers.train", "--config-json", str(cfg_path),
+                       "--checkpoint", str(ckpt), "--device", str(dev), "--no-progress"]
+                procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log, ckpt))
+            for _, proc, log, _ in procs:
+                proc.wait()
+                log.close()
+        failed = [(name, ckpt.with_suffix(".log")) for name, proc, _, ckpt in procs if proc.returncode != 0]
         if failed:
-            raise RuntimeError(f"Training failed in {', '.join(failed)} (exit codes "
-                               f"{[p.exitcode for p in procs]}); run helpers.train.train_or_load for "
-                               "each model to see the error.")
+            tail = failed[0][1].read_text()[-1500:] if failed[0][1].is_file() else ""
+            raise RuntimeError(f"Training failed for {', '.join(n for n, _ in failed)}; see "
+                               f"{', '.join(str(p) for _, p in failed)}. End of the first log:\n{tail}")
     out = {}
     for name, walled in (("walled", True), ("baseline", False)):
         out[name] = train_or_load(profile, walled=walled, device=dev, **overrides)
@@ -893,6 +904,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-after-epochs", type=int, default=None,
                         help="stop after this many epochs (resume later)")
     parser.add_argument("--fresh", action="store_true", help="ignore an unfinished checkpoint")
+    parser.add_argument("--config-json", default=None,
+                        help="train exactly this configuration (a JSON file written by train_both)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any other training or data setting, e.g. --set warmup_steps=50 "
                         "(repeatable; values parsed as JSON when possible)")
@@ -924,8 +937,14 @@ def main(argv: list[str] | None = None) -> int:
         overrides["wall_rows"] = args.wall_rows
         kinds = [args.wall_rows > 0]
     rank = _dist_env()[0]
+    fixed = None
+    if args.config_json:
+        fixed = json.loads(Path(args.config_json).read_text())
+        if not isinstance(fixed, dict) or "train" not in fixed or "data" not in fixed:
+            parser.error(f"{args.config_json} is not a training configuration")
+        kinds = [fixed["wall_rows"] > 0]
     for walled in kinds:
-        config = training_config(args.profile, walled, **overrides)
+        config = fixed if fixed is not None else training_config(args.profile, walled, **overrides)
         path = Path(args.checkpoint) if args.checkpoint else checkpoint_path(config)
         t0 = time.perf_counter()
         model, info = train(config, device=args.device, checkpoint=path, resume=not args.fresh,

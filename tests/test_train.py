@@ -243,3 +243,17 @@ def test_accuracy_by_row_groups():
     assert [r["top_row"] for r in rows] == [0.0, 175.0]
     assert rows[0]["hidden"] == 0.0 and rows[1]["hidden"] == 1.0
     assert rows[1]["mean_top"] >= 175.0
+
+
+def test_train_both_in_parallel_processes_matches_the_cache():
+    over = dict(TINY, epochs=1)
+    both = T.train_both("quick", device="cpu", parallel=True, **over)
+    assert set(both) == {"walled", "baseline"}
+    (w, iw), (b, ib) = both["walled"], both["baseline"]
+    assert iw["from_cache"] and ib["from_cache"]  # trained by the child processes, then loaded
+    assert iw["walled"] and not ib["walled"] and iw["complete"]
+    # the key ignores the thread count (speed only): the same checkpoint serves any thread count
+    assert T.config_key(T.training_config("quick", **dict(over, num_threads=1))) == \\
+        T.config_key(T.training_config("quick", **dict(over, num_threads=2)))
+    again = T.train_both("quick", device="cpu", **over)
+    assert torch.equal(again["walled"][0].classifier[0].weight, w.classifier[0].weight)
