@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -666,7 +667,7 @@ def _flat_images(A: np.ndarray) -> np.ndarray:
     return np.all(flat.max(axis=2) == flat.min(axis=2), axis=1)
 
 
-def _projection_method(name: str, A: np.ndarray, G: np.ndarray | None, **kwargs) -> np.ndarray:
+def _projection_method(name: str, A: np.ndarray, G: np.ndarray | None, **kwargs) -> tuple[np.ndarray, dict]:
     """EigenCAM-like methods: the library's projection, with images whose (weighted)
     activations are flat everywhere mapped to zero (a flat matrix has no principal direction;
     KPCA would divide by a zero eigenvalue)."""
@@ -674,11 +675,15 @@ def _projection_method(name: str, A: np.ndarray, G: np.ndarray | None, **kwargs)
     data = A if G is None else (G * A if name != "SegEigenCAM" else np.abs(G) * A)
     out = np.zeros(A.shape[:1] + A.shape[2:], dtype=np.float32)
     keep = ~_flat_images(data)
+    caught: list = []
     if keep.any():
         grads = None if G is None else G[keep]
-        with _one_blas_thread():
+        # scikit-learn's KernelPCA may warn on near-degenerate kernels; the warning is counted
+        # (``extras["library_warnings"]``), not printed (a book cell must not write to stderr).
+        with _one_blas_thread(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             out[keep] = obj.get_cam_image(None, None, None, A[keep], grads, False)
-    return out
+    return out, {"library_warnings": len(caught)} if caught else {}
 
 
 def _m_gradient_formula(name: str) -> Callable:
@@ -689,19 +694,19 @@ def _m_gradient_formula(name: str) -> Callable:
 
 
 def _m_eigencam(ps: _Pass, **_opts):
-    return _projection_method("EigenCAM", ps.A, None), {}
+    return _projection_method("EigenCAM", ps.A, None)
 
 
 def _m_kpcacam(ps: _Pass, kernel: str = "sigmoid", gamma: float | None = None, **_opts):
-    return _projection_method("KPCA_CAM", ps.A, None, kernel=kernel, gamma=gamma), {}
+    return _projection_method("KPCA_CAM", ps.A, None, kernel=kernel, gamma=gamma)
 
 
 def _m_eigengradcam(ps: _Pass, **_opts):
-    return _projection_method("EigenGradCAM", ps.A, ps.G()), {}
+    return _projection_method("EigenGradCAM", ps.A, ps.G())
 
 
 def _m_segeigencam(ps: _Pass, **_opts):
-    return _projection_method("SegEigenCAM", ps.A, ps.G()), {}
+    return _projection_method("SegEigenCAM", ps.A, ps.G())
 
 
 def _m_fem(ps: _Pass, k: float = 2, **_opts):
@@ -729,8 +734,9 @@ def _m_shapleycam(ps: _Pass, **_opts):
 def _finer_targets(logits: torch.Tensor, targets: torch.Tensor, n_compare: int = 3,
                    alpha: float = 1.0) -> list:
     """Finer-CAM's targets: the explained class against the ``n_compare`` classes whose
-    logits are closest to its own (as pytorch-grad-cam's ``FinerCAM`` chooses them for the
-    top class)."""
+    logits are closest to its own, as pytorch-grad-cam's ``FinerCAM`` chooses them for the top
+    class. (Given explicit targets, the library's ``FinerCAM`` uses them as plain logits, i.e.
+    becomes GradCAM; here an explicit class is contrasted with its closest classes too.)"""
     from pytorch_grad_cam.utils.model_targets import FinerWeightedTarget
 
     data = logits.detach().float().cpu().numpy()
