@@ -81,6 +81,9 @@ class TrainSettings:
     log_every: int = 10  # steps between two points of the training-loss curve
     init: str = "torchvision"  # "torchvision" (VGG's Kaiming init) or "dirac" (see helpers.train)
     init_noise: float = 0.3  # "dirac": scale of the Kaiming noise added to the identity kernels
+    weight_standardization: bool = False  # train the convolutions through scaled weight
+    #   standardization (a reparametrization, baked into plain weights at the end)
+    tie_steps: int = 0  # first steps with the first dense layer's weights shared across positions
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ __all__ = [
     "config_key",
     "checkpoint_path",
     "build_model",
+    "standardize_weights",
+    "bake_parametrizations",
+    "ScaledWeightStandardization",
     "learning_rate",
     "train",
     "train_or_load",
@@ -204,6 +208,66 @@ def build_model(config: dict[str, Any]) -> RVGG:
     elif init != "torchvision":
         raise ValueError(f"Unknown init {init!r}; expected 'torchvision' or 'dirac'.")
     return model
+
+
+class ScaledWeightStandardization(nn.Module):
+    """Parametrization of a convolution's weight: ``gain * (W - mean) / (std * sqrt(fan_in))``
+    times the ReLU gain 1.7139 (per output filter; Brock et al.'s scaled weight
+    standardization). It keeps every layer's signal well scaled during training, as batch norm
+    would, without adding any layer: at the end it is *baked* into ordinary weights
+    (:func:`bake_parametrizations`), so the trained model is a plain rVGG."""
+
+    def __init__(self, out_channels: int) -> None:
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(out_channels, 1, 1, 1))
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        fan_in = weight[0].numel()
+        mean = weight.mean(dim=(1, 2, 3), keepdim=True)
+        std = weight.std(dim=(1, 2, 3), keepdim=True) + 1e-6
+        return self.gain * (weight - mean) / (std * math.sqrt(fan_in)) * 1.7139
+
+
+def standardize_weights(model: RVGG) -> RVGG:
+    """Register :class:`ScaledWeightStandardization` on every convolution (in place)."""
+    from torch.nn.utils import parametrize
+
+    for conv in model.features:
+        if isinstance(conv, nn.Conv2d) and not parametrize.is_parametrized(conv, "weight"):
+            parametrize.register_parametrization(conv, "weight", ScaledWeightStandardization(conv.out_channels))
+    return model
+
+
+def bake_parametrizations(model: nn.Module) -> nn.Module:
+    """Replace every parametrized weight by its current value (a plain ``nn.Parameter``)."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations.keys()):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    return model
+
+
+def _tie_positions_hook(model: RVGG, active: Callable[[], bool]):
+    """A gradient hook on the first dense layer that, while ``active()``, replaces the gradient
+    of every weight by its mean over the visible map positions (per hidden unit and channel):
+    weights that start equal across positions stay equal (a global-sum head over the visible
+    rows), so the features learn without the head having to learn every position apart."""
+    first = model.classifier[0]
+    channels = model.map_channels
+    positions = first.in_features // channels
+    visible = (first.mask.view(channels, positions)[0] if hasattr(first, "mask")
+               else torch.ones(positions)).to(first.weight.device)
+
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        if not active():
+            return grad
+        g = grad.view(grad.shape[0], channels, positions)
+        mean = (g * visible).sum(-1, keepdim=True) / visible.sum()
+        return (mean * visible).expand_as(g).reshape(grad.shape).contiguous()
+
+    return first.weight.register_hook(hook)
 
 
 @torch.no_grad()
@@ -620,6 +684,8 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
 
     seed_everything(int(t["seed"]))
     model = build_model(config)
+    if t.get("weight_standardization"):
+        standardize_weights(model)
     channels_last = bool(t["channels_last"]) or device.type == "cpu"
     model = model.to(device)
     if channels_last:
@@ -630,10 +696,12 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     start_epoch, train_seconds = 0, 0.0
     if resume and path.is_file():
         ckpt = load_checkpoint(path, config)
-        model.load_state_dict(ckpt["model"])
         if ckpt.get("complete"):
+            model = bake_parametrizations(model)
+            model.load_state_dict(ckpt["model"])
             model.eval()
             return model, _info(config, path, ckpt, device, from_cache=True)
+        model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt["epoch"])
         history = list(ckpt["history"])
@@ -659,6 +727,9 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     epochs = int(t["epochs"])
     last_epoch = epochs if stop_after_epochs is None else min(epochs, start_epoch + int(stop_after_epochs))
     log_every = max(1, int(t["log_every"]))
+    current = {"step": start_epoch * steps}
+    tie_steps = int(t.get("tie_steps", 0))
+    tie_handle = _tie_positions_hook(model, lambda: current["step"] < tie_steps) if tie_steps > 0 else None
     bar = progress(total=(last_epoch - start_epoch) * steps, disable=not show_progress or rank != 0,
                    desc=f"training {'walled' if config['wall_rows'] else 'baseline'} rVGG", leave=False)
     model.train()
@@ -670,6 +741,7 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
         win = torch.zeros(3, device=device, dtype=torch.float64)
         for step, (x, y) in enumerate(stream.epoch(epoch)):
             global_step = epoch * steps + step
+            current["step"] = global_step
             lr = learning_rate(config, global_step, steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -727,6 +799,8 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
             if device.type == "cuda":
                 ckpt["rng_cuda"] = torch.cuda.get_rng_state(device)
             if complete:
+                bake_parametrizations(model)  # plain rVGG weights from now on
+                ckpt["model"] = model.state_dict()
                 ckpt["position_accuracy"] = _position_accuracy_from_config(model, config, device)
                 del ckpt["optimizer"]  # a finished model needs no optimizer state
             _save_atomic(ckpt, path)
@@ -736,6 +810,10 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
 
             dist.barrier()
     bar.close()
+    if tie_handle is not None:
+        tie_handle.remove()
+    if last_epoch == epochs:
+        bake_parametrizations(model)  # on every rank (rank 0 did it before saving)
     model.eval()
     final = load_checkpoint(path, config) if rank == 0 else {
         "history": history, "curve": curve, "train_seconds": train_seconds, "complete": False, "epoch": last_epoch}
