@@ -99,7 +99,8 @@ class BeyondSettings:
         resnet_width, resnet_wall_rows, resnet_train_images, resnet_epochs, resnet_batch,
         resnet_lr: the ResNet of question 4 (trained on a fixed set of synthetic images).
         theory_filters, theory_hidden, theory_models, theory_depths: question 5.
-        repair_images: images of question 7.
+        repair_images: images of question 7; erf_images: Gaussian inputs that measure the effective
+            receptive fields there.
         batch_size: images per CAM pass.
     """
 
@@ -121,6 +122,7 @@ class BeyondSettings:
     theory_models: int
     theory_depths: tuple[int, ...]
     repair_images: int
+    erf_images: int = 4
     batch_size: int = 25
 
 
@@ -129,22 +131,22 @@ _METHODS_QUICK = ("gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam",
 
 SETTINGS: dict[str, BeyondSettings] = {
     "quick": BeyondSettings(
-        methods=_METHODS_QUICK, eval_images=24,
+        methods=_METHODS_QUICK, eval_images=20,
         sweep_heights=(0, 3, 6, 9, 11, 13),
         sweep_methods=("gradcam", "gradcampp", "xgradcam", "scorecam", "eigencam", "layercam", "hirescam"),
-        sweep_images=16, probe_images=768, probe_epochs=12,
-        resnet_width=1.0, resnet_wall_rows=5, resnet_train_images=1536, resnet_epochs=8, resnet_batch=32,
-        resnet_lr=2e-3,
-        theory_filters=256, theory_hidden=256, theory_models=2000, theory_depths=(1, 2, 3, 4),
-        repair_images=48, batch_size=25),
+        sweep_images=12, probe_images=512, probe_epochs=10,
+        resnet_width=0.5, resnet_wall_rows=5, resnet_train_images=1024, resnet_epochs=12, resnet_batch=32,
+        resnet_lr=0.1,
+        theory_filters=256, theory_hidden=256, theory_models=1000, theory_depths=(1, 2, 3),
+        repair_images=32, erf_images=4, batch_size=25),
     "full": BeyondSettings(
         methods=_METHODS_QUICK + ("opticam",), eval_images=100,
         sweep_heights=(0, 3, 6, 9, 11, 12, 13),
         sweep_methods=_METHODS_QUICK, sweep_images=100, probe_images=20000, probe_epochs=10,
         resnet_width=4.0, resnet_wall_rows=5, resnet_train_images=50000, resnet_epochs=30, resnet_batch=128,
-        resnet_lr=2e-3,
+        resnet_lr=0.1,
         theory_filters=256, theory_hidden=1024, theory_models=20000, theory_depths=(1, 2, 3, 4),
-        repair_images=100, batch_size=50),
+        repair_images=100, erf_images=16, batch_size=50),
 }
 
 
@@ -280,7 +282,8 @@ def method_leak_report(table: Sequence[dict[str, Any]], tolerance: float = 1e-6)
         raise ValueError("the table has no rows of the walled model; expected rows with "
                          "model='walled', method and mu_mean (helpers.evaluate's Table 1).")
     order = {k: i for i, k in enumerate(METHODS)}
-    return sorted(out, key=lambda r: (order.get(r["method"], 99), str(r["dataset"])))
+    sets = {name: i for i, name in enumerate(dict.fromkeys(r["dataset"] for r in out))}
+    return sorted(out, key=lambda r: (order.get(r["method"], 99), sets[r["dataset"]]))
 
 
 #: Why a method's outcome behind the wall is what it is, when its weights alone do not decide it
@@ -566,7 +569,8 @@ def resnet_training_config(profile: str | Profile | None = None, wall_rows: int 
     Args:
         profile: profile name or object.
         wall_rows: hidden map rows (default :attr:`BeyondSettings.resnet_wall_rows`).
-        **overrides: ``width``, ``train_images``, ``epochs``, ``batch_size``, ``lr``, ``seed``.
+        **overrides: ``width``, ``train_images``, ``epochs``, ``batch_size``, ``lr``, ``momentum``,
+            ``weight_decay``, ``seed``.
     """
     prof = get_profile(profile)
     s = beyond_settings(prof)
@@ -574,11 +578,12 @@ def resnet_training_config(profile: str | Profile | None = None, wall_rows: int 
            "wall_rows": int(s.resnet_wall_rows if wall_rows is None else wall_rows),
            "num_classes": int(prof.data.num_classes), "train_images": int(s.resnet_train_images),
            "epochs": int(s.resnet_epochs), "batch_size": int(s.resnet_batch), "lr": float(s.resnet_lr),
-           "weight_decay": 5e-4, "seed": 0, "data_version": D.DATA_VERSION, "version": RESNET_VERSION}
-    unknown = set(overrides) - {"width", "train_images", "epochs", "batch_size", "lr", "seed", "weight_decay"}
+           "momentum": 0.9, "weight_decay": 5e-4, "seed": 0, "data_version": D.DATA_VERSION,
+           "version": RESNET_VERSION}
+    valid = {"width", "train_images", "epochs", "batch_size", "lr", "momentum", "seed", "weight_decay"}
+    unknown = set(overrides) - valid
     if unknown:
-        raise ValueError(f"unknown ResNet override(s) {sorted(unknown)}; valid: width, train_images, "
-                         "epochs, batch_size, lr, seed, weight_decay.")
+        raise ValueError(f"unknown ResNet override(s) {sorted(unknown)}; valid: {', '.join(sorted(valid))}.")
     cfg.update({k: type(cfg[k])(v) for k, v in overrides.items()})
     if prof.data.source != "synthetic":
         raise NotImplementedError(
@@ -633,7 +638,7 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
                          **overrides: Any) -> tuple[WalledResNet, dict[str, Any]]:
     """The trained :class:`~helpers.variants.WalledResNet` of a profile, from the checkpoint cache
     or trained now (synthetic images -- a fixed set reused every epoch, flipped on odd epochs, up
-    to 4096 images; fresh batches beyond -- AdamW with a one-cycle schedule). Checkpoints are ``<cache>/checkpoints/<profile>/resnet-w<rows>-<key>.pt`` and are
+    to 4096 images; fresh batches beyond -- SGD with Nesterov momentum and a one-cycle schedule). Checkpoints are ``<cache>/checkpoints/<profile>/resnet-w<rows>-<key>.pt`` and are
     read with :func:`helpers.train.load_checkpoint` (a checkpoint of another configuration is
     refused).
 
@@ -659,7 +664,8 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
     t0 = time.perf_counter()
     data = _FixedSet(cfg) if int(cfg["train_images"]) <= _FIXED_SET_LIMIT else _FreshStream(cfg)
     steps_per_epoch, bs = data.steps, int(cfg["batch_size"])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True,
+                          weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps_per_epoch * cfg["epochs"],
                                                 pct_start=0.2)
     model.train()
@@ -1001,23 +1007,30 @@ def bilinear_matrix(map_size: int = MAP_SIZE, image_size: int = IMAGE_SIZE, last
     return B
 
 
-def erf_kernels(model: nn.Module, images: torch.Tensor, image_size: int = IMAGE_SIZE
-                ) -> tuple[np.ndarray, np.ndarray]:
+def erf_kernels(model: nn.Module, images: torch.Tensor | int = 4, image_size: int = IMAGE_SIZE,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The *effective receptive field* :cite:p:`luo2016erf` of each row and each column of the
     CAM target map, measured by gradients.
 
-    Row ``r``'s profile is ``K_rows[r, y] = mean over images of sum_{channels, columns}
+    Row ``r``'s profile is ``K_rows[r, y] = mean over inputs of sum_{channels, columns}
     |d S_r / d x(y, .)|`` with ``S_r`` the sum over channels of the target activations at
     ``(r, 7)`` (the middle column); columns likewise at ``(7, c)``. Each profile is normalized
     to sum to 1 and is *exactly* zero outside the receptive field (a gradient is).
 
     Args:
         model: a model with ``target_layer`` (rVGG, its variants, :class:`WalledResNet`).
-        images: a few ``(N, 3, 224, 224)`` images.
+        images: a number ``n`` -- measure on ``n`` standard Gaussian inputs (seeded: the
+            classical effective receptive field, independent of any image's content) -- or
+            ``(N, 3, 224, 224)`` images to measure on.
+        seed: seed of the Gaussian inputs.
 
     Returns:
         ``(K_rows, K_cols)``, each ``(14, image_size)`` float64.
     """
+    if isinstance(images, (int, np.integer)) and not isinstance(images, bool):
+        if images < 1:
+            raise ValueError(f"images must be a positive number of Gaussian inputs or a batch, got {images}.")
+        images = torch.randn(int(images), 3, image_size, image_size, generator=torch.Generator().manual_seed(seed))
     images = _check_images(images)
     param = next(model.parameters())
     store: dict[str, torch.Tensor] = {}
@@ -1131,7 +1144,7 @@ def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.nda
         model: a walled model (rVGG or a variant).
         images: ``(N, 3, 224, 224)``.
         boxes: optional ``(N, 4)`` object boxes ``(top, bottom, left, right)``.
-        erf_images: images used to measure the effective receptive fields.
+        erf_images: Gaussian inputs that measure the effective receptive fields.
         method: the element-wise method to repair (``"hirescam"``; ``"layercam"`` works too).
         kernels: effective receptive fields already measured (:func:`erf_kernels`).
 
@@ -1151,7 +1164,7 @@ def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.nda
     low = cams.compute_cams(model, images, [method])[method].low.astype(np.float64)
     t0 = time.perf_counter()
     if kernels is None:
-        kernels = erf_kernels(model, images[:erf_images])
+        kernels = erf_kernels(model, erf_images)
     erf_seconds = time.perf_counter() - t0
     out: dict[str, Any] = {"rows": [], "maps": {}, "kernels": kernels, "unseen_rows": unseen,
                            "coverage": map_row_coverage(model) if isinstance(model, (RVGG, WalledResNet)) else None,

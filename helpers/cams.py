@@ -474,6 +474,14 @@ def _dtype_of(model: nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 
 
+def _clock(device: torch.device) -> float:
+    """``time.perf_counter()`` after the device's queued work is done (CUDA runs asynchronously,
+    so a method's time would otherwise be charged to the next one)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def _fast_layout(x: torch.Tensor) -> torch.Tensor:
     """channels_last for 4-D images: 2-3x faster convolutions on CPU and GPU alike."""
     return x.contiguous(memory_format=torch.channels_last)
@@ -782,12 +790,13 @@ def _m_scorecam(ps: _Pass, chunk: int = 64, **_opts):
         for start in range(0, len(live), chunk):
             pairs = live[start:start + chunk]
             img, ch = pairs[:, 0], pairs[:, 1]
-            # Bilinear upsampling with aligned corners keeps each map's minimum and maximum
-            # (the corners are sampled exactly), so the min-max scaling is done on the small map.
-            maps = a[img, ch][:, None]
-            lo_k, hi_k = lo[img, ch][:, None, None, None], hi[img, ch][:, None, None, None]
-            masks = F.interpolate((maps - lo_k) / (hi_k - lo_k + 1e-8), size=size, mode="bilinear",
-                                  align_corners=True)
+            # upsample, then min-max scale, in this order as the library does (for a nearly flat
+            # channel the other order differs by far more than rounding)
+            up = F.interpolate(a[img, ch][:, None], size=size, mode="bilinear", align_corners=True)
+            upf = up.reshape(len(pairs), -1)
+            mins = upf.min(dim=1).values[:, None, None, None]
+            maxs = upf.max(dim=1).values[:, None, None, None]
+            masks = (up - mins) / (maxs - mins + 1e-8)
             masked = buffer[:len(pairs)]
             # one pass per run of pairs of the same image: masked[j] = x[i] * mask[j]
             bounds = torch.nonzero(torch.diff(img), as_tuple=False)[:, 0].tolist()
@@ -1095,14 +1104,14 @@ def compute_cams(model: nn.Module, images: torch.Tensor, methods: Sequence[str] 
             tgt = None if all_targets is None else all_targets[start:start + batch_size].to(device)
             ps = None
             if needs_pass:
-                t0 = time.perf_counter()
+                t0 = _clock(device)
                 ps = _Pass(model, _fast_layout(x), target_layer, tgt, keep_graph=needs_graph)
                 if needs_graph:
                     ps.grad()
-                shared += time.perf_counter() - t0
+                shared += _clock(device) - t0
                 tgt = ps.targets
             for key in keys:
-                t0 = time.perf_counter()
+                t0 = _clock(device)
                 if key == "fullgrad":
                     signed, tgt_used, extras = _fullgrad_maps(model, _fast_layout(x), tgt)
                     if tgt is None:
@@ -1119,7 +1128,7 @@ def compute_cams(model: nn.Module, images: torch.Tensor, methods: Sequence[str] 
                     extras = dict(extras, nonfinite_replaced=bad)
                     signed = np.nan_to_num(signed, nan=0.0, posinf=0.0, neginf=0.0)
                 parts[key].append((signed, tgt_used.detach().cpu().numpy(), extras))
-                seconds[key] += time.perf_counter() - t0
+                seconds[key] += _clock(device) - t0
                 if callback is not None:
                     callback(key, min(start + batch_size, n))
             if ps is not None:

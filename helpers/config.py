@@ -79,11 +79,12 @@ class TrainSettings:
     schedule: str = "step"  # "step" (StepLR, the paper's) or "cosine" (to zero, per step)
     num_threads: int = 0  # torch.set_num_threads while training on the CPU (0: leave as is)
     log_every: int = 10  # steps between two points of the training-loss curve
-    init: str = "torchvision"  # "torchvision" (VGG's Kaiming init) or "dirac" (see helpers.train)
+    init: str = "torchvision"  # "torchvision" (VGG's), "pooled" or "dirac" (see helpers.train)
     init_noise: float = 0.3  # "dirac": scale of the Kaiming noise added to the identity kernels
     weight_standardization: bool = False  # train the convolutions through scaled weight
     #   standardization (a reparametrization, baked into plain weights at the end)
     tie_steps: int = 0  # first steps with the first dense layer's weights shared across positions
+    freeze_convs: int = 0  # the first convolutions keep their initial (random) weights
 
 
 @dataclass(frozen=True)
@@ -140,11 +141,11 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         width=1 / 16,
-        data=DataSettings(source="synthetic", num_classes=10, train_images=3200, val_images=256,
+        data=DataSettings(source="synthetic", num_classes=10, train_images=2560, val_images=256,
                           below_share=0.15, position_images=200),
         train=TrainSettings(epochs=4, batch_size=16, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                            schedule="cosine", warmup_steps=20, dropout=0.0, init="dirac",
-                            init_noise=0.3, num_threads=2, log_every=10),
+                            schedule="cosine", warmup_steps=20, dropout=0.0, init="pooled",
+                            weight_standardization=True, tie_steps=320, num_threads=2, log_every=10),
         # Opti-CAM: 10 Adam steps instead of the paper's 100, to fit the CPU time budget
         # (helpers.evaluate records the number with the results).
         eval=EvalSettings(stack_images=100, batch_size=25, opticam_iterations=10, score_batch=128),

@@ -95,7 +95,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 FIRST_UNSEEN_ROW = 170
 #: Version of the synthetic world (and of the stack builders). Part of every checkpoint's
 #: cache key: change it whenever the generated images change, so stale models are retrained.
-DATA_VERSION = 2
+DATA_VERSION = 4
 
 #: The ten classes of the synthetic world: six solid shapes and four textures. They are chosen
 #: to differ in coarse, colour-free cues (solid or thin, round or straight, spiky, periodic in
@@ -420,7 +420,7 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
 
 
 def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str | Sequence[str] = "any",
-                    below_share: float = 0.15, radius_range: tuple[float, float] = (18.0, 44.0),
+                    below_share: float = 0.15, radius_range: tuple[float, float] = (32.0, 64.0),
                     aspect_range: tuple[float, float] = (0.7, 1.3), rotate: bool = True,
                     instances: int = 1, background: str = "clutter",
                     labels: torch.Tensor | None = None,

@@ -631,8 +631,9 @@ def grid_images(results: Mapping[str, Any], dataset: str) -> torch.Tensor:
 
 def format_table(rows: Sequence[Mapping[str, Any]], model: str | None = None) -> str:
     """A plain-text table: method x (set, model) with mu mean +- std, zero fraction, seconds."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     cols = sorted({(r["dataset"], r["model"]) for r in rows if model is None or r["model"] == model},
-                  key=lambda c: (c[0], MODELS.index(c[1]) if c[1] in MODELS else 9))
+                  key=lambda c: (datasets.index(c[0]), MODELS.index(c[1]) if c[1] in MODELS else 9))
     methods = []
     for r in rows:
         if r["method"] not in methods:

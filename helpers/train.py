@@ -15,6 +15,11 @@ Training (``train``):
   augmentation, a seeded shuffle per epoch);
 * optimizer: SGD with momentum and weight decay, StepLR (the paper's recipe) or Adam with
   warm-up and a cosine schedule (the quick profile); gradient-norm clipping if asked;
+* training aids for the quick profile, each leaving a plain rVGG at the end: scaled weight
+  standardization of the convolutions (a reparametrization baked into ordinary weights when
+  training ends), a first dense layer tied across map positions for the first steps, a
+  position-shared ("pooled") initialization of the head, and optionally frozen first
+  convolutions;
 * on a GPU: bf16 autocast (fp16 with a gradient scaler where bf16 is missing), channels_last,
   optional ``torch.compile``; on several GPUs, DDP when launched with ``torchrun``;
 * a checkpoint after every epoch (model, optimizer, RNG state, history), written atomically;
@@ -58,6 +63,7 @@ __all__ = [
     "checkpoint_path",
     "build_model",
     "standardize_weights",
+    "freeze_convolutions",
     "bake_parametrizations",
     "ScaledWeightStandardization",
     "learning_rate",
@@ -193,20 +199,24 @@ def build_model(config: dict[str, Any]) -> RVGG:
     """An untrained rVGG for ``config`` (width, wall rows, classes, dropout, initialization).
 
     ``train.init = "torchvision"`` keeps torchvision's VGG initialization (Kaiming normal
-    convolutions, N(0, 0.01) dense layers), the paper's. ``"dirac"`` (the quick profile) starts
-    every convolution after the first as an identity kernel plus ``init_noise`` times Kaiming
-    noise, and the first dense layer as the same weights at every map position (a global sum),
-    the other dense layers Kaiming: the deep plain network then starts as a well-conditioned
-    shallow one and learns much faster from few images. The architecture, hence the wall, is
-    the same either way.
+    convolutions, N(0, 0.01) dense layers), the paper's. ``"pooled"`` (the quick profile) keeps
+    the convolutions but starts the first dense layer with the same weights at every map
+    position (a global sum over the positions it reads) and the other dense layers with Kaiming
+    weights (the last one scaled by 0.1); with ``tie_steps`` the head stays position-shared for
+    a while, so the features learn without the head having to learn every position apart.
+    ``"dirac"`` also starts every convolution after the first as an identity kernel plus
+    ``init_noise`` times Kaiming noise (a shallow network at first). The architecture, hence
+    the wall, is the same either way.
     """
     model = rvgg(num_classes=int(config["data"]["num_classes"]), width=float(config["width"]),
                  wall_rows=int(config["wall_rows"]), dropout=float(config["train"]["dropout"]))
     init = config["train"].get("init", "torchvision")
     if init == "dirac":
         _dirac_init(model, float(config["train"].get("init_noise", 0.3)))
+    elif init == "pooled":
+        _pooled_head_init(model)
     elif init != "torchvision":
-        raise ValueError(f"Unknown init {init!r}; expected 'torchvision' or 'dirac'.")
+        raise ValueError(f"Unknown init {init!r}; expected 'torchvision', 'pooled' or 'dirac'.")
     return model
 
 
@@ -228,13 +238,27 @@ class ScaledWeightStandardization(nn.Module):
         return self.gain * (weight - mean) / (std * math.sqrt(fan_in)) * 1.7139
 
 
-def standardize_weights(model: RVGG) -> RVGG:
-    """Register :class:`ScaledWeightStandardization` on every convolution (in place)."""
+def standardize_weights(model: RVGG, skip: int = 0) -> RVGG:
+    """Register :class:`ScaledWeightStandardization` on every convolution but the first ``skip``
+    (in place)."""
     from torch.nn.utils import parametrize
 
-    for conv in model.features:
-        if isinstance(conv, nn.Conv2d) and not parametrize.is_parametrized(conv, "weight"):
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    for conv in convs[skip:]:
+        if not parametrize.is_parametrized(conv, "weight"):
             parametrize.register_parametrization(conv, "weight", ScaledWeightStandardization(conv.out_channels))
+    return model
+
+
+def freeze_convolutions(model: RVGG, count: int) -> RVGG:
+    """Keep the first ``count`` convolutions at their current weights (``requires_grad=False``):
+    the backward pass then stops before them, which saves most of its cost at full resolution."""
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    if not 0 <= count <= len(convs):
+        raise ValueError(f"freeze_convs must be in 0..{len(convs)}, got {count}.")
+    for conv in convs[:count]:
+        for p in conv.parameters():
+            p.requires_grad_(False)
     return model
 
 
@@ -281,6 +305,11 @@ def _dirac_init(model: RVGG, noise: float) -> None:
         std = math.sqrt(2.0 / (cout * 9))
         conv.weight.copy_(w + noise * std * torch.randn_like(w))
         conv.bias.zero_()
+    _pooled_head_init(model)
+
+
+@torch.no_grad()
+def _pooled_head_init(model: RVGG) -> None:
     first = model.classifier[0]
     channels = model.map_channels
     positions = first.in_features // channels
@@ -643,10 +672,11 @@ def _autocast(config: dict[str, Any], device: torch.device):
 
 def _make_optimizer(model: nn.Module, config: dict[str, Any]) -> torch.optim.Optimizer:
     t = config["train"]
+    params = [p for p in model.parameters() if p.requires_grad]
     if t["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=float(t["lr"]), momentum=float(t["momentum"]),
+        return torch.optim.SGD(params, lr=float(t["lr"]), momentum=float(t["momentum"]),
                                weight_decay=float(t["weight_decay"]))
-    return torch.optim.Adam(model.parameters(), lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
+    return torch.optim.Adam(params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
 
 
 def train(config: dict[str, Any], device: str | torch.device | None = None,
@@ -684,8 +714,9 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
 
     seed_everything(int(t["seed"]))
     model = build_model(config)
+    freeze_convolutions(model, int(t.get("freeze_convs", 0)))
     if t.get("weight_standardization"):
-        standardize_weights(model)
+        standardize_weights(model, skip=int(t.get("freeze_convs", 0)))
     channels_last = bool(t["channels_last"]) or device.type == "cpu"
     model = model.to(device)
     if channels_last:
@@ -814,6 +845,8 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
         tie_handle.remove()
     if last_epoch == epochs:
         bake_parametrizations(model)  # on every rank (rank 0 did it before saving)
+    for p in model.parameters():  # frozen layers are ordinary layers again
+        p.requires_grad_(True)
     model.eval()
     final = load_checkpoint(path, config) if rank == 0 else {
         "history": history, "curve": curve, "train_seconds": train_seconds, "complete": False, "epoch": last_epoch}

@@ -37,8 +37,8 @@ def images():
 
 
 @pytest.fixture(scope="module")
-def kernels(walled, images):
-    return B.erf_kernels(walled, images[:1])
+def kernels(walled):
+    return B.erf_kernels(walled, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,6 +196,8 @@ def test_wall_aware_upsample_zero_region_is_the_unseen_strip(walled, kernels):
     assert np.allclose(flat, 1.0)
     with pytest.raises(ValueError, match="kernels"):
         B.wall_aware_upsample(low, "erf")
+    with pytest.raises(ValueError, match="positive number"):
+        B.erf_kernels(walled, 0)
     with pytest.raises(ValueError, match="model"):
         B.wall_aware_upsample(low, "clamped")
     with pytest.raises(ValueError, match="how"):

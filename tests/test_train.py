@@ -67,8 +67,10 @@ def test_train_or_load_trains_then_loads():
     assert rows[-1]["val_acc"] == pytest.approx(info["val_accuracy"])
     again, info2 = T.train_or_load("quick", walled=True, **TINY)
     assert info2["from_cache"]
-    for p, q in zip(model.state_dict().values(), again.state_dict().values()):
-        assert torch.equal(p, q)
+    trained, loaded = model.state_dict(), again.state_dict()
+    assert set(trained) == set(loaded)
+    for key, value in trained.items():
+        assert torch.equal(value, loaded[key]), key
     # the wall holds in the trained model: rows 170.. change nothing
     x = torch.randn(2, 3, 224, 224)
     y = x.clone()
@@ -253,7 +255,41 @@ def test_train_both_in_parallel_processes_matches_the_cache():
     assert iw["from_cache"] and ib["from_cache"]  # trained by the child processes, then loaded
     assert iw["walled"] and not ib["walled"] and iw["complete"]
     # the key ignores the thread count (speed only): the same checkpoint serves any thread count
-    assert T.config_key(T.training_config("quick", **dict(over, num_threads=1))) == \\
+    assert T.config_key(T.training_config("quick", **dict(over, num_threads=1))) == \
         T.config_key(T.training_config("quick", **dict(over, num_threads=2)))
     again = T.train_both("quick", device="cpu", **over)
     assert torch.equal(again["walled"][0].classifier[0].weight, w.classifier[0].weight)
+
+
+def test_weight_standardization_by_hand_and_baked_checkpoints():
+    ws = T.ScaledWeightStandardization(3)
+    w = torch.randn(3, 2, 3, 3) * 5 + 1
+    out = ws(w)
+    fan_in = 2 * 9
+    assert torch.allclose(out.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-6)
+    assert torch.allclose(out.std(dim=(1, 2, 3)), torch.full((3,), 1.7139 / math.sqrt(fan_in)), rtol=1e-4)
+    # training with it (and with a position-tied head) leaves a plain rVGG in the checkpoint
+    model, info = T.train_or_load("quick", walled=True, **dict(TINY, weight_standardization=True, tie_steps=100,
+                                                              init="pooled"))
+    state = torch.load(info["checkpoint"], weights_only=True)["model"]
+    assert not any("parametrizations" in k for k in state) and "features.0.weight" in state
+    # the head stayed shared across the visible positions (tied for the whole run)
+    w1 = model.classifier[0].weight.detach().view(model.classifier[0].out_features, -1, 14, 14)
+    assert torch.allclose(w1[:, :, 0, 0], w1[:, :, 4, 9], atol=1e-6)
+    assert float(w1[:, :, 5:].abs().max()) == 0.0
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_frozen_convolutions_keep_their_initial_weights(tmp_path):
+    from helpers.config import seed_everything
+
+    cfg = T.training_config("quick", **dict(TINY, epochs=1, freeze_convs=2))
+    seed_everything(cfg["train"]["seed"])
+    init = T.build_model(cfg)
+    model, _ = T.train(cfg, device="cpu", checkpoint=tmp_path / "f.pt", show_progress=False)
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    convs0 = [m for m in init.features if isinstance(m, torch.nn.Conv2d)]
+    assert torch.equal(convs[0].weight, convs0[0].weight) and torch.equal(convs[1].weight, convs0[1].weight)
+    assert not torch.equal(convs[2].weight, convs0[2].weight)
+    with pytest.raises(ValueError, match="freeze_convs"):
+        T.freeze_convolutions(init, 20)
