@@ -1,5 +1,4 @@
-"""How much faster our ScoreCAM, AblationCAM and shared-pass methods are than pytorch-grad-cam's,
-at equal output: ``python -m helpers.bench_cams``.
+"""Speed of helpers.cams against pytorch-grad-cam at equal output: ``python -m helpers.bench_cams``.
 
 For each case it times pytorch-grad-cam's own class, used the usual way
 (``Cls(model, [model.target_layer])(images, None)``, its default batch sizes), against

@@ -26,6 +26,7 @@ and a few methods for the per-model measurements; the chapter says so where it m
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -62,6 +63,8 @@ __all__ = [
     "train_or_load_resnet",
     "gap_gradcam_identity",
     "resnet_report",
+    "labelled_images",
+    "objects_above",
     # 5
     "twin_digit_image",
     "deep_gradcam_reduced",
@@ -142,7 +145,7 @@ SETTINGS: dict[str, BeyondSettings] = {
     "full": BeyondSettings(
         methods=_METHODS_QUICK + ("opticam",), eval_images=100,
         sweep_heights=(0, 3, 6, 9, 11, 12, 13),
-        sweep_methods=_METHODS_QUICK, sweep_images=100, probe_images=20000, probe_epochs=10,
+        sweep_methods=_METHODS_QUICK, sweep_images=100, probe_images=4000, probe_epochs=10,
         resnet_width=4.0, resnet_wall_rows=5, resnet_train_images=50000, resnet_epochs=30, resnet_batch=128,
         resnet_lr=0.1,
         theory_filters=256, theory_hidden=1024, theory_models=20000, theory_depths=(1, 2, 3, 4),
@@ -448,7 +451,7 @@ def train_walled_head(baseline: RVGG, features: torch.Tensor, labels: torch.Tens
         epochs, lr, batch_size, seed: Adam on the classifier only (dropout as in rVGG).
 
     Returns:
-        ``(model, info)``: the model in eval mode on the CPU; ``info`` has ``train_accuracy``,
+        ``(model, info)``: the model in eval mode on the baseline's device; ``info`` has ``train_accuracy``,
         ``losses`` (per epoch) and ``seconds``.
     """
     if features.dim() != 4 or features.shape[2:] != (MAP_SIZE, MAP_SIZE):
@@ -461,7 +464,8 @@ def train_walled_head(baseline: RVGG, features: torch.Tensor, labels: torch.Tens
     gen = seed_everything(seed)
     # a copy of the baseline with a new first dense layer (walled or not), every dense layer
     # re-initialized by rVGG's own initialization, and the baseline's features put back
-    model = copy.deepcopy(baseline).cpu().float()
+    device = next(baseline.parameters()).device
+    model = copy.deepcopy(baseline).float()
     first = model.classifier[0]
     channels = int(model.map_channels)
     model.classifier[0] = (WalledLinear(first.in_features, first.out_features,
@@ -470,6 +474,7 @@ def train_walled_head(baseline: RVGG, features: torch.Tensor, labels: torch.Tens
     model.wall_rows = int(wall_rows)
     model._init_weights()
     model.features.load_state_dict(baseline.features.state_dict())
+    model.to(device)
     for p in model.features.parameters():
         p.requires_grad_(False)
     opt = torch.optim.Adam(model.classifier.parameters(), lr=lr)
@@ -483,7 +488,7 @@ def train_walled_head(baseline: RVGG, features: torch.Tensor, labels: torch.Tens
         total = 0.0
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
-            loss = F.cross_entropy(model.classifier(flat[idx]), labels[idx])
+            loss = F.cross_entropy(model.classifier(flat[idx].to(device)), labels[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -491,13 +496,16 @@ def train_walled_head(baseline: RVGG, features: torch.Tensor, labels: torch.Tens
         losses.append(total / n)
     model.eval()
     with torch.no_grad():
-        acc = float((model.classifier(flat).argmax(1) == labels).float().mean())
+        pred = torch.cat([model.classifier(flat[i:i + 1024].to(device)).argmax(1).cpu() for i in range(0, n, 1024)])
+    acc = float((pred == labels).float().mean())
     return model, {"train_accuracy": acc, "losses": losses, "seconds": time.perf_counter() - t0}
 
 
 def _head_accuracy(model: RVGG, features: torch.Tensor, labels: torch.Tensor) -> float:
+    device = next(model.parameters()).device
     with torch.no_grad():
-        return float((model.classifier(features.flatten(1)).argmax(1) == labels).float().mean())
+        pred = model.classifier(features.flatten(1).to(device)).argmax(1).cpu()
+    return float((pred == labels).float().mean())
 
 
 def wall_height_sweep(baseline: RVGG, stack_images: torch.Tensor, heights: Sequence[int],
@@ -569,8 +577,8 @@ def resnet_training_config(profile: str | Profile | None = None, wall_rows: int 
     Args:
         profile: profile name or object.
         wall_rows: hidden map rows (default :attr:`BeyondSettings.resnet_wall_rows`).
-        **overrides: ``width``, ``train_images``, ``epochs``, ``batch_size``, ``lr``, ``momentum``,
-            ``weight_decay``, ``seed``.
+        **overrides: ``width``, ``train_images`` (synthetic data), ``epochs``, ``batch_size``,
+            ``lr``, ``momentum``, ``weight_decay``, ``seed``, ``num_workers`` (real data loader).
     """
     prof = get_profile(profile)
     s = beyond_settings(prof)
@@ -578,17 +586,15 @@ def resnet_training_config(profile: str | Profile | None = None, wall_rows: int 
            "wall_rows": int(s.resnet_wall_rows if wall_rows is None else wall_rows),
            "num_classes": int(prof.data.num_classes), "train_images": int(s.resnet_train_images),
            "epochs": int(s.resnet_epochs), "batch_size": int(s.resnet_batch), "lr": float(s.resnet_lr),
-           "momentum": 0.9, "weight_decay": 5e-4, "seed": 0, "data_version": D.DATA_VERSION,
-           "version": RESNET_VERSION}
-    valid = {"width", "train_images", "epochs", "batch_size", "lr", "momentum", "seed", "weight_decay"}
+           "momentum": 0.9, "weight_decay": 5e-4, "seed": 0, "num_workers": int(prof.train.num_workers),
+           "data_version": D.DATA_VERSION, "version": RESNET_VERSION}
+    valid = {"width", "train_images", "epochs", "batch_size", "lr", "momentum", "seed", "weight_decay",
+             "num_workers"}
     unknown = set(overrides) - valid
     if unknown:
         raise ValueError(f"unknown ResNet override(s) {sorted(unknown)}; valid: {', '.join(sorted(valid))}.")
     cfg.update({k: type(cfg[k])(v) for k, v in overrides.items()})
-    if prof.data.source != "synthetic":
-        raise NotImplementedError(
-            "the ResNet of question 4 trains on the synthetic world only for now; with real data "
-            "use helpers.train once it accepts other architectures (see the chapter).")
+    cfg["data"] = dataclasses.asdict(prof.data)
     return cfg
 
 
@@ -621,6 +627,30 @@ class _FixedSet:
             yield (x.flip(3) if epoch % 2 == 1 else x), self.labels[idx]
 
 
+class _RealData:
+    """Batches of the profile's real training set (its augmentation), a seeded shuffle per epoch."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        from torch.utils.data import DataLoader, RandomSampler
+
+        prof = get_profile(cfg["profile"])
+        prof = prof.replace(data=dataclasses.replace(prof.data, **cfg["data"]))
+        self.dataset = D.real_dataset(prof, split="train")
+        if len(self.dataset.classes) != int(cfg["num_classes"]):
+            raise ValueError(f"the training data has {len(self.dataset.classes)} classes, the ResNet "
+                             f"{cfg['num_classes']}; set the profile's data.num_classes to match.")
+        self.gen = torch.Generator()
+        self.seed = int(cfg["seed"])
+        self.loader = DataLoader(self.dataset, batch_size=int(cfg["batch_size"]), drop_last=True,
+                                 sampler=RandomSampler(self.dataset, generator=self.gen),
+                                 num_workers=int(cfg["num_workers"]))
+        self.steps = len(self.loader)
+
+    def epoch(self, epoch: int, gen: torch.Generator):
+        self.gen.manual_seed(self.seed * 100003 + epoch)
+        yield from self.loader
+
+
 class _FreshStream:
     """Fresh synthetic batches every epoch (:class:`helpers.data.SyntheticStream`)."""
 
@@ -637,8 +667,9 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
                          device: str | torch.device | None = None, show_progress: bool = True,
                          **overrides: Any) -> tuple[WalledResNet, dict[str, Any]]:
     """The trained :class:`~helpers.variants.WalledResNet` of a profile, from the checkpoint cache
-    or trained now (synthetic images -- a fixed set reused every epoch, flipped on odd epochs, up
-    to 4096 images; fresh batches beyond -- SGD with Nesterov momentum and a one-cycle schedule). Checkpoints are ``<cache>/checkpoints/<profile>/resnet-w<rows>-<key>.pt`` and are
+    or trained now: on the synthetic world (a fixed set reused every epoch, flipped on odd epochs,
+    up to 4096 images; fresh batches beyond) or on the profile's real training set (its
+    augmentation); SGD with Nesterov momentum and a one-cycle schedule. Checkpoints are ``<cache>/checkpoints/<profile>/resnet-w<rows>-<key>.pt`` and are
     read with :func:`helpers.train.load_checkpoint` (a checkpoint of another configuration is
     refused).
 
@@ -657,12 +688,17 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
         model.load_state_dict(ckpt["model"])
         return model.to(dev).eval(), {"config": cfg, "checkpoint": str(path), "history": ckpt["history"],
                                       "train_seconds": float(ckpt["train_seconds"]), "from_cache": True}
-    if int(cfg["train_images"]) < int(cfg["batch_size"]):
+    if cfg["data"]["source"] == "synthetic" and int(cfg["train_images"]) < int(cfg["batch_size"]):
         raise ValueError(f"train_images={cfg['train_images']} is smaller than one batch ({cfg['batch_size']}).")
     gen = seed_everything(int(cfg["seed"]))
     model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"]).to(dev)
     t0 = time.perf_counter()
-    data = _FixedSet(cfg) if int(cfg["train_images"]) <= _FIXED_SET_LIMIT else _FreshStream(cfg)
+    if cfg["data"]["source"] != "synthetic":
+        data = _RealData(cfg)
+    elif int(cfg["train_images"]) <= _FIXED_SET_LIMIT:
+        data = _FixedSet(cfg)
+    else:
+        data = _FreshStream(cfg)
     steps_per_epoch, bs = data.steps, int(cfg["batch_size"])
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True,
                           weight_decay=cfg["weight_decay"])
@@ -753,6 +789,52 @@ def resnet_report(model: WalledResNet, images: torch.Tensor, methods: Sequence[s
     return {"unseen_rows": unseen, "unseen_rows_by_gradient": by_grad, "perturbation": pert,
             "rows": _summary_rows(measured), "measured": measured,
             "identity": gap_gradcam_identity(model, images[: min(8, len(images))])}
+
+
+def labelled_images(profile: str | Profile | None, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` labelled images of a profile's training distribution, ``(images (n, 3, 224, 224),
+    labels (n,))``: synthetic images (a pure function of ``seed``), or a seeded random subset of
+    the real training set, with the evaluation transform."""
+    prof = get_profile(profile)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    if prof.data.source == "synthetic":
+        b = D.synthetic_batch(int(n), int(seed), num_classes=prof.data.num_classes)
+        return b.images, b.labels
+    ds = D.real_dataset(prof, split="train", train=False)
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    pairs = [ds[i] for i in idx]
+    return torch.stack([p[0] for p in pairs]), torch.tensor([int(p[1]) for p in pairs])
+
+
+def objects_above(profile: str | Profile | None, n: int, seed: int = 0, size: int = 64
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images with one object entirely above the wall and its box: ``(images (n, 3, 224,
+    224), boxes (n, 4) as (top, bottom, left, right))``. Synthetic: :func:`helpers.data.synthetic_batch`
+    with ``placement="above"``. Real data: a validation image shrunk to ``size`` x ``size`` and
+    pasted at a random place above row 170 of a canvas of the mean colour (zero after
+    normalization); its box is where it was pasted."""
+    prof = get_profile(profile)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    if prof.data.source == "synthetic":
+        b = D.synthetic_batch(int(n), int(seed), num_classes=prof.data.num_classes, placement="above")
+        return b.images, b.boxes
+    from .metrics import PAPER_UNSEEN_ROWS
+
+    ds = D.real_dataset(prof, split="val", train=False)
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds), generator=gen)[:n].tolist()
+    canvas = torch.zeros(len(idx), 3, IMAGE_SIZE, IMAGE_SIZE)
+    boxes = torch.zeros(len(idx), 4)
+    for j, i in enumerate(idx):
+        thumb = F.interpolate(ds[i][0][None], size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=True)[0]
+        r = int(torch.randint(0, int(PAPER_UNSEEN_ROWS[0]) - size + 1, (1,), generator=gen))
+        c = int(torch.randint(0, IMAGE_SIZE - size + 1, (1,), generator=gen))
+        canvas[j, :, r:r + size, c:c + size] = thumb
+        boxes[j] = torch.tensor([r, r + size, c, c + size])
+    return canvas, boxes
 
 
 # =============================================================================================

@@ -420,7 +420,7 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
 
 
 def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str | Sequence[str] = "any",
-                    below_share: float = 0.15, radius_range: tuple[float, float] = (32.0, 64.0),
+                    below_share: float = 0.15, radius_range: tuple[float, float] = (40.0, 72.0),
                     aspect_range: tuple[float, float] = (0.7, 1.3), rotate: bool = True,
                     instances: int = 1, background: str = "clutter",
                     labels: torch.Tensor | None = None,

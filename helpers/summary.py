@@ -419,3 +419,99 @@ def run_stamp(profile: Any = None) -> str:
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (f"profile {prof.name} ({prof.description}) on {where}; torch {torch.__version__}; {when}")
 
+
+
+# --------------------------------------------------------------------------------------------
+# The GPU session (tools/gpu_session.py): full-width training, Table 1 and CAM speed on a GPU
+# --------------------------------------------------------------------------------------------
+
+def gpu_dir(root: str | Path | None = None) -> Path | None:
+    """``<repo>/results/gpu`` (whether or not it exists), or ``None`` without a checkout."""
+    base = Path(root) if root is not None else repo_root()
+    return None if base is None else base / "results" / "gpu"
+
+
+def gpu_session(folder: str | Path | None = None) -> dict[str, Any]:
+    """The files ``tools/gpu_session.py`` wrote (``training.json``, ``evaluation.json``,
+    ``bench_cams.json``), as ``{"training": ..., "evaluation": ..., "bench_cams": ...}``; a file
+    that is missing is left out, a file that is not valid JSON raises ``ValueError`` naming it."""
+    path = Path(folder) if folder is not None else gpu_dir()
+    out: dict[str, Any] = {}
+    if path is None or not path.is_dir():
+        return out
+    for name in ("training", "evaluation", "bench_cams"):
+        file = path / f"{name}.json"
+        if file.is_file():
+            try:
+                out[name] = json.loads(file.read_text())
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{file} is not valid JSON ({err}); rerun tools/gpu_session.py "
+                                 "or delete the file.") from err
+    return out
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None else f"{100 * float(x):.1f}%"
+
+
+def gpu_training_html(session: Mapping[str, Any]) -> str:
+    """The full-width training runs of the GPU session as an HTML table."""
+    train = session.get("training", {})
+    runs = train.get("training", {})
+    if not runs:
+        return ""
+    body = []
+    for name, r in runs.items():
+        pos = r.get("position_accuracy") or {}
+        t = r.get("train", {})
+        recipe = (f"{t.get('optimizer')} lr {t.get('lr')}, batch {t.get('batch_size')}, "
+                  f"{t.get('epochs')} epochs{', batch norm (folded)' if t.get('batch_norm') else ''}")
+        body.append(f"<tr><td>{html.escape(name)}</td><td>{r.get('width'):g}</td><td>{html.escape(recipe)}</td>"
+                    f"<td>{r.get('images')}</td><td>{_fmt(r.get('seconds'), 1)}</td>"
+                    f"<td>{_fmt(r.get('images_per_s'), 0)}</td><td>{_pct(r.get('val_accuracy'))}</td>"
+                    f"<td>{_pct(pos.get('above'))}</td><td>{_pct(pos.get('straddle'))}</td>"
+                    f"<td>{_pct(pos.get('below'))}</td></tr>")
+    cap = (f"Full-width rVGG trained on the synthetic world on {train.get('device')} "
+           f"(torch {train.get('torch')}, {str(train.get('date', ''))[:10]}); seconds: end to end, "
+           "synthetic images drawn on the CPU included; accuracy by where the object lies: entirely "
+           "above row 170, across it, entirely below it (10 classes: chance is 10%)")
+    return (f'<div class="camwalls-scroll"><table class="camwalls-table">{_caption(cap)}<thead><tr>'
+            "<th>model</th><th>width</th><th>recipe</th><th>images</th><th>seconds</th><th>images/s</th>"
+            "<th>val acc.</th><th>above</th><th>across</th><th>below</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
+def gpu_bench_cams_html(session: Mapping[str, Any]) -> str:
+    """``helpers.bench_cams`` at full width on the GPU as an HTML table."""
+    bench = session.get("bench_cams")
+    if not bench:
+        return ""
+    body = "".join(
+        f"<tr><td>{html.escape(r['case'])}</td><td>{1000 * r['library_s']:.1f}</td><td>{1000 * r['ours_s']:.1f}</td>"
+        f"<td>{r['speedup']:.1f}x</td><td>{r['max_abs_diff']:.1e}</td></tr>" for r in bench.get("rows", []))
+    cap = (f"pytorch-grad-cam against helpers.cams, milliseconds per image, {bench.get('images')} STACK-MIX "
+           f"images, full-width walled rVGG, on {bench.get('device')} ({str(bench.get('date', ''))[:10]})")
+    return (f'<table class="camwalls-table">{_caption(cap)}<thead><tr><th>case</th><th>pytorch-grad-cam</th>'
+            f"<th>helpers.cams</th><th>speed-up</th><th>max abs diff</th></tr></thead><tbody>{body}</tbody></table>")
+
+
+def gpu_session_html(folder: str | Path | None = None) -> str:
+    """Everything the GPU session measured, as HTML; a note when it has not been run."""
+    session = gpu_session(folder)
+    if not session:
+        return ("<p class=\"camwalls-note\">No GPU session results are in <code>results/gpu/</code>. On a "
+                "machine with a CUDA GPU, <code>python tools/gpu_session.py --out results/gpu</code> writes "
+                "them; they appear here at the next build.</p>")
+    parts = [gpu_training_html(session)]
+    ev = session.get("evaluation")
+    if ev:
+        rows = normalize_records(ev["rows"])
+        parts.append(
+            f"<p>Evaluation on {html.escape(str(ev.get('device')))}: every method, both stack sets, both "
+            f"models, {ev['settings']['stack_images']} images per set, Opti-CAM with "
+            f"{ev['settings']['opticam_iterations']} Adam steps: <b>{ev['total_seconds']:.1f} s</b> in all; "
+            f"the paper's {len(ev['table1_methods'])} methods on the walled model (Table 1 proper): "
+            f"<b>{ev['table1_seconds']:.1f} s</b>.</p>")
+        parts.append(results_table_html(rows, stamp=f"full-width rVGG on the synthetic world, {ev.get('device')}"))
+    parts.append(gpu_bench_cams_html(session))
+    return "\n".join(p for p in parts if p)

@@ -65,6 +65,9 @@ __all__ = [
     "standardize_weights",
     "freeze_convolutions",
     "bake_parametrizations",
+    "add_batch_norm",
+    "fold_batch_norm",
+    "finalize_model",
     "ScaledWeightStandardization",
     "learning_rate",
     "train",
@@ -273,6 +276,62 @@ def bake_parametrizations(model: nn.Module) -> nn.Module:
     return model
 
 
+class ConvBN(nn.Module):
+    """A convolution followed by batch norm: what :func:`add_batch_norm` puts in place of each
+    convolution of rVGG for training; :func:`fold_batch_norm` turns it back into one convolution."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bn = nn.BatchNorm2d(conv.out_channels)
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.bn(self.conv(x))
+
+
+def add_batch_norm(model: RVGG) -> RVGG:
+    """Put batch norm after every convolution of ``model.features`` (in place, at the same
+    indices, so that :func:`fold_batch_norm` restores the layout and the state-dict keys).
+
+    Batch norm makes the narrow, plain VGG of the quick profile learn several times faster. In
+    training mode its statistics are taken over the whole batch and every map position, the
+    hidden rows included; once folded (:func:`fold_batch_norm`) every convolution is again an
+    ordinary convolution, and the wall holds exactly, as for any rVGG."""
+    for i, module in enumerate(model.features):
+        if isinstance(module, nn.Conv2d):
+            model.features[i] = ConvBN(module).to(module.weight.device)
+    return model
+
+
+@torch.no_grad()
+def fold_batch_norm(model: nn.Module) -> nn.Module:
+    """Replace every :class:`ConvBN` of ``model.features`` by one convolution computing what it
+    computes in eval mode: ``W' = W * g / sqrt(v + eps)``, ``b' = (b - m) * g / sqrt(v + eps) + beta``
+    with the running mean ``m`` and variance ``v`` (in place; a no-op without batch norm)."""
+    features = getattr(model, "features", None)
+    if features is None:
+        return model
+    for i, module in enumerate(features):
+        if isinstance(module, ConvBN):
+            conv, bn = module.conv, module.bn
+            bake_parametrizations(conv)
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+            if conv.bias is None:
+                conv.bias = nn.Parameter(torch.zeros_like(bias))
+            conv.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+            features[i] = conv
+    return model
+
+
+def finalize_model(model: nn.Module) -> nn.Module:
+    """The plain rVGG a training run leaves: parametrizations baked (:func:`bake_parametrizations`)
+    and batch norm folded (:func:`fold_batch_norm`), in place."""
+    return fold_batch_norm(bake_parametrizations(model))
+
+
 def _tie_positions_hook(model: RVGG, active: Callable[[], bool]):
     """A gradient hook on the first dense layer that, while ``active()``, replaces the gradient
     of every weight by its mean over the visible map positions (per hidden unit and channel):
@@ -448,9 +507,9 @@ def accuracy_by_row(model: nn.Module, profile: str | Profile | None = None,
     """Accuracy as a function of where the object starts: for each requested top row, ``n``
     images whose (small) object's top edge is at that row or just below it.
 
-    Synthetic world: objects of radius 14..22 px placed with ``placement="top=<row>"``; real
-    data: validation images shrunk to 44x44 and pasted on a mid-grey canvas with their top at
-    the row. An object whose top is at row 170 or lower in the image (``top >= 170``) is entirely
+    Synthetic world: objects of the training sizes placed with ``placement="top=<row>"`` (shrunk
+    when needed to fit between that row and the bottom of the image); real data: validation
+    images shrunk to 44x44 and pasted on a mid-grey canvas with their top at the row. An object whose top is at row 170 or lower in the image (``top >= 170``) is entirely
     behind the wall.
 
     Returns:
@@ -471,8 +530,7 @@ def accuracy_by_row(model: nn.Module, profile: str | Profile | None = None,
         labels = torch.tensor([int(y) for _, y in items])
     for j, row in enumerate(top_rows):
         if prof.data.source == "synthetic":
-            b = D.synthetic_batch(n, D._mix_seed(seed, j), num_classes=k, placement=f"top={row}",
-                                  radius_range=(14.0, 22.0))
+            b = D.synthetic_batch(n, D._mix_seed(seed, j), num_classes=k, placement=f"top={row}")
             images, labels, tops = b.images, b.labels, b.boxes[:, 0]
         else:
             r = min(int(row), 224 - 44)
@@ -717,6 +775,8 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     freeze_convolutions(model, int(t.get("freeze_convs", 0)))
     if t.get("weight_standardization"):
         standardize_weights(model, skip=int(t.get("freeze_convs", 0)))
+    if t.get("batch_norm"):
+        add_batch_norm(model)
     channels_last = bool(t["channels_last"]) or device.type == "cpu"
     model = model.to(device)
     if channels_last:
@@ -728,7 +788,7 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     if resume and path.is_file():
         ckpt = load_checkpoint(path, config)
         if ckpt.get("complete"):
-            model = bake_parametrizations(model)
+            model = finalize_model(model)
             model.load_state_dict(ckpt["model"])
             model.eval()
             return model, _info(config, path, ckpt, device, from_cache=True)
@@ -830,7 +890,7 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
             if device.type == "cuda":
                 ckpt["rng_cuda"] = torch.cuda.get_rng_state(device)
             if complete:
-                bake_parametrizations(model)  # plain rVGG weights from now on
+                finalize_model(model)  # plain rVGG weights from now on
                 ckpt["model"] = model.state_dict()
                 ckpt["position_accuracy"] = _position_accuracy_from_config(model, config, device)
                 del ckpt["optimizer"]  # a finished model needs no optimizer state
@@ -844,7 +904,7 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     if tie_handle is not None:
         tie_handle.remove()
     if last_epoch == epochs:
-        bake_parametrizations(model)  # on every rank (rank 0 did it before saving)
+        finalize_model(model)  # on every rank (rank 0 did it before saving)
     for p in model.parameters():  # frozen layers are ordinary layers again
         p.requires_grad_(True)
     model.eval()
@@ -885,13 +945,18 @@ def _info(config: dict[str, Any], path: Path, ckpt: dict[str, Any], device: torc
 
 
 def train_or_load(profile: str | Profile | None = None, walled: bool = True,
-                  device: str | torch.device | None = None, **overrides: Any) -> tuple[RVGG, dict[str, Any]]:
+                  device: str | torch.device | None = None, pair: bool = True,
+                  **overrides: Any) -> tuple[RVGG, dict[str, Any]]:
     """The trained rVGG of a profile (walled or baseline), from the cache or trained now.
 
     Args:
         profile: profile name or object (``None``: ``$CAMWALLS_PROFILE``).
         walled: the walled model (9 hidden map rows) or the baseline.
         device: where the returned model lives (default :func:`helpers.config.get_device`).
+        pair: on a CPU with two cores or more, when neither this model nor its sibling (the
+            baseline of a walled model, or the reverse; same overrides, no ``wall_rows``
+            override) is in the cache, train both at once (:func:`train_both`), since the
+            sibling is usually asked for next.
         **overrides: see :func:`training_config` (e.g. ``wall_rows=5``, ``epochs=2``,
             ``width=1/8``).
 
@@ -917,6 +982,13 @@ def train_or_load(profile: str | Profile | None = None, walled: bool = True,
             model.load_state_dict(ckpt["model"])
             model.to(dev).eval()
             return model, _info(config, path, ckpt, dev, from_cache=True)
+    if pair and "wall_rows" not in overrides and not path.is_file():
+        # its sibling (the baseline of a walled model, or the reverse) will be asked for next:
+        # on a CPU, train both at the same time when both are missing
+        sibling = checkpoint_path(training_config(profile, not walled, **overrides))
+        if dev.type == "cpu" and (os.cpu_count() or 1) >= 2 and not sibling.is_file():
+            both = train_both(profile, device=dev, **overrides)
+            return both["walled" if walled else "baseline"]
     return train(config, device=dev, checkpoint=path, resume=True)
 
 
@@ -970,7 +1042,7 @@ def train_both(profile: str | Profile | None = None, device: str | torch.device 
                                f"{', '.join(str(p) for _, p in failed)}. End of the first log:\n{tail}")
     out = {}
     for name, walled in (("walled", True), ("baseline", False)):
-        out[name] = train_or_load(profile, walled=walled, device=dev, **overrides)
+        out[name] = train_or_load(profile, walled=walled, device=dev, pair=False, **overrides)
     return out
 
 

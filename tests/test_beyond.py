@@ -396,3 +396,59 @@ def test_fwhm_by_hand():
     assert B.fwhm(B.bilinear_matrix()[:, 7]) == pytest.approx(127.75 - 111.25)
     with pytest.raises(ValueError, match="non-negative"):
         B.fwhm(np.array([-1.0, 1.0]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Data for the chapter, synthetic and real
+# ---------------------------------------------------------------------------------------------
+
+def test_labelled_images_and_objects_above_synthetic():
+    from helpers.data import synthetic_batch
+
+    x, y = B.labelled_images("quick", 3, seed=5)
+    ref = synthetic_batch(3, 5)
+    assert torch.equal(x, ref.images) and torch.equal(y, ref.labels)
+    images, boxes = B.objects_above("quick", 4, seed=6)
+    assert images.shape == (4, 3, 224, 224)
+    assert (boxes[:, 1] <= 170).all() and (boxes[:, 0] < boxes[:, 1]).all()
+    with pytest.raises(ValueError, match="positive"):
+        B.objects_above("quick", 0)
+
+
+@pytest.fixture()
+def tiny_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            folder = tmp_path / split / cls
+            folder.mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return tmp_path
+
+
+def test_real_data_paths(tiny_folder, tmp_path, monkeypatch):
+    import dataclasses
+
+    from helpers.config import get_profile
+
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    full = get_profile("full")
+    prof = full.replace(data=dataclasses.replace(full.data, root=str(tiny_folder), num_classes=2))
+    images, boxes = B.objects_above(prof, 3, seed=1, size=32)
+    for img, (t, b, lf, rt) in zip(images, boxes.long().tolist()):
+        assert b <= 170 and b - t == 32 and rt - lf == 32
+        outside = img.clone()
+        outside[:, t:b, lf:rt] = 0
+        assert outside.abs().max() == 0 and img[:, t:b, lf:rt].abs().max() > 0
+    x, y = B.labelled_images(prof, 3)
+    assert x.shape == (3, 3, 224, 224) and set(y.tolist()) <= {0, 1}
+    model, info = B.train_or_load_resnet(prof, device="cpu", show_progress=False, width=0.25, epochs=1,
+                                         batch_size=2, num_workers=0)
+    assert len(info["history"]) == 1 and info["config"]["data"]["source"] == "imagefolder"
+    wrong = full.replace(data=dataclasses.replace(full.data, root=str(tiny_folder), num_classes=5))
+    with pytest.raises(ValueError, match="classes"):
+        B.train_or_load_resnet(wrong, device="cpu", show_progress=False, width=0.25, epochs=1,
+                               batch_size=2, num_workers=0)

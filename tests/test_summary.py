@@ -179,3 +179,39 @@ def test_rows_of_helpers_evaluate_use_display_names_and_match_the_registry():
     assert [r.method for r in rows] == ["GradCAM++", "GradCAM"]
     assert [r.mu_mean for r in S.find_row(rows, "gradcam")] == [0.2]  # not confused with GradCAM++
     assert [r.mu_mean for r in S.find_row(rows, "gradcampp")] == [0.3]
+
+
+def test_gpu_session_rehearsal_and_its_section(tmp_path: Path, monkeypatch):
+    """tools/gpu_session.py --tiny (its CPU rehearsal) writes what the results page reads."""
+    import subprocess
+
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CAMWALLS_BOOK_BUILD", "1")
+    root = S.repo_root()
+    out = tmp_path / "gpu"
+    proc = subprocess.run([sys.executable, str(root / "tools" / "gpu_session.py"), "--out", str(out), "--tiny",
+                           "--skip", "benchmark,bench_cams", "--scratch", str(tmp_path / "scratch")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    session = S.gpu_session(out)
+    assert set(session) == {"training", "evaluation"}
+    ev = session["evaluation"]
+    walled = session["training"]["training"]["walled"]
+    assert walled["wall_rows"] == 9 and walled["images"] == 64
+    # Table 1 proper: the paper's methods on the walled model, summed from the rows
+    paper = {r["method"] for r in ev["rows"] if r["in_paper"]}
+    assert set(ev["table1_methods"]) == paper and len(paper) == 8
+    assert ev["table1_seconds"] == pytest.approx(sum(r["seconds"] for r in ev["rows"]
+                                                     if r["model"] == "walled" and r["in_paper"]))
+    # the structural zeros hold at any width
+    for r in ev["rows"]:
+        if r["model"] == "walled" and r["method"] in ("hirescam", "layercam"):
+            assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0
+    text = S.gpu_session_html(out)
+    assert f"{ev['total_seconds']:.1f} s" in text and f"{ev['table1_seconds']:.1f} s" in text
+    gradcam = next(r for r in ev["rows"] if r["model"] == "walled" and r["method"] == "gradcam")
+    assert f"{gradcam['mu_mean']:.3f}" in text
+    assert "No GPU session results" in S.gpu_session_html(tmp_path / "none")
+    (out / "training.json").write_text("{broken")
+    with pytest.raises(ValueError, match="training.json is not valid JSON"):
+        S.gpu_session(out)

@@ -57,7 +57,7 @@ def test_learning_rate_schedule_by_hand():
 
 
 def test_train_or_load_trains_then_loads():
-    model, info = T.train_or_load("quick", walled=True, **TINY)
+    model, info = T.train_or_load("quick", walled=True, pair=False, **TINY)
     assert not info["from_cache"] and info["complete"] and not model.training
     assert len(info["history"]) == 2 and info["curve"][0][0] == 1
     assert set(info["position_accuracy"]) == {"above", "straddle", "below"}
@@ -65,7 +65,7 @@ def test_train_or_load_trains_then_loads():
     rows = T.read_metrics(info["metrics_csv"])
     assert [r["epoch"] for r in rows] == [1.0, 2.0]
     assert rows[-1]["val_acc"] == pytest.approx(info["val_accuracy"])
-    again, info2 = T.train_or_load("quick", walled=True, **TINY)
+    again, info2 = T.train_or_load("quick", walled=True, pair=False, **TINY)
     assert info2["from_cache"]
     trained, loaded = model.state_dict(), again.state_dict()
     assert set(trained) == set(loaded)
@@ -156,11 +156,11 @@ def test_real_data_training_and_class_count_check(tmp_path):
                                                          val_images=0, root=str(root), position_images=2))
     over = dict(width=1 / 32, epochs=1, batch_size=2, num_workers=0, mixed_precision=False,
                 channels_last=False)
-    model, info = T.train_or_load(prof, walled=True, device="cpu", **over)
+    model, info = T.train_or_load(prof, walled=True, device="cpu", pair=False, **over)
     assert info["complete"] and len(info["history"]) == 1 and 0 <= info["val_accuracy"] <= 1
     assert set(info["position_accuracy"]) == {"above", "straddle", "below"}
     with pytest.raises(ValueError, match="num_classes=2"):
-        T.train_or_load(prof, walled=True, device="cpu", num_classes=5, **over)
+        T.train_or_load(prof, walled=True, device="cpu", pair=False, num_classes=5, **over)
 
 
 def test_cli_help_and_run(capsys, tmp_path):
@@ -247,18 +247,21 @@ def test_accuracy_by_row_groups():
     assert rows[1]["mean_top"] >= 175.0
 
 
-def test_train_both_in_parallel_processes_matches_the_cache():
+def test_train_or_load_trains_the_pair_in_parallel_processes():
     over = dict(TINY, epochs=1)
-    both = T.train_both("quick", device="cpu", parallel=True, **over)
-    assert set(both) == {"walled", "baseline"}
-    (w, iw), (b, ib) = both["walled"], both["baseline"]
-    assert iw["from_cache"] and ib["from_cache"]  # trained by the child processes, then loaded
-    assert iw["walled"] and not ib["walled"] and iw["complete"]
+    # asking for the walled model on an empty cache trains it and its baseline at once, in two
+    # processes (python -m helpers.train --config-json ...), then loads the walled one
+    w, iw = T.train_or_load("quick", walled=True, device="cpu", **over)
+    assert iw["from_cache"] and iw["walled"] and iw["complete"]
+    sibling = T.checkpoint_path(T.training_config("quick", walled=False, **over))
+    assert sibling.is_file() and sibling.with_suffix(".log").is_file()
+    both = T.train_both("quick", device="cpu", **over)  # now two cache hits
+    (w2, _), (b, ib) = both["walled"], both["baseline"]
+    assert ib["from_cache"] and not ib["walled"]
+    assert torch.equal(w2.classifier[0].weight, w.classifier[0].weight)
     # the key ignores the thread count (speed only): the same checkpoint serves any thread count
     assert T.config_key(T.training_config("quick", **dict(over, num_threads=1))) == \
         T.config_key(T.training_config("quick", **dict(over, num_threads=2)))
-    again = T.train_both("quick", device="cpu", **over)
-    assert torch.equal(again["walled"][0].classifier[0].weight, w.classifier[0].weight)
 
 
 def test_weight_standardization_by_hand_and_baked_checkpoints():
@@ -269,7 +272,7 @@ def test_weight_standardization_by_hand_and_baked_checkpoints():
     assert torch.allclose(out.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-6)
     assert torch.allclose(out.std(dim=(1, 2, 3)), torch.full((3,), 1.7139 / math.sqrt(fan_in)), rtol=1e-4)
     # training with it (and with a position-tied head) leaves a plain rVGG in the checkpoint
-    model, info = T.train_or_load("quick", walled=True, **dict(TINY, weight_standardization=True, tie_steps=100,
+    model, info = T.train_or_load("quick", walled=True, pair=False, **dict(TINY, weight_standardization=True, tie_steps=100,
                                                               init="pooled"))
     state = torch.load(info["checkpoint"], weights_only=True)["model"]
     assert not any("parametrizations" in k for k in state) and "features.0.weight" in state
@@ -293,3 +296,40 @@ def test_frozen_convolutions_keep_their_initial_weights(tmp_path):
     assert not torch.equal(convs[2].weight, convs0[2].weight)
     with pytest.raises(ValueError, match="freeze_convs"):
         T.freeze_convolutions(init, 20)
+
+
+def test_batch_norm_folds_into_the_convolutions_exactly(tmp_path):
+    from helpers import wall as W
+    from helpers.models import rvgg
+
+    torch.manual_seed(0)
+    model = T.add_batch_norm(rvgg(num_classes=10, width=1 / 32))
+    assert sum(isinstance(m, T.ConvBN) for m in model.features) == 13
+    # give the norms non-trivial statistics and affine parameters
+    model.train()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 2.0)
+                m.bias.uniform_(-0.5, 0.5)
+        for _ in range(3):
+            model(torch.randn(4, 3, 224, 224) * 2 + 0.3)
+    model.eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = model(x)
+        # by hand for the first convolution: BN(conv(x)) with the running statistics
+        first = model.features[0]
+        hand = (first.conv(x) - first.bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(
+            first.bn.running_var.view(1, -1, 1, 1) + first.bn.eps) * first.bn.weight.view(1, -1, 1, 1) \
+            + first.bn.bias.view(1, -1, 1, 1)
+        T.fold_batch_norm(model)
+        assert torch.allclose(model.features[0](x), hand, atol=1e-4)
+        assert torch.allclose(model(x), expected, rtol=1e-4, atol=1e-4)
+    # a plain rVGG again: the layout and keys of a model built without batch norm, and the wall
+    assert set(model.state_dict()) == set(rvgg(num_classes=10, width=1 / 32).state_dict())
+    assert W.perturbation_check(model, x)["max_abs_diff"] == 0.0
+    # training with it leaves a plain rVGG in the checkpoint
+    model2, info = T.train_or_load("quick", walled=True, pair=False, **dict(TINY, batch_norm=True))
+    state = torch.load(info["checkpoint"], weights_only=True)["model"]
+    assert not any("bn" in k or "running_mean" in k for k in state) and "features.0.weight" in state
