@@ -117,6 +117,21 @@ def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+def _as_rgb_batch(images: torch.Tensor, name: str, expected: str
+                  ) -> tuple[torch.Tensor, bool, torch.Tensor, torch.Tensor]:
+    """``(batch, was_single, mean, std)`` for :func:`normalize` / :func:`denormalize`: ``images``
+    as a 4-D batch, whether it was one image, and the channel statistics; a clear error else."""
+    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(
+            f"{name} expects {expected} (N, 3, H, W) or (3, H, W), got "
+            f"{getattr(images, 'shape', type(images).__name__)}."
+        )
+    single = images.dim() == 3
+    x = images.unsqueeze(0) if single else images
+    mean, std = _stats(x.float())
+    return x, single, mean, std
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """ImageNet mean/std normalization of images in ``[0, 1]``.
 
@@ -126,14 +141,7 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     Returns:
         A tensor of the same shape, ``(x - mean) / std`` per channel.
     """
-    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or images.shape[-3] != 3:
-        raise ValueError(
-            f"normalize expects a float tensor (N, 3, H, W) or (3, H, W), got "
-            f"{getattr(images, 'shape', type(images).__name__)}."
-        )
-    single = images.dim() == 3
-    x = images.unsqueeze(0) if single else images
-    mean, std = _stats(x.float())
+    x, single, mean, std = _as_rgb_batch(images, "normalize", "a float tensor")
     out = x.float().sub(mean).div_(std)
     return out[0] if single else out
 
@@ -147,14 +155,7 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
     Returns:
         A float tensor of the same shape with values in ``[0, 1]``.
     """
-    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or images.shape[-3] != 3:
-        raise ValueError(
-            f"denormalize expects a normalized tensor (N, 3, H, W) or (3, H, W), got "
-            f"{getattr(images, 'shape', type(images).__name__)}."
-        )
-    single = images.dim() == 3
-    x = images.unsqueeze(0) if single else images
-    mean, std = _stats(x.float())
+    x, single, mean, std = _as_rgb_batch(images, "denormalize", "a normalized tensor")
     out = (x.float() * std + mean).clamp(0.0, 1.0)
     return out[0] if single else out
 

@@ -347,6 +347,14 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _read_json(path: Path, what: str, fix: str) -> Any:
+    """The JSON in ``path``; a file that is not valid JSON raises ``ValueError`` saying what to do."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{what} {path} is not valid JSON ({err}); {fix}.") from err
+
+
 def benchmark_records(folder: str | Path | None = None) -> list[dict[str, Any]]:
     """Every ``*.json`` of the benchmark folder, flattened (nested keys joined by dots), with
     its file name under ``"file"``; ``[]`` when the folder is missing or empty.
@@ -359,11 +367,7 @@ def benchmark_records(folder: str | Path | None = None) -> list[dict[str, Any]]:
         return []
     records = []
     for path in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"Benchmark file {path} is not valid JSON ({err}); rerun the benchmark "
-                             "or delete the file.") from err
+        data = _read_json(path, "Benchmark file", "rerun the benchmark or delete the file")
         if not isinstance(data, Mapping):
             raise ValueError(f"Benchmark file {path} should hold a JSON object, found {type(data).__name__}.")
         records.append({"file": path.name, **_flatten(data)})
@@ -385,8 +389,23 @@ def benchmark_html(folder: str | Path | None = None) -> str:
                 "figures to report. On a machine with a GPU, run the benchmark command "
                 "(<code>python -m helpers.benchmark</code>); its JSON files land in that folder and appear "
                 "here at the next build.</p>")
+    standard = [r for r in records if "train_images_per_s" in r and "inference_images_per_s" in r]
     parts = []
-    for rec in records:
+    if standard:
+        # the files of helpers.benchmark: one compact table, newest first
+        from .benchmark import results_table
+
+        table = results_table(sorted(standard, key=lambda r: r.get("date", ""), reverse=True))
+        keys = list(table[0])
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[k]))}</td>" for k in keys) + "</tr>"
+                       for row in table)
+        peaks = sorted({f"{r['device']}: {r['peak_tflops']:g} TFLOP/s" for r in standard if r.get("peak_tflops")})
+        cap = ("Full-width rVGG, random images already on the GPU, SGD with momentum; MFU: 3x the forward "
+               f"FLOPs per training image (1x for inference) over the card's dense bf16 peak ({'; '.join(peaks)})")
+        parts.append(f'<div class="camwalls-scroll"><table class="camwalls-table">{_caption(cap)}<thead><tr>{head}'
+                     f"</tr></thead><tbody>{body}</tbody></table></div>")
+    for rec in (r for r in records if r not in standard):
         device = next((rec[k] for k in _DEVICE_KEYS if rec.get(k)), "unknown device")
         rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt_any(v))}</td></tr>"
                        for k, v in rec.items() if k != "file")
@@ -442,11 +461,7 @@ def gpu_session(folder: str | Path | None = None) -> dict[str, Any]:
     for name in ("training", "evaluation", "bench_cams"):
         file = path / f"{name}.json"
         if file.is_file():
-            try:
-                out[name] = json.loads(file.read_text())
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{file} is not valid JSON ({err}); rerun tools/gpu_session.py "
-                                 "or delete the file.") from err
+            out[name] = _read_json(file, "GPU session file", "rerun tools/gpu_session.py or delete the file")
     return out
 
 

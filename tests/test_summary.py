@@ -215,3 +215,18 @@ def test_gpu_session_rehearsal_and_its_section(tmp_path: Path, monkeypatch):
     (out / "training.json").write_text("{broken")
     with pytest.raises(ValueError, match="training.json is not valid JSON"):
         S.gpu_session(out)
+
+
+def test_benchmark_files_of_helpers_benchmark_make_one_compact_table(tmp_path: Path):
+    from helpers import benchmark as B
+
+    folder = tmp_path / "benchmarks"
+    res = {"device": "NVIDIA H100 80GB HBM3", "date": "2026-11-27T10:00:00+00:00", "torch": "2.11",
+           "precision": "bfloat16", "batch_size": 256, "compile": False, "train_images_per_s": 4000.0,
+           "inference_images_per_s": 12000.0, "peak_tflops": 989.0}
+    res["train_mfu"] = 3 * 30.97e9 * 4000.0 / 1e12 / 989.0  # what helpers.benchmark computes
+    res["inference_mfu"] = 30.97e9 * 12000.0 / 1e12 / 989.0
+    B.save_result(res, folder)
+    text = S.benchmark_html(folder)
+    assert text.count("<table") == 1 and "NVIDIA H100 80GB HBM3: 989 TFLOP/s" in text
+    assert f"{100 * res['train_mfu']:.1f}%" in text and "4000.0" in text and "37.6%" in text
