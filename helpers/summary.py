@@ -481,7 +481,7 @@ def gpu_training_html(session: Mapping[str, Any]) -> str:
         t = r.get("train", {})
         recipe = (f"{t.get('optimizer')} lr {t.get('lr')}, batch {t.get('batch_size')}, "
                   f"{t.get('epochs')} epochs{', batch norm (folded)' if t.get('batch_norm') else ''}")
-        body.append(f"<tr><td>{html.escape(name)}</td><td>{r.get('width'):g}</td><td>{html.escape(recipe)}</td>"
+        body.append(f"<tr><td>{html.escape(name)}</td><td>{r.get('width'):g}</td><td style='white-space: normal; min-width: 12em'>{html.escape(recipe)}</td>"
                     f"<td>{r.get('images')}</td><td>{_fmt(r.get('seconds'), 1)}</td>"
                     f"<td>{_fmt(r.get('images_per_s'), 0)}</td><td>{_pct(r.get('val_accuracy'))}</td>"
                     f"<td>{_pct(pos.get('above'))}</td><td>{_pct(pos.get('straddle'))}</td>"
