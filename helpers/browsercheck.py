@@ -511,6 +511,10 @@ Promise.all([loaded, mathReady]).then(() => {
       Array.from(n.querySelectorAll('mjx-mtext')).some(
         e => (e.getAttribute('style') || '').replace(/\s/g, '').includes('color:red'))).length,
     text_length: (document.body ? document.body.innerText.length : 0),
+    // Markdown tables printed as text (a table displayed as Markdown that was not parsed):
+    // a paragraph, outside code, with a separator row such as |---|---|
+    raw_tables: Array.from(document.querySelectorAll('p')).filter(
+      p => !p.closest('pre, code, .highlight') && /\|\s*:?[-\u2013\u2014]+:?\s*\|/.test(p.innerText)).length,
   });
 });
 """
@@ -778,6 +782,9 @@ def check_site(html_dir: str | Path, *, screenshots_dir: str | Path | None = Non
                     rep.problems.append(f"HTTP {code} for {what}: {path}")
             if info.get("text_length", 0) == 0:
                 rep.problems.append("the page shows no text")
+            if info.get("raw_tables"):
+                rep.problems.append(f"{info['raw_tables']} Markdown table(s) shown as plain text (|---| in a "
+                                    "paragraph): the table was not parsed")
             img_problems, rep.figures = _image_problems(info.get("images", []), html_dir, server.base_url)
             rep.problems.extend(img_problems)
             rep.images = len(info.get("images", []))

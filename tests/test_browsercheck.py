@@ -182,6 +182,20 @@ def test_external_images_are_flagged(tmp_path: Path, browser):
 
 
 @needs_browser
+def test_markdown_tables_printed_as_text_are_flagged(tmp_path: Path, browser):
+    root = tmp_path / "html"
+    root.mkdir()
+    # as the build printed one: smart quotes turn --- into an em dash
+    (root / "raw.html").write_text(PAGE.replace("<head>", '<head><meta charset="utf-8">').format(
+        title="Raw", body="<p>| case | speed-up |\n|\u2014|\u2014|\n| scorecam | 1.9x |</p>"), encoding="utf-8")
+    (root / "code.html").write_text(PAGE.format(title="Code", body=(
+        "<p>text</p><pre>lines = ['|---|---|']</pre><table><tr><td>a</td></tr></table>")))
+    by_page = {p.page: p for p in bc.check_site(root, browser=browser, verbose=False).pages}
+    assert any("1 Markdown table(s) shown as plain text" in m for m in by_page["raw.html"].problems)
+    assert by_page["code.html"].ok, by_page["code.html"].problems
+
+
+@needs_browser
 def test_math_rendered_by_local_mathjax_passes(tmp_path: Path, browser):
     mathjax = bc.ensure_mathjax(fetch=False)
     if mathjax is None:
