@@ -7,7 +7,8 @@ image, the speed-up and the largest absolute difference between the two sets of 
 must stay below 1e-4). Cases:
 
 * ``scorecam`` -- masked images of several images and channels batched into one forward
-  pass (``channels_last``), the all-zero mask's score computed once;
+  pass, the all-zero mask's score computed once, and on a walled model only the input rows
+  the logits depend on computed (:mod:`helpers.masked_forward`);
 * ``ablationcam`` -- only the layers after the target layer run on the ablated activations;
 * ``gradient family`` -- the 11 methods that read only the target layer's activations and
   gradients (GradCAM, GradCAM++, XGradCAM, HiResCAM, LayerCAM, GradCAM-ElementWise, EigenCAM,

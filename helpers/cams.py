@@ -35,8 +35,9 @@ all of them. The tests compare every method with the library's own class.
 
 **Faster ScoreCAM and AblationCAM** (same output as the library, max abs difference below
 1e-4, see ``python -m helpers.bench_cams``): ScoreCAM batches the masked images of several
-images and channels into one forward pass (in ``channels_last`` layout) and computes the
-score of an all-zero mask once instead of once per flat channel; AblationCAM runs only the
+images and channels into one forward pass, computes the score of an all-zero mask once
+instead of once per flat channel, and on a walled rVGG runs the masked images only on the
+input rows the logits depend on (:mod:`helpers.masked_forward`); AblationCAM runs only the
 layers after the target layer on the ablated activations (the library re-runs the whole
 network for every ablated channel).
 
@@ -72,6 +73,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import masked_forward
 
 __all__ = [
     "CamMethod",
@@ -765,13 +768,16 @@ def _m_finercam(ps: _Pass, alpha: float = 1.0, n_compare: int = 3, **_opts):
         "comparison": [t.comparison_categories for t in finer]}
 
 
-def _m_scorecam(ps: _Pass, chunk: int = 64, **_opts):
+def _m_scorecam(ps: _Pass, chunk: int = 64, visible_rows: bool = True, **_opts):
     """ScoreCAM as pytorch-grad-cam computes it, batched.
 
     Masks: each channel upsampled with ``UpsamplingBilinear2d`` (``align_corners=True``) and
     min-max scaled with ``+1e-8``; scores: the target logit of the masked image; weights:
     their softmax over channels. A flat channel's mask is exactly zero, so its score is the
-    logit of an all-zero image, computed once.
+    logit of an all-zero image, computed once. With ``visible_rows`` (VGG-like networks, see
+    :mod:`helpers.masked_forward`), a wall is used: a mask lying entirely where the logits
+    cannot see scores as the all-zero image too (``unread_masks``), and the other masked images
+    run on the input rows the logits depend on (``rows_share`` of the rows).
     """
     model, x = ps.model, ps.x
     a = ps.a.detach()
@@ -780,36 +786,52 @@ def _m_scorecam(ps: _Pass, chunk: int = 64, **_opts):
     flat = a.reshape(n, channels, -1)
     lo, hi = flat.min(dim=2).values, flat.max(dim=2).values
     live = (hi > lo).nonzero(as_tuple=False)  # (pairs, 2): image, channel
+    n_live = len(live)
     scores = torch.empty(n, channels, device=a.device, dtype=torch.float32)
+    fast = None
+    if visible_rows and n_live and masked_forward.supports_model(model) and size[0] % 16 == 0:
+        fast = masked_forward.VisibleRowsForward(model, (int(size[0]), int(size[1])))
+    buffer = None
     with torch.no_grad():
-        if len(live) < n * channels:
-            zero_logits = model(torch.zeros_like(x[:1]))[0].float()
-            scores[:] = zero_logits[ps.targets][:, None]
-        buffer = torch.empty((min(chunk, len(live)),) + tuple(x.shape[1:]), device=x.device,
-                             dtype=x.dtype).contiguous(memory_format=torch.channels_last)
-        for start in range(0, len(live), chunk):
+        zero_logits = fast.zero_logits if fast is not None else model(torch.zeros_like(x[:1]))[0]
+        scores[:] = zero_logits.float()[ps.targets][:, None]  # flat channels, masks behind a wall
+        unread = 0
+        for start in range(0, n_live, chunk):
             pairs = live[start:start + chunk]
-            img, ch = pairs[:, 0], pairs[:, 1]
             # upsample, then min-max scale, in this order as the library does (for a nearly flat
             # channel the other order differs by far more than rounding)
-            up = F.interpolate(a[img, ch][:, None], size=size, mode="bilinear", align_corners=True)
+            up = F.interpolate(a[pairs[:, 0], pairs[:, 1]][:, None], size=size, mode="bilinear",
+                               align_corners=True)
             upf = up.reshape(len(pairs), -1)
             mins = upf.min(dim=1).values[:, None, None, None]
             maxs = upf.max(dim=1).values[:, None, None, None]
             masks = (up - mins) / (maxs - mins + 1e-8)
-            masked = buffer[:len(pairs)]
-            # one pass per run of pairs of the same image: masked[j] = x[i] * mask[j]
-            bounds = torch.nonzero(torch.diff(img), as_tuple=False)[:, 0].tolist()
-            begin = 0
-            for end in bounds + [len(pairs) - 1]:
-                i = int(img[begin])
-                torch.mul(x[i:i + 1], masks[begin:end + 1], out=masked[begin:end + 1])
-                begin = end + 1
-            out = model(masked).float()
-            scores[img, ch] = out.gather(1, ps.targets[img][:, None])[:, 0]
+            if fast is not None:
+                seen = ~fast.unread(masks)
+                unread += int((~seen).sum())
+                if not bool(seen.any()):
+                    continue
+                pairs, masks = pairs[seen], masks[seen]
+                out = fast(x, masks, pairs[:, 0]).float()
+            else:
+                if buffer is None:
+                    buffer = torch.empty((min(chunk, n_live),) + tuple(x.shape[1:]), device=x.device,
+                                         dtype=x.dtype).contiguous(memory_format=torch.channels_last)
+                img = pairs[:, 0]
+                masked = buffer[:len(pairs)]
+                # one pass per run of pairs of the same image: masked[j] = x[i] * mask[j]
+                bounds = torch.nonzero(torch.diff(img), as_tuple=False)[:, 0].tolist()
+                begin = 0
+                for end in bounds + [len(pairs) - 1]:
+                    i = int(img[begin])
+                    torch.mul(x[i:i + 1], masks[begin:end + 1], out=masked[begin:end + 1])
+                    begin = end + 1
+                out = model(masked).float()
+            scores[pairs[:, 0], pairs[:, 1]] = out.gather(1, ps.targets[pairs[:, 0]][:, None])[:, 0]
     weights = torch.softmax(scores, dim=-1).cpu().numpy()
-    return _weighted_sum(weights, ps.A), {"flat_channels": int(n * channels - len(live)),
-                                          "forward_images": int(len(live))}
+    extras = {"flat_channels": int(n * channels - n_live), "forward_images": int(n_live - unread),
+              "unread_masks": int(unread), "rows_share": fast.share if fast is not None else 1.0}
+    return _weighted_sum(weights, ps.A), extras
 
 
 def _m_ablationcam(ps: _Pass, chunk: int = 256, **_opts):
@@ -1025,7 +1047,7 @@ _RUNNERS: dict[str, Callable] = {
 
 #: Options each method accepts (through ``options={"opticam": {...}}`` or ``**options``).
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
-    "scorecam": ("chunk",), "ablationcam": ("chunk",), "kpcacam": ("kernel", "gamma"),
+    "scorecam": ("chunk", "visible_rows"), "ablationcam": ("chunk",), "kpcacam": ("kernel", "gamma"),
     "fem": ("k",), "randomcam": ("seed",), "finercam": ("alpha", "n_compare"),
     "opticam": ("iterations", "lr"),
 }

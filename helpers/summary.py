@@ -465,6 +465,29 @@ def gpu_session(folder: str | Path | None = None) -> dict[str, Any]:
     return out
 
 
+def cpu_runs(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The training summaries ``python -m helpers.train ... --summary-json results/cpu/<name>.json``
+    wrote (longer CPU runs than the quick profile's), as ``{name: summary}`` with the runs under
+    ``summary["runs"]`` keyed ``"walled"``/``"baseline"``; ``{}`` when there are none. A file
+    that is not valid JSON, or lacks ``runs``, raises ``ValueError`` naming it."""
+    if folder is not None:
+        path: Path | None = Path(folder)
+    else:
+        root = repo_root()
+        path = None if root is None else root / "results" / "cpu"
+    out: dict[str, dict[str, Any]] = {}
+    if path is None or not path.is_dir():
+        return out
+    fix = "rerun the command in its 'command' field or delete the file"
+    for file in sorted(path.glob("*.json")):
+        data = _read_json(file, "CPU training summary", fix)
+        if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+            raise ValueError(f"CPU training summary {file} has no 'runs' list; {fix}.")
+        runs = {("walled" if r.get("walled") else "baseline"): r for r in data["runs"]}
+        out[file.stem] = {**data, "runs": runs}
+    return out
+
+
 def _pct(x: Any) -> str:
     return "n/a" if x is None else f"{100 * float(x):.1f}%"
 

@@ -1093,6 +1093,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="any other training or data setting, e.g. --set warmup_steps=50 "
                         "(repeatable; values parsed as JSON when possible)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--summary-json", default=None, metavar="PATH",
+                        help="also write the runs' summaries (accuracies, per-epoch history, time, "
+                        "machine, command) to this JSON file, e.g. for results/")
     args = parser.parse_args(argv)
 
     overrides: dict[str, Any] = {}
@@ -1126,6 +1129,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(fixed, dict) or "train" not in fixed or "data" not in fixed:
             parser.error(f"{args.config_json} is not a training configuration")
         kinds = [fixed["wall_rows"] > 0]
+    runs = []
     for walled in kinds:
         config = fixed if fixed is not None else training_config(args.profile, walled, **overrides)
         path = Path(args.checkpoint) if args.checkpoint else checkpoint_path(config)
@@ -1137,6 +1141,23 @@ def main(argv: list[str] | None = None) -> int:
                                             "train_seconds", "complete", "epochs_done", "from_cache")}
             summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
             print(json.dumps(summary, default=str))
+            runs.append({**summary, "key": info["key"], "history": info["history"], "config": config})
+    if args.summary_json and rank == 0:
+        import datetime
+        import platform
+
+        out = Path(args.summary_json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        machine = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                   "torch": str(torch.__version__), "platform": platform.platform(),
+                   "device": str(get_device(args.device))}
+        if torch.cuda.is_available():
+            machine["gpu"] = torch.cuda.get_device_name(0)
+        out.write_text(json.dumps({
+            "command": "python -m helpers.train " + " ".join(sys.argv[1:] if argv is None else argv),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "machine": machine, "runs": runs}, indent=1, default=str) + "\n")
+        print(f"summary written to {out}")
     if _dist_env()[1] > 1:
         import torch.distributed as dist
 

@@ -157,8 +157,9 @@ def test_randomcam_equals_the_library_with_the_same_seed(model, images):
 
 def test_scorecam_skips_flat_channels_and_counts_them(ours):
     a = ours["scorecam"].extras
-    assert a["flat_channels"] + a["forward_images"] == 2 * 8
+    assert a["flat_channels"] + a["forward_images"] + a["unread_masks"] == 2 * 8
     assert a["flat_channels"] >= 2 * len(DEAD_CHANNELS)
+    assert a["rows_share"] == 176 / 224  # the walled model's masked images run on the top 176 rows
 
 
 def test_raw_maps_are_the_scaled_maps_before_min_max(model, images, ours):

@@ -230,3 +230,28 @@ def test_benchmark_files_of_helpers_benchmark_make_one_compact_table(tmp_path: P
     text = S.benchmark_html(folder)
     assert text.count("<table") == 1 and "NVIDIA H100 80GB HBM3: 989 TFLOP/s" in text
     assert f"{100 * res['train_mfu']:.1f}%" in text and "4000.0" in text and "37.6%" in text
+
+
+def test_cpu_runs_reads_what_helpers_train_writes(tmp_path: Path, monkeypatch):
+    """A --summary-json file of helpers.train is read back by cpu_runs, keyed by model; bad
+    files are refused with the file's name; no folder means no runs."""
+    from helpers import train as T
+
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "cpu"
+    assert T.main(["--profile", "quick", "--width", "1/32", "--epochs", "1", "--train-images", "4",
+                   "--batch-size", "4", "--val-images", "2", "--no-progress", "--set", "position_images=2",
+                   "--summary-json", str(folder / "tiny.json")]) == 0
+    runs = S.cpu_runs(folder)
+    assert list(runs) == ["tiny"]
+    assert set(runs["tiny"]["runs"]) == {"walled", "baseline"}
+    walled = runs["tiny"]["runs"]["walled"]
+    assert walled["config"]["wall_rows"] == 9 and walled["epochs_done"] == 1
+    assert set(walled["position_accuracy"]) == {"above", "straddle", "below"}
+    assert S.cpu_runs(tmp_path / "missing") == {}
+    (folder / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="broken.json"):
+        S.cpu_runs(folder)
+    (folder / "broken.json").write_text('{"date": "x"}')
+    with pytest.raises(ValueError, match="no 'runs' list"):
+        S.cpu_runs(folder)

@@ -171,9 +171,18 @@ def test_cli_help_and_run(capsys, tmp_path):
     assert "--walled" in text and "--profile" in text and "--wall-rows" in text
     assert T.main(["--profile", "quick", "--baseline", "--width", "1/32", "--epochs", "1", "--train-images", "4",
                    "--batch-size", "4", "--val-images", "2", "--no-progress", "--set", "position_images=2",
-                   "--checkpoint", str(tmp_path / "cli.pt")]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+                   "--checkpoint", str(tmp_path / "cli.pt"), "--summary-json", str(tmp_path / "r" / "s.json")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-2])
     assert summary["complete"] and summary["walled"] is False
+    assert lines[-1] == f"summary written to {tmp_path / 'r' / 's.json'}"
+    written = json.loads((tmp_path / "r" / "s.json").read_text())
+    assert written["command"].startswith("python -m helpers.train --profile quick --baseline")
+    assert written["machine"]["cpu_count"] >= 1 and written["date"].endswith("Z")
+    (run,) = written["runs"]
+    assert run["position_accuracy"] == summary["position_accuracy"]
+    assert [h["epoch"] for h in run["history"]] == [1] and run["config"]["train"]["epochs"] == 1
+    assert run["key"] == T.config_key(run["config"])
     with pytest.raises(SystemExit):
         T.main(["--baseline", "--wall-rows", "3"])
 
