@@ -14,16 +14,20 @@ the input rows above the wall (0..169). Rows the logits never read need not be c
 
 :class:`VisibleRowsForward` does this for any VGG-like network (3x3 zero-padded convolutions,
 ReLUs, 2x2 max-pools, then the classifier on the map): the rows it keeps are worked out from
-the classifier's mask by receptive-field arithmetic (one row per convolution, twice as many per
-pool), so without a wall it keeps every row and is the plain forward pass.
+the classifier's mask by :mod:`helpers.wall`'s receptive-field arithmetic (the chapter on the
+wall proves with it that rows 170..223 are unseen), so without a wall it keeps every row and is
+the plain forward pass.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-__all__ = ["VisibleRowsForward", "read_rows", "support_rows", "supports_model"]
+from . import wall
+
+__all__ = ["VisibleRowsForward", "support_rows", "supports_model"]
 
 
 def _plain_conv(m: nn.Module) -> bool:
@@ -46,23 +50,6 @@ def supports_model(model: nn.Module) -> bool:
     return all(_plain_conv(m) or isinstance(m, nn.ReLU) or _plain_pool(m) for m in model.features)
 
 
-def read_rows(model: nn.Module, map_shape: tuple[int, int, int]) -> int:
-    """How many top rows of the final feature map ``(C, rows, cols)`` the classifier reads: for
-    rVGG with a wall, the rows above it (its first dense layer's ``mask`` is 0 on the others);
-    all rows for any other model (or when ``avgpool`` is not the identity). A row counts as
-    unread only when every row below it is unread too."""
-    c, rows, cols = map_shape
-    classifier = getattr(model, "classifier", None)
-    first = classifier[0] if isinstance(classifier, nn.Sequential) and len(classifier) else None
-    mask = getattr(first, "mask", None)
-    if not isinstance(getattr(model, "avgpool", None), nn.Identity) or not isinstance(mask, torch.Tensor) \
-            or mask.numel() != c * rows * cols:
-        return rows
-    used = (mask.reshape(c, rows, cols) != 0).any(dim=2).any(dim=0)
-    idx = torch.nonzero(used).view(-1)
-    return int(idx.max()) + 1 if idx.numel() else 0
-
-
 def support_rows(masks: torch.Tensor) -> torch.Tensor:
     """``(P,)`` long: the first row holding a non-zero pixel of each mask ``(P, 1, H, W)`` (or
     ``(P, H, W)``); ``H`` for an all-zero mask."""
@@ -80,7 +67,8 @@ class VisibleRowsForward:
         image_size: ``(H, W)`` of the images; ``H`` divisible by ``2 ** pools``.
 
     Attributes:
-        read_rows: rows of the final map the classifier reads (:func:`read_rows`).
+        read_rows: how many top rows of the final map the classifier reads (down to the last
+            row :func:`helpers.wall.visible_map_rows` lists).
         input_rows: input rows the logits depend on (170 for rVGG's wall, ``H`` without one).
         rows: the rows each masked image runs on (``input_rows`` rounded up to the pooling grid).
         share: ``rows / H``, about the share of the full pass's cost a masked image costs.
@@ -99,23 +87,22 @@ class VisibleRowsForward:
             raise ValueError(f"image height {h} must be divisible by {align} (the pools' grid).")
         p = next(model.parameters())
         z = torch.zeros(1, 3, h, w, device=p.device, dtype=p.dtype)
-        heights = []
         with torch.no_grad():
             for m in modules:
-                heights.append(z.shape[2])
                 z = m(z)
             self._zero_map = z  # the black image's final map (1, C, rows, cols)
             self.zero_logits = model.classifier(torch.flatten(model.avgpool(z), 1))[0]
-        self.read_rows = read_rows(model, tuple(z.shape[1:]))
-        need = self.read_rows  # rows needed after module k, walking back from the classifier
-        for k in range(len(modules) - 1, -1, -1):
-            if _plain_pool(modules[k]):
-                need = 2 * need
-            elif _plain_conv(modules[k]):
-                need = need + 1
-            need = min(need, heights[k])
-        self.input_rows = need
-        self.rows = min(h, -(-need // align) * align)
+        # the map rows the classifier reads, and the input rows they depend on (helpers.wall's
+        # receptive-field arithmetic); rows below the last of these are never needed
+        map_rows = z.shape[2]
+        if isinstance(model.avgpool, nn.Identity) and hasattr(model, "map_channels"):
+            read = wall.visible_map_rows(model)
+        else:  # an adaptive pool mixes the rows: all of them count
+            read = np.arange(map_rows)
+        self.read_rows = int(read.max()) + 1 if read.size else 0
+        seen = wall.input_rows_reaching(modules, range(self.read_rows), h) if self.read_rows else np.zeros(0)
+        self.input_rows = int(seen.max()) + 1 if seen.size else 0
+        self.rows = min(h, max(align, -(-self.input_rows // align) * align))
         self.share = self.rows / h
         self.size = (h, w)
 

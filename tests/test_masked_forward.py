@@ -12,7 +12,8 @@ from torchvision.models import VGG
 from torchvision.models.vgg import make_layers
 
 from helpers import cams
-from helpers.masked_forward import VisibleRowsForward, read_rows, support_rows, supports_model
+from helpers import wall
+from helpers.masked_forward import VisibleRowsForward, support_rows, supports_model
 from helpers.models import rvgg
 
 
@@ -96,17 +97,18 @@ def test_masks_below_the_wall_score_as_a_black_image(images):
         assert float((model(images[:1] * below[1:]) - fast.zero_logits).abs().max()) > 0
 
 
-def test_support_rows_and_read_rows_against_loops(model):
+def test_support_rows_against_a_loop_and_the_rows_agree_with_the_wall_module(model):
     masks = torch.zeros(4, 1, 20, 30)
     masks[0, 0, 3, 7] = 0.5
     masks[1, 0, 12:, :] = 1.0
     masks[3, 0, 0, 29] = 1e-9
     assert support_rows(masks).tolist() == [3, 12, 20, 0]
+    fast = VisibleRowsForward(model, (224, 224))
     mask = model.classifier[0].mask.reshape(model.map_channels, 14, 14)
     rows_read = [r for r in range(14) if bool((mask[:, r] != 0).any())]
-    assert read_rows(model, (model.map_channels, 14, 14)) == max(rows_read) + 1 == 5
-    baseline = rvgg(10, width=1 / 32, wall_rows=0)
-    assert read_rows(baseline, (baseline.map_channels, 14, 14)) == 14
+    assert fast.read_rows == max(rows_read) + 1 == 5
+    # the first row the logits do not depend on is the first of helpers.wall's unseen rows
+    assert fast.input_rows == int(wall.unseen_rows(model)[0]) == 170
 
 
 def test_other_networks_are_refused_with_a_clear_error():
