@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import random
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ __all__ = [
     "seed_everything",
     "profile_label",
     "progress",
+    "CheckpointError",
+    "read_checkpoint_file",
 ]
 
 PROFILE_ENV = "CAMWALLS_PROFILE"
@@ -269,3 +273,36 @@ def progress(iterable=None, **kwargs):
     if os.environ.get(BUILD_ENV):
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that torch cannot read: truncated, corrupt, or not a torch file."""
+
+
+def read_checkpoint_file(path: str | Path, remedy: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, with a clear error for a file that is not readable.
+
+    Args:
+        path: the checkpoint.
+        remedy: what the reader should do with a broken file (for example "Delete it and train
+            again" or "Delete it and download it again"), appended to the message.
+        map_location: passed to ``torch.load``.
+
+    Raises:
+        FileNotFoundError: when there is no file at ``path``.
+        CheckpointError: when torch cannot read it (truncated, corrupt, not a checkpoint, or
+            holding objects that ``weights_only=True`` refuses); the message names the path,
+            its size and the remedy.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}. {remedy}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        first = (str(err).strip().splitlines() or [""])[0].split(". ")[0]
+        raise CheckpointError(
+            f"Cannot read the checkpoint {path} ({path.stat().st_size:,} bytes): torch says "
+            f"{type(err).__name__}: {first[:160]}. Expected a torch checkpoint of tensors; the file is "
+            f"truncated, corrupt or of another kind. {remedy}"
+        ) from err
