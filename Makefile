@@ -8,18 +8,28 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: book test unit install clean check-book
+# Other CPUs (TESTING.md): the oldest instruction set PyTorch supports with one thread, and AVX2,
+# the instruction set of most readers' laptops (no AVX-512).
+RESTRICTED_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_NUM_THREADS=1
+AVX2_CPU       := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+TIMED          := $(PY) tools/timed.py
+
+.PHONY: book test unit unit-restricted install clean check-book
 
 book: $(STAMP)
 	$(PY) -m helpers.build
 
 test: $(STAMP)
-	$(PY) -m pytest --durations=15
-	$(PY) -m helpers.build
-	$(PY) -m helpers.browsercheck
+	$(TIMED) "unit tests, native CPU" -- $(PY) -m pytest --durations=15
+	$(TIMED) "unit tests, restricted instruction set, 1 thread" -- env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider
+	$(TIMED) "book build, instruction set capped at AVX2" -- env $(AVX2_CPU) $(PY) -m helpers.build
+	$(TIMED) "browser check" -- $(PY) -m helpers.browsercheck
 
 unit: $(STAMP)
 	$(PY) -m pytest --durations=15
+
+unit-restricted: $(STAMP)
+	env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider
 
 check-book: $(STAMP)
 	$(PY) -m helpers.browsercheck

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from . import cli
 from .models import rvgg, rvgg_forward_flops
 
 __all__ = ["PEAK_BF16_TFLOPS", "peak_tflops", "results_folder", "benchmark", "save_result",
@@ -69,10 +70,11 @@ def peak_tflops(device_name: str) -> float | None:
     return None
 
 
-def results_folder() -> Path:
-    """``results/benchmarks/`` at the repository root (created)."""
+def results_folder(create: bool = True) -> Path:
+    """``results/benchmarks/`` at the repository root (created unless ``create=False``)."""
     folder = Path(__file__).resolve().parent.parent / "results" / "benchmarks"
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -208,7 +210,11 @@ def benchmark(width: float = 1.0, batch_size: int = 128, steps: int = 30, warmup
 
 
 def save_result(result: dict[str, Any], folder: str | Path | None = None) -> Path:
-    """Write ``result`` as ``<date>_<device>.json`` in ``folder`` (default :func:`results_folder`)."""
+    """Write ``result`` as ``<date>_<device>.json`` in ``folder`` (default :func:`results_folder`).
+
+    Raises:
+        OSError: when the folder cannot be created or the file cannot be written.
+    """
     folder = Path(folder) if folder is not None else results_folder()
     folder.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", result["device"]).strip("-").lower() or "device"
@@ -263,7 +269,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.benchmark``: run the benchmark, print and save the JSON result."""
+    """``python -m helpers.benchmark``: run the benchmark, print and save the JSON result.
+
+    Returns the exit status: 0, or :data:`helpers.cli.EXIT_ERROR` after an error (no CUDA GPU
+    for the full benchmark, an output folder that cannot be written, ...), printed as one
+    ``error: ...`` line on stderr (``--debug``: the exception propagates, with its traceback).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m helpers.benchmark",
         description="Training and inference throughput of full-width rVGG (images/s, MFU against "
@@ -281,23 +292,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-amp", action="store_true", help="float32 instead of bf16 autocast")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the card's peak")
     parser.add_argument("--out", default=None, help="folder for the JSON (default results/benchmarks)")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: _command(args), debug=args.debug)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """The body of :func:`main`, run under :func:`helpers.cli.run`.
+
+    Raises:
+        RuntimeError: for the full benchmark on a machine without a CUDA GPU.
+        helpers.cli.NotWritableError: before the benchmark, when the output folder cannot be
+            written.
+        OSError: when saving fails anyway afterwards (the result is printed before).
+    """
     if args.tiny:
         settings = dict(width=1 / 32, batch_size=2, steps=2, warmup=1, device=args.device or "cpu",
                         num_classes=10)
     else:
         if not torch.cuda.is_available() and args.device in (None, "cuda"):
-            print("No CUDA GPU here: the full benchmark needs one (use --tiny for the CPU check).",
-                  file=sys.stderr)
-            return 2
+            raise RuntimeError("No CUDA GPU here: the full benchmark needs one (torch sees none). Run it on a "
+                               "machine with a GPU, or use --tiny for the CPU check.")
         settings = dict(width=1.0, batch_size=128, steps=30, warmup=10, device=args.device)
     for key in ("width", "batch_size", "steps", "warmup"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    folder = args.out if args.out is not None else results_folder(create=False)
+    cli.ensure_writable_folder(folder, "--out" if args.out is not None else "The results folder",
+                               "Pass --out a folder you can write to.")
     result = benchmark(**settings, amp=not args.no_amp, compile=args.compile, peak=args.peak_tflops)
     result["tiny"] = bool(args.tiny)
-    path = save_result(result, args.out)
-    print(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1), flush=True)
+    try:
+        path = save_result(result, folder)
+    except OSError as err:
+        raise OSError(f"Cannot save the result in {folder} ({type(err).__name__}: {err}). Nothing is lost: "
+                      "the JSON is printed above; save it by hand, or free space and run again.") from err
     print(f"saved to {path}")
     return 0
 

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import data as D
-from .config import IMAGE_SIZE, MAP_SIZE, Profile, cache_dir, get_device, get_profile, progress, seed_everything
+from .config import IMAGE_SIZE, MAP_SIZE, Profile, cache_dir, ensure_dir, get_device, get_profile, progress, seed_everything
 from .models import RVGG, WalledLinear, check_image_batch, wall_mask
 from .variants import WalledResNet, conv_walled_from, map_row_coverage, walled_resnet
 
@@ -677,10 +677,10 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
         ``(model, info)``: eval mode; ``info`` has ``config``, ``checkpoint``, ``history`` (loss
         per epoch), ``train_seconds``, ``from_cache``.
     """
-    from .train import config_key, load_checkpoint
+    from .train import config_key, load_checkpoint, save_atomic
 
     cfg = resnet_training_config(profile, wall_rows, **overrides)
-    path = cache_dir("checkpoints", cfg["profile"]) / f"resnet-w{cfg['wall_rows']}-{config_key(cfg)}.pt"
+    path = cache_dir("checkpoints", cfg["profile"], create=False) / f"resnet-w{cfg['wall_rows']}-{config_key(cfg)}.pt"
     dev = get_device(device)
     model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"])
     if path.is_file():
@@ -690,6 +690,7 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
                                       "train_seconds": float(ckpt["train_seconds"]), "from_cache": True}
     if cfg["data"]["source"] == "synthetic" and int(cfg["train_images"]) < int(cfg["batch_size"]):
         raise ValueError(f"train_images={cfg['train_images']} is smaller than one batch ({cfg['batch_size']}).")
+    ensure_dir(path.parent)  # before training: a checkpoint that cannot be saved fails now, not after
     gen = seed_everything(int(cfg["seed"]))
     model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"]).to(dev)
     t0 = time.perf_counter()
@@ -728,9 +729,7 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
     seconds = time.perf_counter() - t0
     ckpt = {"config": cfg, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "history": history, "train_seconds": seconds, "complete": True}
-    tmp = path.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    save_atomic(ckpt, path)
     return model, {"config": cfg, "checkpoint": str(path), "history": history, "train_seconds": seconds,
                    "from_cache": False}
 

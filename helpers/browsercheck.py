@@ -818,7 +818,11 @@ def check_site(html_dir: str | Path, *, screenshots_dir: str | Path | None = Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command: check the built book; exit status 0 when every page passed."""
+    """The command: check the built book; exit status 0 when every page passed, 1 when a page
+    failed, :data:`helpers.cli.EXIT_ERROR` when the check could not run (no browser, no built
+    site: one ``error: ...`` line on stderr; ``--debug``: the exception propagates, with its
+    traceback)."""
+    from . import cli
     from .build import repo_root as _repo_root
 
     parser = argparse.ArgumentParser(prog="python -m helpers.browsercheck",
@@ -840,26 +844,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="do not fail pages whose MathJax cannot load (offline, no local copy)")
     parser.add_argument("--no-install", action="store_true",
                         help="never apt-get install chromium, fail instead")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
-    try:
-        browser = ensure_browser(install=not args.no_install)
-    except BrowserNotFound as err:
-        print(f"browsercheck: {err}", file=sys.stderr)
-        return 2
+    return cli.run(lambda: _command(args, root), debug=args.debug)
+
+
+def _command(args: argparse.Namespace, root: Path) -> int:
+    """The body of :func:`main`, run under :func:`helpers.cli.run`.
+
+    Raises:
+        BrowserNotFound: when Chromium or chromedriver is missing (and cannot be installed).
+        FileNotFoundError: when there is no built site at ``--html``.
+    """
+    browser = ensure_browser(install=not args.no_install)
     mathjax = args.mathjax or ensure_mathjax()
     if mathjax is None:
         print("browsercheck: no local MathJax (npm missing or offline); pages will load it from "
               "the CDN, which fails without a network. Set CAMWALLS_MATHJAX to a MathJax 3 es5 folder.",
               file=sys.stderr)
     print(f"Checking {args.html} in {browser[0]} ...", flush=True)
-    try:
-        report = check_site(args.html, screenshots_dir=args.screenshots,
-                            screenshot_pages=args.screenshot or DEFAULT_SCREENSHOTS,
-                            mathjax=mathjax, require_math=not args.no_math, repo_root=root,
-                            browser=browser)
-    except FileNotFoundError as err:
-        print(f"browsercheck: {err}", file=sys.stderr)
-        return 2
+    report = check_site(args.html, screenshots_dir=args.screenshots,
+                        screenshot_pages=args.screenshot or DEFAULT_SCREENSHOTS,
+                        mathjax=mathjax, require_math=not args.no_math, repo_root=root,
+                        browser=browser)
     print(report.summary())
     return 0 if report.ok else 1
 

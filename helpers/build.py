@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli
+
 __all__ = ["repo_root", "execution_times", "main"]
 
 
@@ -51,15 +53,32 @@ def execution_times(build_dir: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """``python -m helpers.build``: build the book; the exit status is jupyter-book's, or
+    :data:`helpers.cli.EXIT_ERROR` after an error of this command itself (one ``error: ...``
+    line on stderr; ``--debug``: the exception propagates, with its traceback)."""
+    parser = argparse.ArgumentParser(prog="python -m helpers.build", description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true",
                         help="execute every notebook again and rebuild every page")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: _command(args), debug=args.debug)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """The body of :func:`main`, run under :func:`helpers.cli.run`.
+
+    Raises:
+        FileNotFoundError: outside a checkout of the book (no ``_config.yml``), or when
+            ``jupyter-book`` is not installed next to this Python.
+    """
     root = repo_root()
     env = dict(os.environ)
     env.setdefault("CAMWALLS_PROFILE", "quick")
     env["CAMWALLS_BOOK_BUILD"] = "1"  # progress bars stay silent in the rendered book
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
+    if not Path(cmd[0]).is_file():
+        raise FileNotFoundError(f"No jupyter-book at {cmd[0]}: expected it installed next to this Python "
+                                f"({sys.executable}). Install the book's extras: pip install -e '.[book]'.")
     # The execution cache does not know about the profile: when it changes, execute everything.
     marker = root / "_build" / ".camwalls-profile"
     previous = marker.read_text().strip() if marker.is_file() else None

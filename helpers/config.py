@@ -1,6 +1,6 @@
 """Profiles, device, seeds and the cache directory.
 
-Two profiles share one code path (see DESIGN.md):
+Two profiles share one code path (see README.md):
 
 * ``quick`` -- the default. Synthetic images generated on the fly, a narrow rVGG with the
   very same depth, kernels and pooling as the paper's (hence the same wall geometry), short
@@ -30,13 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cli import NotWritableError, folder_problem
+
 __all__ = [
     "PROFILE_ENV",
     "HOME_ENV",
     "PROFILES",
     "Profile",
     "get_profile",
+    "CacheDirError",
     "cache_dir",
+    "ensure_dir",
+    "cache_dir_error",
     "results_dir",
     "get_device",
     "seed_everything",
@@ -193,22 +198,128 @@ def get_profile(name: str | Profile | None = None) -> Profile:
     return PROFILES[key]
 
 
-def cache_dir(*parts: str, create: bool = True) -> Path:
-    """The cache directory ``$CAMWALLS_HOME`` (default ``~/.cache/camwalls``), or a path in it.
+class CacheDirError(NotWritableError):
+    """A folder of the cache (``$CAMWALLS_HOME``) or another output folder that cannot be
+    created or written to: the message names the folder, the environment variable and its
+    value, what is in the way (a regular file, a folder that is not writable) and what to do."""
 
-    ``cache_dir("checkpoints", "quick")`` returns (and creates) that sub-directory.
-    """
+
+#: The cache directory when ``$CAMWALLS_HOME`` is not set.
+DEFAULT_HOME = Path("~") / ".cache" / "camwalls"
+
+
+def _home() -> Path:
+    """The cache root: ``$CAMWALLS_HOME`` when set (``~`` expanded), else ``~/.cache/camwalls``."""
     root = os.environ.get(HOME_ENV, "").strip()
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "camwalls"
-    path = base.joinpath(*parts)
-    if create:
+    return Path(root).expanduser() if root else DEFAULT_HOME.expanduser()
+
+
+def _home_setting() -> str:
+    """How the cache root was chosen, for messages: ``CAMWALLS_HOME='/x'`` or the default."""
+    root = os.environ.get(HOME_ENV, "").strip()
+    if root:
+        return f"{HOME_ENV}={root!r}"
+    return f"{HOME_ENV} is not set, so the default {DEFAULT_HOME.expanduser()} is used"
+
+
+def _is_within(path: Path, base: Path) -> bool:
+    """Whether ``path`` is ``base`` or lies below it (lexically, after making both absolute)."""
+    path, base = Path(os.path.abspath(path)), Path(os.path.abspath(base))
+    return path == base or base in path.parents
+
+
+def cache_dir_error(path: str | Path, err: BaseException | None = None, problem: str | None = None
+                    ) -> CacheDirError:
+    """A :class:`CacheDirError` explaining why the folder ``path`` cannot be created or written.
+
+    ``problem`` (from :func:`helpers.cli.folder_problem`) says what was found; without it, the
+    nearest existing path among ``path`` and its parents is looked at (a regular file where a
+    folder is needed), else the OS error ``err`` is quoted. When ``path`` lies in the cache, the
+    message names ``$CAMWALLS_HOME`` and its value and says to point it at a writable folder.
+    """
+    path = Path(path)
+    if problem is None:
+        blocker = next((p for p in (path, *path.parents) if os.path.lexists(p)), None)
+        if blocker is not None and not blocker.is_dir():
+            problem = f"{blocker} is a regular file, not a folder"
+        elif err is not None:
+            problem = f"{type(err).__name__}: {err}"
+        else:
+            problem = f"{path} cannot be written to"
+    if _is_within(path, _home()):
+        where = f" in the cache ({_home_setting()})"
+        todo = (f"Point {HOME_ENV} at a writable folder (for example `export {HOME_ENV}=/tmp/camwalls`), "
+                "or fix the file or the permissions in the way")
+    else:
+        where = ""
+        todo = "Choose a writable folder, or fix the file or the permissions in the way"
+    return CacheDirError(
+        f"Cannot create or write the folder {path}{where}: {problem}. Expected a writable folder "
+        f"(or a path where one can be created). {todo}."
+    )
+
+
+def ensure_dir(path: str | Path, writable: bool = True) -> Path:
+    """Create the folder ``path`` (and its parents) if needed and, with ``writable``, check
+    that a file can be written into it (:func:`helpers.cli.folder_problem` writes and removes a
+    probe file: a permission bit says nothing to root, a read-only or full disk says nothing to
+    the permission bits); call it right before writing there.
+
+    Args:
+        path: the folder.
+        writable: also check that an existing folder can be written to (``False``: only make
+            sure the folder exists, for callers that may only read from it).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        CacheDirError: when the folder cannot be created (a regular file in the way, a parent
+            that is not writable) or, with ``writable``, cannot be written to (see
+            :func:`cache_dir_error`).
+    """
+    path = Path(path)
+    try:
         path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise cache_dir_error(path, err) from err
+    if writable:
+        problem = folder_problem(path)
+        if problem is not None:
+            raise cache_dir_error(path, problem=problem)
     return path
 
 
-def results_dir(profile: str | Profile | None = None) -> Path:
-    """Where evaluation results (CSV/JSON) of a profile are written: ``<cache>/results/<name>``."""
-    return cache_dir("results", get_profile(profile).name)
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """The cache directory ``$CAMWALLS_HOME`` (default ``~/.cache/camwalls``), or a path in it.
+
+    ``cache_dir("checkpoints", "quick")`` returns (and creates) that sub-directory. Callers that
+    only read (look whether a file is there) pass ``create=False``, so that they work even where
+    the cache cannot be written; writers create the folder when they write, with
+    :func:`ensure_dir` (which also checks the write permission of a folder that exists).
+
+    Raises:
+        CacheDirError: with ``create=True``, when the folder cannot be created (for example
+            ``$CAMWALLS_HOME`` points at a regular file, or below one, or into a read-only
+            place); the message names ``CAMWALLS_HOME`` and its value.
+    """
+    path = _home().joinpath(*parts)
+    if create:
+        ensure_dir(path, writable=False)
+    return path
+
+
+def results_dir(profile: str | Profile | None = None, create: bool = True) -> Path:
+    """Where evaluation results (CSV/JSON) of a profile are written: ``<cache>/results/<name>``.
+
+    Args:
+        profile: the profile (name, object, or ``None`` for ``$CAMWALLS_PROFILE``).
+        create: create the folder (pass ``False`` to only read results).
+
+    Raises:
+        CacheDirError: with ``create=True``, when the folder cannot be created.
+    """
+    return cache_dir("results", get_profile(profile).name, create=create)
 
 
 def get_device(preference: str | torch.device | None = None) -> torch.device:

@@ -43,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .config import IMAGE_SIZE, Profile, cache_dir, get_profile
+from .config import IMAGE_SIZE, Profile, cache_dir, cache_dir_error, ensure_dir, get_profile
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -69,6 +69,11 @@ __all__ = [
     "AUTHORS_CHECKPOINTS",
     "AUTHORS_FOLDERS",
     "MissingDataError",
+    "AuthorsReleaseError",
+    "AUTHORS_STACK_IMAGES",
+    "AUTHORS_DRIVE_URL",
+    "validate_authors_checkpoint",
+    "validate_authors_stack",
     "ImageReadError",
     "authors_dir",
     "sha256_file",
@@ -679,8 +684,10 @@ def stack_mix(profile: str | Profile | None = None, n: int | None = None, seed: 
 
     In the ``quick`` profile the source images come from the synthetic world (a seed other
     than any training seed); with real data, the authors' own ``stackmix/`` images when they
-    are in the cache (``<cache>/authors/stackmix``, variant ``"same"``), else stacks built from
-    the validation split of the profile's dataset (:func:`real_dataset`).
+    are in the cache (``<cache>/authors/stackmix``, variant ``"same"``; read as they are, at
+    224x224, as the authors do), else stacks built from the validation split of the profile's
+    dataset (:func:`real_dataset`). The synthetic world never looks at the cache, so it works
+    wherever ``$CAMWALLS_HOME`` points.
 
     Args:
         profile: profile name or object (``None``: ``$CAMWALLS_PROFILE``).
@@ -691,16 +698,21 @@ def stack_mix(profile: str | Profile | None = None, n: int | None = None, seed: 
 
     Returns:
         A :class:`StackSet` named ``"STACK-MIX"`` (or ``"STACK-MIX (conflict)"``).
+
+    Raises:
+        ValueError: for an unknown variant or ``n``; with the authors' folder, when it holds
+            fewer than ``n`` images, an image that cannot be decoded, or an image that is not
+            224x224 (naming the file and saying to download it again).
     """
     prof, n, seed = _resolve(profile, n, seed)
     if variant not in ("same", "conflict"):
         raise ValueError(f"Unknown STACK-MIX variant {variant!r}; expected 'same' or 'conflict'.")
     gen = torch.Generator().manual_seed(_mix_seed(seed, 1701))
     name = "STACK-MIX" if variant == "same" else f"STACK-MIX ({variant})"
-    authors = authors_dir() / "stackmix"
-    if (variant == "same" and prof.data.source != "synthetic" and authors.is_dir()
-            and any(authors.iterdir())):
-        return _authors_stack(authors, "STACK-MIX", prof, n)
+    if variant == "same" and prof.data.source != "synthetic":
+        authors = authors_dir() / "stackmix"
+        if authors.is_dir() and any(authors.iterdir()):
+            return _authors_stack(authors, "STACK-MIX", prof, n)
     if prof.data.source == "synthetic":
         k = prof.data.num_classes
         top_labels, bottom_labels = _pair_labels(gen, n, k, variant)
@@ -788,9 +800,10 @@ def stack_gen(profile: str | Profile | None = None, n: int | None = None, seed: 
         profile, n, seed: as for :func:`stack_mix`.
     """
     prof, n, seed = _resolve(profile, n, seed)
-    folder = authors_dir() / "stackgen"
-    if prof.data.source != "synthetic" and folder.is_dir() and any(folder.iterdir()):
-        return _authors_stack(folder, "STACK-GEN", prof, n)
+    if prof.data.source != "synthetic":
+        folder = authors_dir() / "stackgen"
+        if folder.is_dir() and any(folder.iterdir()):
+            return _authors_stack(folder, "STACK-GEN", prof, n)
     if prof.data.source == "synthetic":
         return stack_gen_standin(n, seed, prof.data.num_classes, prof.name)
     return _composed_standin(prof, n, seed)
@@ -800,11 +813,16 @@ def stack_gen(profile: str | Profile | None = None, n: int | None = None, seed: 
 # Real images: folders, Imagenette, the authors' release
 # ---------------------------------------------------------------------------------------------
 
-#: The Google Drive folder of the authors' release (FACTS.md).
+#: The Google Drive folder of the authors' release (book/paper.md).
 AUTHORS_DRIVE_FOLDER = "19LbSZcABEv3E0KB4KzlYQebjo8qDxr1S"
+AUTHORS_DRIVE_URL = f"https://drive.google.com/drive/folders/{AUTHORS_DRIVE_FOLDER}"
 #: What the authors' release holds (files and folders), relative to :func:`authors_dir`.
 AUTHORS_CHECKPOINTS = {True: "params_vgg16_masked.pt", False: "params_vgg16_baseline.pt"}
 AUTHORS_FOLDERS = ("stackmix", "stackgen")
+#: Images in each of the authors' stack folders: the paper's STACK-MIX and STACK-GEN hold 100.
+AUTHORS_STACK_IMAGES = 100
+#: The display name of each stack folder.
+_STACK_NAMES = {"stackmix": "STACK-MIX", "stackgen": "STACK-GEN"}
 #: File name of the SHA-256 record kept in every download folder.
 CHECKSUMS_FILE = "SHA256SUMS.json"
 #: Image file extensions read from folders (torchvision's list).
@@ -816,10 +834,31 @@ class MissingDataError(FileNotFoundError):
     """Data that is not here and cannot be downloaded now; the message says where to put it."""
 
 
+class AuthorsReleaseError(ValueError):
+    """A file or folder of the authors' release that does not hold what it should (a checkpoint
+    that does not load as rVGG or fails the wall check, a stack folder with the wrong number of
+    images, an unreadable or wrongly sized image). The message names it and says to delete it and
+    download it again."""
+
+
+def _redownload(what: str = "it") -> str:
+    """The advice for a broken item of the authors' release."""
+    return (f"Delete {what} and download it again with helpers.data.download_authors_release() "
+            f"(needs a network), or by hand from the authors' Google Drive folder {AUTHORS_DRIVE_URL}.")
+
+
+def _wrong_size_message(path: Path, size: tuple[int, int]) -> str:
+    return (f"The image {path} of the authors' STACK-MIX set is {size[0]}x{size[1]}; expected "
+            f"{IMAGE_SIZE}x{IMAGE_SIZE} (the authors' STACK-MIX images are stacked at "
+            f"{IMAGE_SIZE}x{IMAGE_SIZE} and read without resizing, so that the wall falls at row "
+            f"{FIRST_UNSEEN_ROW}). " + _redownload("it (or the whole stackmix/ folder)"))
+
+
 def authors_dir() -> Path:
     """Where the authors' release lives: ``<cache>/authors`` (checkpoints, ``stackmix/``,
-    ``stackgen/``)."""
-    return cache_dir("authors")
+    ``stackgen/``). Only the path: the folder is not created (that happens when something is
+    downloaded into it), so reading it works wherever ``$CAMWALLS_HOME`` points."""
+    return cache_dir("authors", create=False)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -845,34 +884,229 @@ def _load_record(folder: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def verify_or_record(path: str | Path, record_folder: str | Path | None = None) -> str:
-    """Check ``path`` against the SHA-256 recorded for it, or record it if none is.
+def _write_record(folder: Path, record: dict[str, str]) -> None:
+    """Write the record atomically (a temporary file, then a rename: an interrupted write never
+    leaves a half-written record behind).
+
+    Raises:
+        helpers.config.CacheDirError: when the folder is not writable.
+    """
+    path = folder / CHECKSUMS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as err:
+        raise cache_dir_error(folder, err) from err
+
+
+def _record_key(path: Path, folder: Path) -> str:
+    try:
+        return path.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError as err:
+        raise ValueError(f"{path} is not inside the record folder {folder}; expected a file below it.") from err
+
+
+def _mismatch(path: Path, folder: Path, key: str, recorded: str, digest: str,
+              validate: Callable[[Path], object] | None) -> ValueError:
+    """The error for a file whose digest differs from the recorded one; with ``validate``, it
+    also says whether the file present passes the content checks."""
+    message = (
+        f"SHA-256 mismatch for {path}: recorded {recorded[:16]}..., found {digest[:16]}... "
+        f"The file differs from the one whose digest was recorded in {folder / CHECKSUMS_FILE}."
+    )
+    if validate is not None:
+        try:
+            validate(path)
+        except ValueError as err:
+            message += (f" The file present also fails the content check ({err}) "
+                        f"-- it is truncated, corrupt or replaced. Delete it to download it again "
+                        f"(keep the recorded digest).")
+        except Exception as err:  # noqa: BLE001 - the check could not run: say so, keep the advice
+            message += (f" (The content check of the file present could not run: {type(err).__name__}: "
+                        f"{err}.) Delete the file and download it again, or, if you trust this copy, "
+                        f"delete the entry {key!r} from {folder / CHECKSUMS_FILE}.")
+        else:
+            message += (
+                f" The file present passes the content check, so it may be a newer copy, or the "
+                f"digest may have been recorded by an older version of the helpers that recorded "
+                f"files before checking them. If you trust this copy, delete the entry {key!r} from "
+                f"{folder / CHECKSUMS_FILE}; otherwise delete the file and download it again."
+            )
+    else:
+        message += (f" It is truncated, corrupt or replaced. Delete it (and its entry {key!r} in "
+                    f"{folder / CHECKSUMS_FILE}) to download it again.")
+    return ValueError(message)
+
+
+def _verify_files(paths: Sequence[Path], folder: Path, validate_all: Callable[[], object] | None = None,
+                  validate_one: Callable[[Path], object] | None = None) -> dict[Path, str]:
+    """Check ``paths`` against their recorded digests; record the new ones (one write), but only
+    after ``validate_all()`` returned (it is called when at least one digest is new).
+
+    Returns:
+        The digest of every path.
+
+    Raises:
+        ValueError: on a mismatch (see :func:`_mismatch`; ``validate_one`` checks the file).
+        Whatever ``validate_all`` raises (nothing is recorded then).
+        helpers.config.CacheDirError: when the record cannot be written.
+    """
+    record = _load_record(folder)
+    digests, new = {}, {}
+    for path in paths:
+        key = _record_key(path, folder)
+        digest = sha256_file(path)
+        if key in record and record[key] != digest:
+            raise _mismatch(path, folder, key, record[key], digest, validate_one)
+        if key not in record:
+            new[key] = digest
+        digests[path] = digest
+    if new:
+        if validate_all is not None:
+            validate_all()
+        record.update(new)
+        _write_record(folder, record)
+    return digests
+
+
+def verify_or_record(path: str | Path, record_folder: str | Path | None = None,
+                     validate: Callable[[Path], object] | None = None) -> str:
+    """Check ``path`` against the SHA-256 recorded for it, or record it if none is -- after
+    ``validate(path)`` returned, when given, so that only content that passed its checks is
+    ever recorded (a truncated download is refused, not recorded).
 
     The record is ``SHA256SUMS.json`` in ``record_folder`` (default: the file's folder), keyed
     by the path relative to that folder.
+
+    Args:
+        path: the file.
+        record_folder: the folder of the record.
+        validate: a content check that raises on a bad file (for the authors' checkpoints:
+            :func:`validate_authors_checkpoint`); run only when no digest is recorded yet (and,
+            on a mismatch, to say whether the present file is sound).
 
     Returns:
         The file's digest.
 
     Raises:
         ValueError: when a digest is recorded and the file's differs (the file changed since it
-            was first downloaded: corrupt, truncated or replaced).
+            was first checked: corrupt, truncated or replaced).
+        Whatever ``validate`` raises (then nothing is recorded).
+        helpers.config.CacheDirError: when the record cannot be written.
     """
     path = Path(path)
     folder = Path(record_folder) if record_folder is not None else path.parent
-    key = path.resolve().relative_to(folder.resolve()).as_posix()
-    digest = sha256_file(path)
-    record = _load_record(folder)
-    if key in record and record[key] != digest:
-        raise ValueError(
-            f"SHA-256 mismatch for {path}: recorded {record[key][:16]}..., found {digest[:16]}... "
-            f"The file differs from the one first downloaded (truncated, corrupt or replaced). "
-            f"Delete it (and its entry in {folder / CHECKSUMS_FILE}) to download it again."
+    check = (lambda: validate(path)) if validate is not None else None
+    return _verify_files([path], folder, validate_all=check, validate_one=validate)[path]
+
+
+def validate_authors_checkpoint(path: str | Path, walled: bool) -> None:
+    """Check that ``path`` is the authors' walled (``walled=True``) or baseline checkpoint: it
+    loads with ``torch.load(weights_only=True)``, builds rVGG, and passes the wall check (the
+    walled checkpoint's weights under the wall are all zero; the baseline's are not).
+
+    Loading a full-width checkpoint takes a few seconds and a few GB of memory; it is done once,
+    before the file's digest is recorded (later calls only compare digests).
+
+    Raises:
+        FileNotFoundError: when there is no file.
+        AuthorsReleaseError: (a ``ValueError``) naming the file, what was expected and what was
+            found, and saying to delete it and download it again.
+    """
+    from .config import CheckpointError
+    from .models import load_authors_weights
+
+    path = Path(path)
+    kind = "walled" if walled else "baseline"
+    try:
+        load_authors_weights(path, walled=walled, on_open_wall="error")
+    except CheckpointError as err:  # names the file, its size and the advice already
+        raise AuthorsReleaseError(str(err)) from err
+    except (ValueError, RuntimeError) as err:
+        # A RuntimeError is a content problem only when load_state_dict refused the tensors (an
+        # open wall); any other (out of memory...) says nothing about the file: let it through.
+        if isinstance(err, RuntimeError) and "loading state_dict" not in str(err):
+            raise
+        found = " ".join(str(err).split())[:1500]
+        if str(path) in found:  # the message names the file and says what to do already
+            raise AuthorsReleaseError(found) from err
+        raise AuthorsReleaseError(
+            f"The authors' {kind} checkpoint {path} does not pass the checks: {found} Expected "
+            f"rVGG's weights in the authors' flat layout with the {kind} model's wall "
+            f"({'every weight under the wall zero' if walled else 'weights under the wall non-zero'}). "
+            + _redownload("it")
+        ) from err
+
+
+def _stack_files(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """The image files of a stack folder in sorted order with their labels, and the class names:
+    a flat folder (the authors' layout) gives label ``-1``; with class sub-folders, the images
+    inside them labelled by the sub-folder's index. Hidden files and folders are ignored."""
+    if not folder.is_dir():
+        return [], []
+
+    def images(d: Path) -> list[Path]:
+        return [p for p in sorted(d.iterdir()) if p.is_file() and not p.name.startswith(".")
+                and p.suffix.lower() in IMAGE_EXTENSIONS]
+
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subdirs:
+        return [(p, i) for i, d in enumerate(subdirs) for p in images(d)], [d.name for d in subdirs]
+    return [(p, -1) for p in images(folder)], []
+
+
+def validate_authors_stack(folder: str | Path, expected: int | None = None) -> list[Path]:
+    """Check one of the authors' stack folders (``stackmix/`` or ``stackgen/``, told apart by
+    the folder's name): it holds ``expected`` image files (default
+    :data:`AUTHORS_STACK_IMAGES`, the paper's 100), every one decodes, and the STACK-MIX ones
+    are 224x224 (STACK-GEN images may have any size: they are resized when read).
+
+    Returns:
+        The image files, in the order they are read.
+
+    Raises:
+        AuthorsReleaseError: (a ``ValueError``) naming the folder or the file, what was
+            expected and what was found, and saying to delete it and download it again.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    expected = AUTHORS_STACK_IMAGES if expected is None else expected
+    name = _STACK_NAMES.get(folder.name, folder.name)
+    files = [p for p, _ in _stack_files(folder)[0]]
+    if len(files) != expected:
+        what = "no folder" if not folder.is_dir() else f"{len(files)} image file(s)"
+        raise AuthorsReleaseError(
+            f"The authors' {name} folder {folder} holds {what}; expected {expected} images "
+            f"({', '.join(IMAGE_EXTENSIONS)}). The download is incomplete or the folder is not the "
+            "authors': " + _redownload("the folder")
         )
-    if key not in record:
-        record[key] = digest
-        (folder / CHECKSUMS_FILE).write_text(json.dumps(record, indent=1, sort_keys=True))
-    return digest
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                size = im.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise AuthorsReleaseError(
+                f"The image {path} of the authors' {name} set cannot be decoded ({type(err).__name__}: "
+                f"{err}); expected a readable image. The file is truncated or corrupt: "
+                + _redownload("it (or the whole folder)")
+            ) from err
+        if name == "STACK-MIX" and size != (IMAGE_SIZE, IMAGE_SIZE):
+            raise AuthorsReleaseError(_wrong_size_message(path, size))
+    return files
+
+
+def _verify_authors_stack(dest: Path, folder_name: str) -> None:
+    """Check the digests of a stack folder's images against the record in ``dest``; record the
+    new ones only after the whole folder passed :func:`validate_authors_stack`. The image count
+    is checked every time (cheap: a listing)."""
+    folder = dest / folder_name
+    files = [p for p, _ in _stack_files(folder)[0]]
+    if len(files) != AUTHORS_STACK_IMAGES:
+        validate_authors_stack(folder)  # raises, naming the count
+    _verify_files(files, dest, validate_all=lambda: validate_authors_stack(folder))
 
 
 def _download_url(url: str, dest: Path) -> None:
@@ -900,17 +1134,20 @@ def fetch_file(url: str, dest: str | Path, downloader: Callable[[str, Path], Non
 
     Args:
         url: where it comes from.
-        dest: where it goes (its folder holds the ``SHA256SUMS.json`` record).
+        dest: where it goes (its folder holds the ``SHA256SUMS.json`` record; created only when
+            a download is needed).
         downloader: ``f(url, dest)`` (default: torchvision's ``download_url``); tests pass a fake.
         what: a name for error messages.
 
     Raises:
         MissingDataError: when the download fails (offline), saying where to put the file by hand.
+        helpers.config.CacheDirError: when the folder cannot be created or written (before
+            anything is downloaded).
         ValueError: on a digest mismatch (see :func:`verify_or_record`).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     if not dest.is_file():
+        ensure_dir(dest.parent)
         try:
             (downloader or _download_url)(url, dest)
         except Exception as err:  # noqa: BLE001 - any network failure gets the same advice
@@ -930,10 +1167,14 @@ def download_authors_release(dest: str | Path | None = None,
                              force: bool = False) -> Path:
     """The authors' release (checkpoints and ``stackmix/``, ``stackgen/``) in ``dest``
     (default :func:`authors_dir`), downloaded from their Google Drive folder with ``gdown`` when
-    something is missing; SHA-256 of every file recorded on first download, checked afterwards.
+    something is missing, then checked: every checkpoint must load as rVGG and pass the wall
+    check (:func:`validate_authors_checkpoint`), every stack folder must hold
+    :data:`AUTHORS_STACK_IMAGES` readable images (STACK-MIX ones 224x224,
+    :func:`validate_authors_stack`). The SHA-256 of a file is recorded only once its content
+    passed these checks, and compared on every later call.
 
     Args:
-        dest: target folder.
+        dest: target folder (created only when something has to be downloaded).
         downloader: ``f(folder_id, dest)`` (default: ``gdown.download_folder``); tests pass a fake.
         force: download even when everything is present.
 
@@ -941,38 +1182,49 @@ def download_authors_release(dest: str | Path | None = None,
         ``dest``.
 
     Raises:
+        helpers.config.CacheDirError: when ``dest`` cannot be created or written (before the
+            download starts).
         MissingDataError: offline, naming the missing items and where to put them by hand.
+        AuthorsReleaseError: when a checkpoint or a stack folder fails its checks (naming it;
+            nothing is recorded for it).
         ValueError: when a file differs from its recorded digest.
     """
     dest = Path(dest) if dest is not None else authors_dir()
-    dest.mkdir(parents=True, exist_ok=True)
     missing = _authors_missing(dest)
     if missing or force:
+        ensure_dir(dest)
         try:
             (downloader or _download_drive_folder)(AUTHORS_DRIVE_FOLDER, dest)
         except Exception as err:  # noqa: BLE001
             raise MissingDataError(
                 f"Could not download the authors' release ({type(err).__name__}: {err}). Missing: "
-                f"{', '.join(missing)}. Download the Google Drive folder "
-                f"https://drive.google.com/drive/folders/{AUTHORS_DRIVE_FOLDER} by hand and put "
-                f"its content in {dest} (files params_vgg16_masked.pt, params_vgg16_baseline.pt, "
-                "folders stackmix/ and stackgen/)."
+                f"{', '.join(missing) or 'nothing (a forced download)'}. Download the Google Drive "
+                f"folder {AUTHORS_DRIVE_URL} by hand and put its content in {dest} (files "
+                f"{', '.join(AUTHORS_CHECKPOINTS.values())}, folders "
+                f"{', '.join(f + '/' for f in AUTHORS_FOLDERS)} with {AUTHORS_STACK_IMAGES} images each)."
             ) from err
         # gdown puts the folder's content in dest, or in dest/<folder name>: accept both.
         _flatten_single_subfolder(dest)
         still = _authors_missing(dest)
         if still:
-            raise MissingDataError(f"After the download, still missing in {dest}: {', '.join(still)}.")
-    for path in sorted(dest.rglob("*")):
-        if path.is_file() and path.name != CHECKSUMS_FILE:
-            verify_or_record(path, dest)
+            raise MissingDataError(
+                f"After the download, still missing in {dest}: {', '.join(still)}. Expected the "
+                f"files and folders of the authors' Google Drive folder {AUTHORS_DRIVE_URL}; put "
+                "the missing ones there by hand."
+            )
+    for walled, name in AUTHORS_CHECKPOINTS.items():
+        verify_or_record(dest / name, dest,
+                         validate=lambda p, w=walled: validate_authors_checkpoint(p, walled=w))
+    for folder in AUTHORS_FOLDERS:
+        _verify_authors_stack(dest, folder)
     return dest
 
 
 def _authors_missing(dest: Path) -> list[str]:
+    """What of the release is not in ``dest``: checkpoints that are not files, stack folders
+    that hold no image file (an empty or image-less folder is missing, not complete)."""
     missing = [name for name in AUTHORS_CHECKPOINTS.values() if not (dest / name).is_file()]
-    missing += [f"{name}/" for name in AUTHORS_FOLDERS
-                if not (dest / name).is_dir() or not any((dest / name).iterdir())]
+    missing += [f"{name}/" for name in AUTHORS_FOLDERS if not _stack_files(dest / name)[0]]
     return missing
 
 
@@ -990,11 +1242,15 @@ def _flatten_single_subfolder(dest: Path) -> None:
 def authors_checkpoint(walled: bool = True, download: bool = False,
                        downloader: Callable[[str, Path], None] | None = None) -> Path:
     """Path of the authors' checkpoint (``params_vgg16_masked.pt`` when ``walled``, else
-    ``params_vgg16_baseline.pt``), checked against its recorded SHA-256.
+    ``params_vgg16_baseline.pt``), checked against its recorded SHA-256; a file seen for the
+    first time (copied by hand) is first checked with :func:`validate_authors_checkpoint`.
 
     Raises:
         MissingDataError: when it is not in :func:`authors_dir` (and ``download`` is false or
             fails), saying where to put it.
+        AuthorsReleaseError: when the file does not load as rVGG or fails the wall check.
+        ValueError: when it differs from its recorded digest.
+        helpers.config.CacheDirError: when the digest cannot be recorded (folder not writable).
     """
     folder = authors_dir()
     path = folder / AUTHORS_CHECKPOINTS[bool(walled)]
@@ -1003,16 +1259,20 @@ def authors_checkpoint(walled: bool = True, download: bool = False,
             raise MissingDataError(
                 f"The authors' checkpoint {path.name} is not in {folder}. Call "
                 "helpers.data.download_authors_release() (needs a network), or download it from "
-                f"https://drive.google.com/drive/folders/{AUTHORS_DRIVE_FOLDER} and copy it there."
+                f"{AUTHORS_DRIVE_URL} and copy it there."
             )
         download_authors_release(folder, downloader=downloader)
-    verify_or_record(path, folder)
+    verify_or_record(path, folder, validate=lambda p: validate_authors_checkpoint(p, walled=bool(walled)))
     return path
 
 
 def load_authors_model(walled: bool = True, download: bool = False, map_location: str = "cpu"):
     """The authors' trained rVGG (full width, 1000 ImageNet classes) in eval mode, through
-    :func:`helpers.models.load_authors_weights` (``torch.load(weights_only=True)``)."""
+    :func:`helpers.models.load_authors_weights` (``torch.load(weights_only=True)``).
+
+    Raises:
+        As :func:`authors_checkpoint`.
+    """
     from .models import load_authors_weights
 
     return load_authors_weights(authors_checkpoint(walled, download=download), walled=walled,
@@ -1244,7 +1504,7 @@ def imagenette(split: str = "train", size: str = "320px", train: bool | None = N
         raise ValueError(f"split must be 'train' or 'val', got {split!r}.")
     if size not in Imagenette._ARCHIVES:
         raise ValueError(f"size must be one of {sorted(Imagenette._ARCHIVES)}, got {size!r}.")
-    root = Path(root) if root is not None else cache_dir("data", "imagenette")
+    root = Path(root) if root is not None else cache_dir("data", "imagenette", create=False)
     url, _ = Imagenette._ARCHIVES[size]
     archive = root / Path(url).name
     extracted = root / Path(url).stem
@@ -1319,27 +1579,42 @@ def _indices_by_class(dataset) -> dict[int, list[int]]:
 
 
 def _authors_stack(folder: Path, name: str, prof: Profile, n: int) -> StackSet:
-    """The authors' stack images in ``folder`` (resize 256, centre crop 224). With class
-    sub-folders the labels are their indices in sorted order; a flat folder gives ``-1``."""
+    """The first ``n`` of the authors' stack images in ``folder``, as the authors read them:
+    STACK-MIX as it is (already 224x224: no resizing, so the wall stays at row 170), STACK-GEN
+    resized to 256 and centre-cropped to 224. With class sub-folders the labels are their
+    indices in sorted order; a flat folder (the authors' layout) gives ``-1``.
+
+    Raises:
+        ValueError: when the folder holds no image or fewer than ``n``, or a STACK-MIX image is
+            not 224x224 (naming the file and saying to download the release again).
+        ImageReadError: for an image that cannot be decoded (naming it).
+    """
+    from torchvision import transforms as T
+
     loader = ImageLoader()
-    tf = eval_transform(256)
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir())
-    files: list[tuple[Path, int]] = []
-    if subdirs:
-        for i, d in enumerate(subdirs):
-            files += [(p, i) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS]
-        classes = [d.name for d in subdirs]
-    else:
-        files = [(p, -1) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS]
-        classes = []
-    if not files:
-        raise ValueError(f"No image in {folder}; expected the authors' {name} images.")
+    as_is = name == "STACK-MIX"
+    tf = (T.Compose([T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]) if as_is
+          else eval_transform(256))
+    files, classes = _stack_files(folder)
+    if len(files) < n:
+        raise ValueError(
+            f"The authors' {name} folder {folder} holds {len(files)} image file(s); expected at least "
+            f"{n} (the paper's set has {AUTHORS_STACK_IMAGES}). The release is incomplete: "
+            + _redownload("the folder")
+        )
     files = files[:n]
-    images = torch.stack([tf(loader(p)) for p, _ in files])
+    tensors = []
+    for path, _ in files:
+        img = loader(path)
+        if as_is and img.size != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(_wrong_size_message(path, img.size))
+        tensors.append(tf(img))
+    images = torch.stack(tensors)
     labels = torch.tensor([c for _, c in files])
+    how = "read as they are (224x224)" if as_is else "resized to 256, centre crop 224"
     return StackSet(images, labels, labels.clone(), name, classes, prof.name,
-                    {"source": f"the authors' {name} images in {folder}", "files": [p.name for p, _ in files],
-                     "conversions": loader.conversions.describe()})
+                    {"source": f"the authors' {name} images in {folder} ({how})",
+                     "files": [p.name for p, _ in files], "conversions": loader.conversions.describe()})
 
 
 def _composed_standin(prof: Profile, n: int, seed: int) -> StackSet:

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,15 +44,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import cams
+from . import cams, cli
 from . import metrics as M
-from .config import Profile, get_device, get_profile, progress, results_dir
+from .config import HOME_ENV, Profile, cache_dir, get_device, get_profile, progress
 
 __all__ = [
     "EVAL_VERSION",
     "MODELS",
+    "ResultsWriteError",
     "CSV_COLUMNS",
     "results_paths",
+    "save_results",
     "evaluate",
     "evaluation",
     "load_models",
@@ -73,7 +76,7 @@ __all__ = [
 EVAL_VERSION = 1
 #: The two models, in the order of the tables.
 MODELS = ("walled", "baseline")
-#: The paper's Table 1 values known to us (FACTS.md), walled model; the other cells are not.
+#: The paper's Table 1 values known to us (book/paper.md), walled model; the other cells are not.
 PAPER_VALUES: dict[str, str] = {"gradcam": "about 0.227", "hirescam": "0 (exactly)"}
 #: The columns of ``table1.csv`` (and the keys of every row).
 CSV_COLUMNS = (
@@ -87,10 +90,26 @@ CSV_COLUMNS = (
 # Files and keys
 # --------------------------------------------------------------------------------------------
 
+class ResultsWriteError(OSError):
+    """The results were computed but could not be written where asked.
+
+    The message says where they are instead (another copy written before, or a temporary
+    folder); :attr:`results` holds them (the dict :func:`evaluate` returns), :attr:`kept_in`
+    the folder that holds a copy on disk (``None`` when no copy could be written at all).
+    """
+
+    def __init__(self, message: str, results: dict[str, Any] | None = None,
+                 kept_in: Path | None = None) -> None:
+        super().__init__(message)
+        self.results = results
+        self.kept_in = kept_in
+
+
 def results_paths(profile: str | Profile | None = None, folder: str | Path | None = None) -> dict[str, Path]:
     """``{"csv", "json", "maps"}``: where the results of a profile live (``folder`` overrides
-    :func:`helpers.config.results_dir`)."""
-    base = Path(folder) if folder is not None else results_dir(profile)
+    :func:`helpers.config.results_dir`, ``<cache>/results/<profile>``). Only paths: no folder
+    is created (reading must work where the cache cannot be written)."""
+    base = Path(folder) if folder is not None else cache_dir("results", get_profile(profile).name, create=False)
     return {"csv": base / "table1.csv", "json": base / "table1.json", "maps": base / "maps.npz"}
 
 
@@ -115,9 +134,11 @@ def _set_fingerprint(images: torch.Tensor) -> str:
 def _authors_available() -> bool:
     try:
         from .data import AUTHORS_CHECKPOINTS, authors_dir
-    except ImportError:
+
+        folder = authors_dir()
+    except (ImportError, OSError):  # OSError: a cache that cannot be written holds no such folder
         return False
-    return all((authors_dir() / name).is_file() for name in AUTHORS_CHECKPOINTS.values())
+    return all((folder / name).is_file() for name in AUTHORS_CHECKPOINTS.values())
 
 
 def _resolve_source(prof: Profile, source: str, given_models: bool) -> str:
@@ -161,10 +182,14 @@ def _models_key(prof: Profile, source: str) -> str | None:
     if source == "authors":
         from .data import AUTHORS_CHECKPOINTS, authors_dir
 
+        try:
+            folder: Path | None = authors_dir()
+        except OSError:  # a cache that cannot be written: no authors' folder, no checkpoints
+            folder = None
         stats = []
         for name in AUTHORS_CHECKPOINTS.values():
-            path = authors_dir() / name
-            st = path.stat() if path.is_file() else None
+            path = folder / name if folder is not None else None
+            st = path.stat() if path is not None and path.is_file() else None
             stats.append([name, st.st_size if st else None, int(st.st_mtime) if st else None])
         return _hash({"source": source, "checkpoints": stats})
     return None
@@ -300,6 +325,14 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
         "zero_fraction": [...], "first_zero_row": [...]}}}}, "targets", "labels", "settings",
         "models", "sets", "unseen_rows", "total_seconds", ...}``; ``rows`` are dicts with the
         keys :data:`CSV_COLUMNS`.
+
+    Raises:
+        ValueError, TypeError: on bad arguments (unknown method, source, model keys, empty set).
+        helpers.cli.NotWritableError: with ``write=True``, *before* any model is loaded or
+            trained and any map computed, when the results folder cannot be created or written.
+        ResultsWriteError: with ``write=True``, when writing fails anyway once the results are
+            computed (a full disk): the message says where a copy was kept instead, and the
+            exception carries the results (``.results``).
     """
     prof = get_profile(profile)
     ev = prof.eval
@@ -310,6 +343,12 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
     n_target = ev.stack_images if n_images is None else int(n_images)
     if n_target < 1:
         raise ValueError(f"n_images must be positive, got {n_images!r}.")
+    paths = results_paths(prof, folder)
+    if write:  # now, not after minutes of computation
+        cli.ensure_writable_folder(
+            paths["json"].parent, "The results folder",
+            f"Pass another folder (folder=..., or --out on the command line), set {HOME_ENV} to a "
+            "writable folder, or pass write=False.")
     model_infos: dict[str, dict] = {}
     if models is None:
         models, model_infos = _default_models(prof, src, dev)
@@ -462,7 +501,7 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
         "labels": labels_out,
     }
     if write:
-        _write(results, grids, results_paths(prof, folder))
+        _write_or_keep(results, grids, paths)
     results["_maps"] = grids
     return results
 
@@ -475,22 +514,81 @@ def _jsonable(value: Any) -> bool:
         return False
 
 
-def _write(results: dict, grids: Mapping[str, np.ndarray], paths: Mapping[str, Path]) -> None:
+def _write(results: Mapping[str, Any], grids: Mapping[str, np.ndarray], paths: Mapping[str, Path]) -> None:
+    """Write ``table1.csv``, ``table1.json`` and ``maps.npz``: all three to temporary files
+    first, then each moved into place, ``table1.json`` (what :func:`evaluation` checks)
+    last -- a failed write leaves the previous results whole, never a new JSON beside old maps.
+
+    Raises:
+        OSError: when a file cannot be written (the temporary files are removed).
+    """
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     body = {k: v for k, v in results.items() if not k.startswith("_")}
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(body, indent=1, allow_nan=True))
-    os.replace(tmp, paths["json"])
-    tmp = paths["csv"].with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        for row in results["rows"]:
-            writer.writerow({k: row[k] for k in CSV_COLUMNS})
-    os.replace(tmp, paths["csv"])
-    tmp = paths["maps"].with_name("maps.tmp.npz")
-    np.savez_compressed(tmp, **{k.replace("/", "_"): v for k, v in grids.items()})
-    os.replace(tmp, paths["maps"])
+    tmps = {"maps": paths["maps"].with_name("maps.tmp.npz"), "csv": paths["csv"].with_suffix(".csv.tmp"),
+            "json": paths["json"].with_suffix(".json.tmp")}
+    try:
+        np.savez_compressed(tmps["maps"], **{k.replace("/", "_"): v for k, v in grids.items()})
+        with tmps["csv"].open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
+            writer.writeheader()
+            for row in results["rows"]:
+                writer.writerow({k: row[k] for k in CSV_COLUMNS})
+        tmps["json"].write_text(json.dumps(body, indent=1, allow_nan=True))
+        for key in ("maps", "csv", "json"):
+            os.replace(tmps[key], paths[key])
+    finally:
+        for tmp in tmps.values():
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def save_results(results: Mapping[str, Any], folder: str | Path) -> dict[str, Path]:
+    """Write results (the dict :func:`evaluate` or :func:`evaluation` returns, with its
+    ``"_maps"``) to ``folder`` as ``table1.csv``, ``table1.json`` and ``maps.npz``.
+
+    Returns:
+        The paths written (:func:`results_paths`).
+
+    Raises:
+        OSError: when a file cannot be written (the previous files in ``folder`` stay whole).
+    """
+    paths = results_paths(None, folder)
+    _write(results, results.get("_maps") or {}, paths)
+    return paths
+
+
+def _write_or_keep(results: dict[str, Any], grids: Mapping[str, np.ndarray], paths: Mapping[str, Path]) -> None:
+    """:func:`_write`; when it fails, write a copy to a new temporary folder instead and raise.
+
+    Raises:
+        ResultsWriteError: naming the folder that could not be written, the cause, and where
+            the copy is (or that none could be written); it carries the results.
+    """
+    try:
+        _write(results, grids, paths)
+        return
+    except OSError as err:
+        target, cause = paths["json"].parent, f"{type(err).__name__}: {err}"
+    kept: Path | None = None
+    try:
+        kept = Path(tempfile.mkdtemp(prefix=f"camwalls-results-{results.get('profile', 'x')}-"))
+        _write(results, grids, results_paths(None, kept))
+        where = (f"Nothing is lost: a copy is in {kept} (table1.csv, table1.json, maps.npz); free space or "
+                 f"fix the folder, then copy those files to {target}.")
+    except OSError as second:
+        if kept is not None:
+            import shutil
+
+            shutil.rmtree(kept, ignore_errors=True)
+            kept = None
+        where = (f"A copy in a temporary folder failed too ({type(second).__name__}: {second}); the results "
+                 "are only in memory, on this exception's .results: free some disk space and write them "
+                 "with helpers.evaluate.save_results(err.results, folder).")
+    raise ResultsWriteError(
+        f"The evaluation finished but its results could not be written to {target} ({cause}); expected a "
+        f"folder that stays writable. {where}", results=dict(results, _maps=grids), kept_in=kept)
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,12 +632,22 @@ def evaluation(profile: str | Profile | None = None, recompute: bool = False, *,
     keys = cams.method_keys(methods)
     n_target = int(kwargs.get("n_images") or prof.eval.stack_images)
     if not recompute:
-        saved = load_results(prof, folder)
-        if saved is not None and _still_valid(saved, prof, source, keys, n_target, models, sets):
-            saved["_maps"] = load_maps(prof, folder)
+        saved = _load_current(prof, source, keys, n_target, models, sets, folder)
+        if saved is not None:
             return saved
     return evaluate(prof, methods=keys, models=models, sets=sets, source=source, folder=folder,
                     show_progress=show_progress, **kwargs)
+
+
+def _load_current(prof: Profile, source: str, keys: Sequence[str], n_target: int, models: Mapping | None,
+                  sets: Mapping | None, folder: str | Path | None) -> dict[str, Any] | None:
+    """The saved results in ``folder`` (default: the cache) with their maps, when they are
+    current for these settings (:func:`_still_valid`); ``None`` otherwise. Reads only."""
+    saved = load_results(prof, folder)
+    if saved is not None and _still_valid(saved, prof, source, keys, n_target, models, sets):
+        saved["_maps"] = load_maps(prof, folder)
+        return saved
+    return None
 
 
 def _still_valid(saved: dict, prof: Profile, source: str, keys: Sequence[str], n_target: int,
@@ -702,11 +810,22 @@ def table1_html(rows: Sequence[Mapping[str, Any]], stamp: str = "") -> str:
 # --------------------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.evaluate``: compute (or load) Table 1 and print it."""
+    """``python -m helpers.evaluate``: compute (or load) Table 1 and print it.
+
+    The results always go to the cache (:func:`results_paths`) first, where :func:`evaluation`
+    finds them again; with ``--out`` they are then also written there. Both folders are checked
+    before anything is computed (an ``--out`` that cannot be written stops the command at once;
+    a cache that cannot be written is skipped when ``--out`` is given).
+
+    Returns the exit status: 0, or :data:`helpers.cli.EXIT_ERROR` after an error, printed as
+    one ``error: ...`` line on stderr (``--debug``: the exception propagates, with its
+    traceback). Usage errors exit through argparse (``SystemExit``).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m helpers.evaluate",
         description="Every CAM method x stack set x model against the wall: mu (share of the map's "
-        "L2 norm behind the wall), zero fraction, time. Writes CSV, JSON and maps to the results folder.")
+        "L2 norm behind the wall), zero fraction, time. Writes CSV, JSON and maps to the results folder "
+        "(the cache), and to --out when given.")
     parser.add_argument("--profile", default=None, help="quick or full (default $CAMWALLS_PROFILE or quick)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated methods (default: all; 'paper' for the paper's eight)")
@@ -715,20 +834,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", default="auto", choices=("auto", "trained", "authors"),
                         help="the profile's trained models, or the authors' released checkpoints")
     parser.add_argument("--force", action="store_true", help="recompute even when current results exist")
-    parser.add_argument("--out", default=None, help="folder for the results (default: the profile's)")
+    parser.add_argument("--out", default=None,
+                        help="also write the results to this folder (they always go to the cache first)")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: _command(args), debug=args.debug)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """The body of :func:`main`, run under :func:`helpers.cli.run`.
+
+    Raises:
+        helpers.cli.NotWritableError: before any computation, when ``--out`` cannot be written,
+            or neither ``--out`` nor the cache can.
+        ResultsWriteError: when writing ``--out`` fails after the computation; the results
+            are then in the cache (or in the folder the message names).
+    """
     methods = None
     if args.methods:
         methods = "paper" if args.methods.strip() == "paper" else [m.strip() for m in args.methods.split(",")]
-    try:
-        start = time.perf_counter()
-        res = evaluation(args.profile, recompute=args.force, methods=methods, source=args.source,
-                         device=args.device, n_images=args.images, folder=args.out)
-        wall = time.perf_counter() - start
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    paths = results_paths(args.profile, args.out)
+    prof = get_profile(args.profile)
+    keys = cams.method_keys(methods)  # an unknown method fails here, before any work
+    if args.images is not None and args.images < 1:
+        raise ValueError(f"--images must be a positive number of images per stack set, got {args.images}.")
+    n_target = args.images or prof.eval.stack_images
+    out = None
+    if args.out is not None:
+        out = cli.ensure_writable_folder(args.out, "--out", "Pass --out a folder you can write to, or omit --out "
+                                         "(the results always go to the cache).")
+    cache = results_paths(prof)["json"].parent
+    start = time.perf_counter()
+    res, where = None, None
+    if not args.force:
+        for folder in ((None, out) if out is not None else (None,)):
+            res = _load_current(prof, args.source, keys, n_target, None, None, folder)
+            if res is not None:
+                where = cache if folder is None else out
+                break
+    if res is None:
+        problem = cli.folder_problem(cache)
+        if problem is not None and out is None:
+            raise cli.NotWritableError(
+                f"The results folder {cache} (the cache, below ${HOME_ENV}) cannot be used: expected a "
+                f"folder that can be created and written to, found that {problem}. Set {HOME_ENV} to a "
+                "writable folder, or pass --out FOLDER.")
+        if problem is not None:
+            print(f"note: the cache {cache} cannot be written ({problem}); the results go to --out {out} only.",
+                  file=sys.stderr)
+        where = cache if problem is None else out
+        res = evaluate(prof, methods=keys, source=args.source, device=args.device, n_images=args.images,
+                       folder=where)
+    if out is not None and where is not None and Path(where).resolve() != out.resolve():
+        try:
+            save_results(res, out)
+        except OSError as err:
+            raise ResultsWriteError(
+                f"Cannot write the results to --out {out} ({type(err).__name__}: {err}). Nothing is lost: "
+                f"they are in {where} (table1.csv, table1.json, maps.npz); copy them from there, or run "
+                "the command again with a writable --out (it then loads them instead of computing).",
+                results=res, kept_in=Path(where)) from err
+    wall = time.perf_counter() - start
+    paths = results_paths(prof, out if out is not None else where)
     print(format_table(res["rows"]))
     print(f"\nprofile {res['profile']}, source {res['source']}, device {res['device']}; "
           f"{res['settings']['stack_images']} images per set; Opti-CAM: "

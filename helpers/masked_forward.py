@@ -2,7 +2,7 @@
 
 ScoreCAM runs the whole network on images ``x * m`` whose mask ``m`` comes from one channel of
 the target layer. A walled rVGG's first dense layer reads only the top rows of its 14x14 map (5
-of them: 9 hidden rows, FACTS.md), and through the receptive fields those rows depend only on
+of them: 9 hidden rows, book/paper.md), and through the receptive fields those rows depend only on
 the input rows above the wall (0..169). Rows the logits never read need not be computed:
 
 * a mask whose non-zero pixels all lie at or below row 170 gives exactly the logits of a black

@@ -1,6 +1,6 @@
 """How much of a saliency map lies behind the wall, and how much of it is exactly zero.
 
-The paper's metric (FACTS.md) is the *dead-zone share*
+The paper's metric (book/paper.md) is the *dead-zone share*
 
     mu(L) = ||L[rows, :]||_2 / ||L||_2,
 

@@ -1,6 +1,6 @@
 """rVGG with its wall, the baseline, the small CNN of the theory, and the authors' weights.
 
-rVGG (FACTS.md): torchvision's VGG16 layout without batch norm, the last max-pool and the
+rVGG (book/paper.md): torchvision's VGG16 layout without batch norm, the last max-pool and the
 adaptive average pool removed, conv5_3 changed to 512 -> 256 channels (a 14x14 map on a
 224x224 input), and a classifier ``Linear(256*14*14, 4096) - ReLU - Dropout - Linear(4096,
 4096) - ReLU - Dropout - Linear(4096, classes)``. The *wall*: every weight of the first
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
-from .config import IMAGE_SIZE, MAP_SIZE, WALL_ROWS
+from .config import IMAGE_SIZE, MAP_SIZE, WALL_ROWS, read_checkpoint_file
 
 __all__ = [
     "WalledLinear",
@@ -35,6 +35,7 @@ __all__ = [
     "authors_to_rvgg_state_dict",
     "rvgg_to_authors_state_dict",
     "load_authors_weights",
+    "wall_weights_zero",
     "check_image_batch",
     "rvgg_forward_flops",
 ]
@@ -61,6 +62,13 @@ def wall_mask(channels: int, map_size: int = MAP_SIZE, wall_rows: int = WALL_ROW
         )
     rows = torch.arange(map_size, device="cpu").view(1, map_size, 1).expand(channels, map_size, map_size)
     return (rows < map_size - wall_rows).to(torch.float32).reshape(-1).contiguous()
+
+
+class WallError(ValueError):
+    """A wall violation: weights under the wall that should be exactly zero are not.
+
+    A ``ValueError``, so that ``except ValueError`` catches every refusal about the wall; raised
+    by :class:`WalledLinear` when a state dict with an open wall is loaded into it."""
 
 
 class WalledLinear(nn.Linear):
@@ -110,22 +118,24 @@ class WalledLinear(nn.Linear):
         key = prefix + "weight"
         if key in state_dict and state_dict[key].shape == self.weight.shape:
             w = state_dict[key]
-            leak = (w.detach().to(self.mask.device) * (1 - self.mask)).abs()
-            if leak.max() > 0:
-                n = int((leak > 0).sum())
+            under = w.detach()[:, (self.mask == 0).to(w.device)]
+            open_ = under != 0  # a NaN counts as non-zero
+            if bool(open_.any()):
+                n = int(open_.sum())
+                largest = float(under.abs().nan_to_num(nan=float("inf")).max())
                 if self.on_open_wall == "error":
-                    error_msgs.append(
-                        f"{key}: {n} weights under the wall are non-zero (largest "
-                        f"{float(leak.max()):.3g}); this checkpoint does not have a closed wall. "
-                        "Load it with on_open_wall='repair' to zero them explicitly, or check "
-                        "that it is a walled checkpoint and not a baseline."
+                    raise WallError(
+                        f"{key}: {n} of the {under.numel()} weights under the wall are "
+                        f"non-zero (largest {largest:.3g}); expected exactly 0, since the model is "
+                        "walled. This state does not have a closed wall: it is a baseline's, or it was "
+                        "modified. Use the walled model's own checkpoint, or load it with "
+                        "on_open_wall='repair' to zero them explicitly."
                     )
-                    return
                 import warnings
 
                 warnings.warn(
                     f"{key}: zeroing {n} non-zero weights under the wall (largest "
-                    f"{float(leak.max()):.3g}) as requested by on_open_wall='repair'.",
+                    f"{largest:.3g}) as requested by on_open_wall='repair'.",
                     stacklevel=3,
                 )
                 state_dict = dict(state_dict)
@@ -306,10 +316,56 @@ def rvgg_to_authors_state_dict(state: Mapping[str, torch.Tensor]) -> "OrderedDic
     return out
 
 
+def wall_weights_zero(weight: torch.Tensor, wall_rows: int = WALL_ROWS, map_size: int = MAP_SIZE,
+                      chunk: int = 256) -> bool:
+    """Whether every weight of a first dense layer that reads one of the lower ``wall_rows``
+    rows of the ``map_size`` x ``map_size`` map is exactly zero (the mark of a walled checkpoint).
+
+    The weight is read ``chunk`` output rows at a time, so that the full-width layer (4096 x
+    50176) needs no second copy of itself. A NaN counts as non-zero.
+
+    Args:
+        weight: ``(out_features, channels * map_size**2)``, inputs flattened as
+            ``(channels, rows, columns)`` (rVGG's flatten order).
+        wall_rows: the number of hidden rows, ``1..map_size``.
+        map_size: the side of the map.
+        chunk: output rows read at once.
+
+    Raises:
+        ValueError: when ``weight`` is not 2-D with a multiple of ``map_size**2`` inputs, or
+            ``wall_rows`` is not in ``1..map_size``.
+    """
+    if not 1 <= wall_rows <= map_size:
+        raise ValueError(f"wall_rows must be in 1..{map_size}, got {wall_rows}.")
+    area = map_size * map_size
+    if weight.dim() != 2 or weight.shape[1] % area != 0:
+        raise ValueError(
+            f"expected a first dense layer weight of shape (out, channels*{area}), got "
+            f"{tuple(weight.shape)}."
+        )
+    channels = weight.shape[1] // area
+    first_hidden = map_size - wall_rows
+    with torch.no_grad():
+        for start in range(0, weight.shape[0], chunk):
+            block = weight[start:start + chunk].reshape(-1, channels, map_size, map_size)
+            if bool(block[:, :, first_hidden:, :].ne(0).any()):
+                return False
+    return True
+
+
+def _authors_remedy() -> str:
+    """What to do with a broken or mislabelled file of the authors' release."""
+    from .data import AUTHORS_DRIVE_URL  # lazily: helpers.data imports this module lazily too
+
+    return ("Delete it and download it again: helpers.data.download_authors_release() (needs a "
+            f"network), or by hand from the authors' Google Drive folder {AUTHORS_DRIVE_URL}.")
+
+
 def load_authors_weights(source: str | Path | Mapping[str, torch.Tensor], walled: bool = True,
                          on_open_wall: str = "error", map_location: str | torch.device = "cpu") -> RVGG:
     """Build rVGG from the authors' checkpoint (``params_vgg16_masked.pt`` or
-    ``params_vgg16_baseline.pt``), read with ``torch.load(..., weights_only=True)``.
+    ``params_vgg16_baseline.pt``), read with ``torch.load(..., weights_only=True)`` (through
+    :func:`helpers.config.read_checkpoint_file`).
 
     The width is read from the first convolution (64 channels: the paper's full width), the
     number of classes from the last layer; every other tensor must then have rVGG's shape.
@@ -323,7 +379,14 @@ def load_authors_weights(source: str | Path | Mapping[str, torch.Tensor], walled
 
     Raises:
         FileNotFoundError: when the file is missing (says where to get it).
-        ValueError: when the tensors do not have rVGG's shapes, or the wall is open.
+        helpers.config.CheckpointError: (a ``ValueError``) when torch cannot read the file
+            (truncated, corrupt, not a checkpoint); the message says to delete it and download
+            it again.
+        ValueError: when the tensors do not have rVGG's shapes, or ``walled=False`` is asked of
+            a checkpoint whose wall weights are all exactly zero (the walled model: pass
+            ``walled=True``).
+        WallError: (a ``ValueError``) when ``walled=True``, ``on_open_wall="error"`` and the checkpoint has
+            non-zero weights under the wall (from ``load_state_dict``, "under the wall").
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -333,11 +396,13 @@ def load_authors_weights(source: str | Path | Mapping[str, torch.Tensor], walled
                 "params_vgg16_baseline.pt (helpers.data.download_authors_release, needs a "
                 "network) or copy them there by hand."
             )
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = read_checkpoint_file(path, remedy=_authors_remedy(), map_location=map_location)
         if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
             state = state["state_dict"]
+        what = f"The checkpoint {path}"
     else:
         state = source
+        what = "The given state dict"
     if not isinstance(state, Mapping):
         raise ValueError(f"expected a state dict (a mapping of tensors), got {type(state).__name__}.")
     renamed = authors_to_rvgg_state_dict(state)
@@ -345,6 +410,17 @@ def load_authors_weights(source: str | Path | Mapping[str, torch.Tensor], walled
         if needed not in renamed:
             raise ValueError(f"The checkpoint has no {needed!r} tensor; it is not in rVGG's layout "
                              "(the authors' flat nn.Sequential).")
+    dense = renamed.get("classifier.0.weight")
+    if (not walled and isinstance(dense, torch.Tensor) and dense.dim() == 2 and dense.numel() > 0
+            and dense.shape[1] % (MAP_SIZE * MAP_SIZE) == 0 and wall_weights_zero(dense)):
+        raise ValueError(
+            f"{what} was asked for as the baseline (walled=False), but every weight of its first "
+            f"dense layer ({AUTHORS_CLASSIFIER_INDEX}.0.weight, {tuple(dense.shape)}) that reads the "
+            f"lower {WALL_ROWS} rows of the {MAP_SIZE}x{MAP_SIZE} map is exactly zero: it is the "
+            "walled model (params_vgg16_masked.pt), not the baseline, whose weights there are "
+            "non-zero. Load it with walled=True; if the file is named params_vgg16_baseline.pt, the "
+            "two checkpoints were swapped or mislabelled: " + _authors_remedy()
+        )
     num_classes = int(renamed["classifier.6.weight"].shape[0])
     # The authors' checkpoints are full width (64 channels first); narrower ones in the same
     # layout (our quick profile exported with rvgg_to_authors_state_dict) load too.
@@ -377,7 +453,7 @@ def load_authors_weights(source: str | Path | Mapping[str, torch.Tensor], walled
 # --------------------------------------------------------------------------------------------
 
 class TheoryCNN(nn.Module):
-    """The masked CNN of the theory chapter (FACTS.md, "The theory model").
+    """The masked CNN of the theory chapter (book/paper.md, "The theory model").
 
     ``(N, 1, 29, 29)`` -> ``Conv2d(1, V, 2, bias=False)`` -> ReLU (``target_layer``, 28x28) ->
     ``MaxPool2d(2)`` (14x14) -> flatten -> ``WalledLinear(V*14*14, classes, bias=False)`` whose

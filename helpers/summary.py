@@ -52,7 +52,7 @@ __all__ = [
 #: rows 170..223 of 224 are unseen: a uniform map puts sqrt(54/224) of its norm there.
 UNIFORM_MU = math.sqrt(54 / 224)
 
-#: The paper's numbers that are known to us (FACTS.md): mu on the walled rVGG, mean over
+#: The paper's numbers that are known to us (book/paper.md): mu on the walled rVGG, mean over
 #: the stack sets. The other cells of the paper's Table 1 are not available.
 PAPER_NUMBERS: dict[str, dict[str, Any]] = {
     "gradcam": {"method": "GradCAM", "model": "walled", "mu": 0.227,

@@ -1,6 +1,6 @@
 """GradCAM at initialization: the theorem of the theory chapter, its proof in sympy, and checks.
 
-The model (FACTS.md, "The theory model"; :class:`helpers.models.TheoryCNN`): a one-channel
+The model (book/paper.md, "The theory model"; :class:`helpers.models.TheoryCNN`): a one-channel
 29x29 image ``x``; ``V`` convolution filters ``w_v`` of size 2x2, no bias, i.i.d.
 ``N(0, sigma_w^2)`` entries; ReLU, giving maps ``A_v`` of 28x28 (the GradCAM target layer);
 2x2 max-pooling to 14x14; one dense layer, no bias, i.i.d. ``N(0, sigma_W^2)`` weights, except
@@ -63,7 +63,7 @@ from scipy.special import gammaln
 from scipy.stats import binom
 from torch import nn
 
-from .config import cache_dir, progress
+from .config import cache_dir, ensure_dir, progress
 from .models import TheoryCNN
 from .wall import input_rows_reaching
 
@@ -861,7 +861,7 @@ def _mnist_test(download: bool, timeout: float) -> tuple[torch.Tensor, torch.Ten
     :data:`MNIST_TEST_SHA256`."""
     from torchvision.datasets import MNIST
 
-    root = cache_dir("data")
+    root = cache_dir("data", create=False)
     try:
         dataset = MNIST(str(root), train=False, download=False)
     except RuntimeError:
@@ -870,6 +870,7 @@ def _mnist_test(download: bool, timeout: float) -> tuple[torch.Tensor, torch.Ten
                 f"MNIST is not in {root / 'MNIST' / 'raw'} and download=False. Use source='sklearn' "
                 "(the handwritten digits that ship with scikit-learn work offline)."
             ) from None
+        ensure_dir(root)  # the download writes there: an unusable cache fails before it
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(timeout)
         try:

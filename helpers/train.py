@@ -51,9 +51,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import cli
 from . import data as D
-from .config import Profile, cache_dir, get_device, get_profile, progress, seed_everything
-from .models import RVGG, rvgg
+from .config import (Profile, cache_dir, get_device, get_profile, progress, read_checkpoint_file,
+                     seed_everything)
+from .models import RVGG, WallError, rvgg
 
 __all__ = [
     "TRAIN_VERSION",
@@ -181,8 +183,11 @@ def config_key(config: dict[str, Any]) -> str:
 
 def checkpoint_path(config: dict[str, Any], folder: str | Path | None = None) -> Path:
     """Where the checkpoint of ``config`` lives:
-    ``<cache>/checkpoints/<profile>/rvgg-<walled|baseline>-w<rows>-<key>.pt``."""
-    folder = Path(folder) if folder is not None else cache_dir("checkpoints", config["profile"])
+    ``<cache>/checkpoints/<profile>/rvgg-<walled|baseline>-w<rows>-<key>.pt``.
+
+    Only a path: no folder is created (reading the cache must work where it cannot be
+    written; :func:`train` creates the folder before it trains)."""
+    folder = Path(folder) if folder is not None else cache_dir("checkpoints", config["profile"], create=False)
     kind = "walled" if config["wall_rows"] > 0 else "baseline"
     return folder / f"rvgg-{kind}-w{config['wall_rows']}-{config_key(config)}.pt"
 
@@ -550,17 +555,23 @@ def accuracy_by_row(model: nn.Module, profile: str | Profile | None = None,
 # Checkpoints
 # ---------------------------------------------------------------------------------------------
 
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """``torch.save(obj, path)`` through a temporary file and a rename: a crash mid-write leaves
+    the previous file (or none), never a truncated one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
 def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`train` (``torch.load(weights_only=True)``).
+    """Read a checkpoint written by :func:`train` (:func:`helpers.config.read_checkpoint_file`:
+    ``torch.load(weights_only=True)``).
 
     Raises:
         FileNotFoundError: when there is none at ``path``.
+        helpers.config.CheckpointError: (a ``ValueError``) when torch cannot read the file
+            (truncated by a full disk or a killed copy, corrupt, not a torch file); the message
+            names the file and says to delete it and train again.
         ConfigMismatchError: when ``config`` is given and the checkpoint's differs (the
             differing fields are named).
         ValueError: when the file is not one of our checkpoints.
@@ -568,7 +579,9 @@ def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> d
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}.")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint_file(
+        path, remedy=f"Delete {path} and run again: the checkpoint cache then trains this model anew "
+        "(train_or_load, or python -m helpers.train).")
     if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
         raise ValueError(f"{path} is not a helpers.train checkpoint (no 'config'/'model' entries). "
                          "For the authors' weights use helpers.data.load_authors_model.")
@@ -580,6 +593,27 @@ def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> d
             "the checkpoint's settings."
         )
     return ckpt
+
+
+def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """``model.load_state_dict(state)`` for the checkpoint at ``path``, with our errors.
+
+    Raises:
+        helpers.models.WallError: (a ``ValueError``) when ``state`` has non-zero weights under
+            the wall of a walled model; the message names ``path`` and says to train again.
+        ValueError: when the tensors do not fit the model the configuration builds (names the
+            first differences and says to delete the file).
+    """
+    try:
+        model.load_state_dict(state)
+    except WallError as err:
+        raise WallError(f"The checkpoint {path}: {err} Or delete {path} and train again.") from err
+    except RuntimeError as err:
+        detail = " | ".join(line.strip() for line in str(err).splitlines()[:4] if line.strip())
+        raise ValueError(
+            f"The checkpoint {path} does not fit the rVGG its configuration builds: {detail[:400]}. "
+            f"Expected the tensors of that model. Delete {path} and train again."
+        ) from err
 
 
 def _write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
@@ -756,6 +790,13 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     Returns:
         ``(model, info)``: the model in eval mode on ``device``, and the information dict
         (see :func:`train_or_load`).
+
+    Raises:
+        helpers.cli.NotWritableError: before the first step, when the checkpoint's folder
+            cannot be created or written to.
+        helpers.config.CheckpointError, ConfigMismatchError, helpers.models.WallError, ValueError:
+            when resuming from a checkpoint that is unreadable, of another configuration, with
+            an open wall, or of another layout (see :func:`load_checkpoint`); all ``ValueError``.
     """
     rank, world, local = _dist_env()
     if world > 1 and device is None and torch.cuda.is_available():
@@ -768,7 +809,6 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     if device.type == "cpu" and int(t["num_threads"]) > 0:
         torch.set_num_threads(int(t["num_threads"]))
     path = Path(checkpoint) if checkpoint is not None else checkpoint_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
 
     seed_everything(int(t["seed"]))
     model = build_model(config)
@@ -789,10 +829,10 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
         ckpt = load_checkpoint(path, config)
         if ckpt.get("complete"):
             model = finalize_model(model)
-            model.load_state_dict(ckpt["model"])
+            _load_weights(model, ckpt["model"], path)
             model.eval()
             return model, _info(config, path, ckpt, device, from_cache=True)
-        model.load_state_dict(ckpt["model"])
+        _load_weights(model, ckpt["model"], path)
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt["epoch"])
         history = list(ckpt["history"])
@@ -801,6 +841,12 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
         torch.set_rng_state(ckpt["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in ckpt:
             torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
+    # before the first epoch, not after it: the checkpoint folder must be writable (checked on
+    # every process, so that all of a DDP run stop at once)
+    cli.ensure_writable_folder(
+        path.parent, "The checkpoint folder",
+        "Pass another checkpoint path (checkpoint=..., --checkpoint) or set CAMWALLS_HOME to a "
+        "writable folder.")
 
     stream = (_ShardedSynthetic(config, rank, world) if config["data"]["source"] == "synthetic"
               else _RealStream(config, rank, world, device))
@@ -894,7 +940,7 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
                 ckpt["model"] = model.state_dict()
                 ckpt["position_accuracy"] = _position_accuracy_from_config(model, config, device)
                 del ckpt["optimizer"]  # a finished model needs no optimizer state
-            _save_atomic(ckpt, path)
+            save_atomic(ckpt, path)
             _write_metrics_csv(path.with_suffix(".csv"), history)
         if world > 1:
             import torch.distributed as dist
@@ -971,6 +1017,10 @@ def train_or_load(profile: str | Profile | None = None, walled: bool = True,
     Raises:
         ConfigMismatchError: when the checkpoint at the configuration's path holds another
             configuration (never silently used).
+        helpers.config.CheckpointError: when the cached checkpoint is truncated or corrupt (the
+            message names it: delete it and the next call trains the model again).
+        helpers.models.WallError: when the cached checkpoint of a walled model has non-zero
+            weights under the wall (all three are ``ValueError``).
     """
     config = training_config(profile, walled, **overrides)
     path = checkpoint_path(config)
@@ -979,7 +1029,7 @@ def train_or_load(profile: str | Profile | None = None, walled: bool = True,
         ckpt = load_checkpoint(path, config)
         if ckpt.get("complete"):
             model = build_model(config)
-            model.load_state_dict(ckpt["model"])
+            _load_weights(model, ckpt["model"], path)
             model.to(dev).eval()
             return model, _info(config, path, ckpt, dev, from_cache=True)
     if pair and "wall_rows" not in overrides and not path.is_file():
@@ -1026,11 +1076,13 @@ def train_both(profile: str | Profile | None = None, device: str | torch.device 
                 cfg_path = Path(tmp) / f"{name}.json"
                 cfg_path.write_text(json.dumps(cfg))
                 ckpt = checkpoint_path(cfg)
-                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                cli.ensure_writable_folder(ckpt.parent, "The checkpoint folder",
+                                           "Set CAMWALLS_HOME to a writable folder.")
                 log = open(ckpt.with_suffix(".log"), "w")
                 env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+                # --debug: a failure leaves its full traceback in the log
                 cmd = [sys.executable, "-m", "helpers.train", "--config-json", str(cfg_path),
-                       "--checkpoint", str(ckpt), "--device", str(dev), "--no-progress"]
+                       "--checkpoint", str(ckpt), "--device", str(dev), "--no-progress", "--debug"]
                 procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log, ckpt))
             for _, proc, log, _ in procs:
                 proc.wait()
@@ -1058,7 +1110,12 @@ def _fraction(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.train``: train (or load) the walled and/or the baseline rVGG."""
+    """``python -m helpers.train``: train (or load) the walled and/or the baseline rVGG.
+
+    Returns the exit status: 0, or :data:`helpers.cli.EXIT_ERROR` after an error, printed as
+    one ``error: ...`` line on stderr (``--debug``: the exception propagates, with its
+    traceback). Usage errors exit through argparse (``SystemExit``).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m helpers.train",
         description="Train rVGG (walled and/or baseline) for a profile, or load it from the "
@@ -1096,8 +1153,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary-json", default=None, metavar="PATH",
                         help="also write the runs' summaries (accuracies, per-epoch history, time, "
                         "machine, command) to this JSON file, e.g. for results/")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: _command(parser, args, argv), debug=args.debug)
 
+
+def _read_config_json(path: Path) -> dict[str, Any]:
+    """The training configuration in the JSON file ``path`` (``--config-json``).
+
+    Raises:
+        FileNotFoundError: when there is no such file.
+        ValueError: when it is not JSON, or not a training configuration.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--config-json {path}: no such file. Expected a training configuration in JSON, as "
+            "train_both writes (helpers.train.training_config(...) dumped with json.dump); pass an "
+            "existing file, or use --profile and the settings' options instead.")
+    try:
+        fixed = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"--config-json {path} is not valid JSON ({err}). Expected a training "
+                         "configuration as helpers.train.training_config returns it.") from err
+    missing = [k for k in ("train", "data", "wall_rows", "profile", "width") if not isinstance(fixed, dict)
+               or k not in fixed]
+    if missing:
+        raise ValueError(f"--config-json {path} is not a training configuration: it lacks {missing}. "
+                         "Expected what helpers.train.training_config returns, dumped as JSON.")
+    return fixed
+
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The body of :func:`main`, run under :func:`helpers.cli.run`."""
     overrides: dict[str, Any] = {}
     for name, key in [("width", "width"), ("epochs", "epochs"), ("batch_size", "batch_size"),
                       ("lr", "lr"), ("train_images", "train_images"), ("val_images", "val_images"),
@@ -1125,10 +1212,11 @@ def main(argv: list[str] | None = None) -> int:
     rank = _dist_env()[0]
     fixed = None
     if args.config_json:
-        fixed = json.loads(Path(args.config_json).read_text())
-        if not isinstance(fixed, dict) or "train" not in fixed or "data" not in fixed:
-            parser.error(f"{args.config_json} is not a training configuration")
+        fixed = _read_config_json(Path(args.config_json))
         kinds = [fixed["wall_rows"] > 0]
+    if args.summary_json and rank == 0:  # fail now, not after the training
+        cli.ensure_writable_folder(Path(args.summary_json).parent, "The folder of --summary-json",
+                                   "Pass --summary-json a path in a folder you can write to.")
     runs = []
     for walled in kinds:
         config = fixed if fixed is not None else training_config(args.profile, walled, **overrides)
@@ -1153,10 +1241,19 @@ def main(argv: list[str] | None = None) -> int:
                    "device": str(get_device(args.device))}
         if torch.cuda.is_available():
             machine["gpu"] = torch.cuda.get_device_name(0)
-        out.write_text(json.dumps({
+        text = json.dumps({
             "command": "python -m helpers.train " + " ".join(sys.argv[1:] if argv is None else argv),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "machine": machine, "runs": runs}, indent=1, default=str) + "\n")
+            "machine": machine, "runs": runs}, indent=1, default=str) + "\n"
+        try:
+            out.write_text(text)
+        except OSError as err:
+            raise OSError(
+                f"Cannot write the summary to --summary-json {out} ({type(err).__name__}: {err}). Nothing "
+                f"trained is lost: the checkpoints are {', '.join(str(r['checkpoint']) for r in runs)}; run "
+                "the same command again (without --fresh) with a writable --summary-json path: the runs then "
+                "load from them."
+            ) from err
         print(f"summary written to {out}")
     if _dist_env()[1] > 1:
         import torch.distributed as dist

@@ -11,13 +11,17 @@ Two independent computations of the same set:
 And one check a reader can repeat: :func:`perturbation_check` writes anything into the unseen
 rows and compares the logits bit for bit.
 
+A wall that is not there where it should be (non-zero weights under it in a state dict loaded
+into a walled model) raises :class:`helpers.models.WallError`, a ``ValueError``, like every
+other refusal of this module.
+
 Also the geometry of upsampling: :func:`upsampled_zero_rows` tells which image rows of a
 bilinearly upsampled map are exactly zero when some map rows are zero (HiResCAM's 60.7%).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +29,10 @@ import torch
 from torch import nn
 
 from .config import IMAGE_SIZE
+from .models import WalledLinear, WallError
 
 __all__ = [
+    "WallError",
     "RowSpan",
     "visible_map_rows",
     "input_rows_reaching",
@@ -130,8 +136,6 @@ def visible_map_rows(model: nn.Module) -> np.ndarray:
     """
     if hasattr(model, "visible_map_rows"):
         return np.asarray(model.visible_map_rows(), dtype=int)
-    from .models import WalledLinear  # local import: models imports config only
-
     first = model.classifier[0] if hasattr(model, "classifier") else None
     if first is None or not isinstance(first, nn.Linear):
         raise ValueError(

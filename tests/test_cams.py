@@ -149,10 +149,12 @@ def test_randomcam_equals_the_library_with_the_same_seed(model, images):
         _release(cam)
     got = cams.saliency(model, images[:1], "randomcam", seed=7)
     assert np.abs(got - expected).max() <= 1e-5
-    # and each image's map does not depend on the batching
-    a = cams.compute_cams(model, images, ["randomcam"], batch_size=1)["randomcam"].scaled
-    b = cams.compute_cams(model, images, ["randomcam"], batch_size=2)["randomcam"].scaled
-    np.testing.assert_array_equal(a, b)
+    # and each image's map does not depend on the batching: the random weights are the same,
+    # the activations of a batch of 1 and of 2 differ by rounding only (another kernel order:
+    # 1.5e-6 on an AVX2 machine), so the maps agree to the map tolerance (TESTING.md), 1e-4.
+    a = cams.compute_cams(model, images, ["randomcam"], batch_size=1)["randomcam"]
+    b = cams.compute_cams(model, images, ["randomcam"], batch_size=2)["randomcam"]
+    np.testing.assert_allclose(a.scaled, b.scaled, rtol=0, atol=1e-4)
 
 
 def test_scorecam_skips_flat_channels_and_counts_them(ours):
@@ -166,7 +168,7 @@ def test_raw_maps_are_the_scaled_maps_before_min_max(model, images, ours):
     for key in ("gradcam", "hirescam", "scorecam", "opticam"):
         r = ours[key]
         assert r.low.shape == r.signed.shape == (2, 14, 14)
-        np.testing.assert_array_equal(r.low, np.maximum(r.signed, 0))
+        np.testing.assert_array_equal(r.low, np.maximum(r.signed, 0))  # exact: exact-float
         for i in range(2):
             np.testing.assert_allclose(r.upsampled[i], cv2.resize(r.low[i], (224, 224)), rtol=0, atol=1e-6)
             up = r.upsampled[i]
@@ -197,7 +199,7 @@ def test_the_wall_exactly(model, images, ours):
     image, map rows 5..13 zero); GradCAM is not (mu > 0)."""
     for key in ("hirescam", "layercam", "gradcamelementwise", "fullgrad"):
         mu = metrics.dead_zone_share(ours[key].scaled, model=model)
-        np.testing.assert_array_equal(mu, 0.0)
+        np.testing.assert_array_equal(mu, 0.0)  # exact: wall
         assert (ours[key].scaled.max(axis=(1, 2)) > 0).all()
     for key in ("hirescam", "layercam", "gradcamelementwise"):
         assert (ours[key].signed[:, 5:] == 0).all()
@@ -208,7 +210,7 @@ def test_the_wall_exactly(model, images, ours):
 
 
 def test_shapleycam_is_gradcam_when_the_head_is_piecewise_linear(ours):
-    assert ours["shapleycam"].extras["max_abs_hvp"] == 0.0
+    assert ours["shapleycam"].extras["max_abs_hvp"] == 0.0  # exact: wall
     np.testing.assert_allclose(ours["shapleycam"].scaled, ours["gradcam"].scaled, atol=1e-6)
 
 
@@ -221,7 +223,7 @@ def test_explicit_targets(model, images, ours):
     other = [(int(t) + 1) % 10 for t in top]
     a = cams.saliency(model, images, "hirescam", targets=other)
     b = cams.saliency(model, images, "hirescam", targets=[ClassifierOutputTarget(t) for t in other])
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, b)  # exact: repeat
     assert np.abs(a - ours["hirescam"].scaled).max() > 0.01  # another class, another map
     one = cams.saliency(model, images, "gradcam", targets=3)
     np.testing.assert_allclose(one, cams.saliency(model, images, "gradcam", targets=[3, 3]))
@@ -387,7 +389,7 @@ def test_bad_input(model, images):
 def test_activations_and_gradients_know_the_wall(model, images, ours):
     A, G, targets = cams.activations_and_gradients(model, images)
     assert A.shape == G.shape == (2, 8, 14, 14)
-    np.testing.assert_array_equal(targets, ours["gradcam"].targets)
+    np.testing.assert_array_equal(targets, ours["gradcam"].targets)  # exact: integer
     assert (G[:, :, 5:] == 0).all() and np.abs(G[:, :, :5]).max() > 0  # the wall, exactly
     assert (A[:, :, 5:] > 0).any()  # ... but not in the activations
     # GradCAM from them by hand

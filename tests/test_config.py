@@ -92,3 +92,76 @@ def test_progress_is_silent_during_book_builds(monkeypatch):
     monkeypatch.setenv(config.BUILD_ENV, "1")
     bar = config.progress(range(3))
     assert bar.disable and list(bar) == [0, 1, 2]
+
+
+# --- CAMWALLS_HOME that cannot be written: a clear error, and only when writing -----------------
+
+
+def _regular_file(tmp_path):
+    f = tmp_path / "x" / "file.txt"
+    f.parent.mkdir(parents=True)
+    f.write_text("not a folder")
+    return f
+
+
+def test_home_pointing_at_a_regular_file(monkeypatch, tmp_path):
+    home = _regular_file(tmp_path)
+    monkeypatch.setenv(config.HOME_ENV, str(home))
+    # reading the paths works and creates nothing
+    assert config.cache_dir("authors", create=False) == home / "authors"
+    assert config.results_dir("quick", create=False) == home / "results" / "quick"
+    with pytest.raises(config.CacheDirError, match=(
+            r"Cannot create or write the folder .*file\.txt/checkpoints/quick in the cache "
+            r"\(CAMWALLS_HOME='.*file\.txt'\): .*file\.txt is a regular file, not a folder\. "
+            r"Expected a writable folder.*Point CAMWALLS_HOME at a writable folder")) as info:
+        config.cache_dir("checkpoints", "quick")
+    assert isinstance(info.value, OSError)
+    with pytest.raises(config.CacheDirError, match="CAMWALLS_HOME"):
+        config.results_dir("quick")
+    assert home.is_file()
+
+
+def test_home_below_a_regular_file_is_unwritable_even_for_root(monkeypatch, tmp_path):
+    home = _regular_file(tmp_path) / "sub"
+    monkeypatch.setenv(config.HOME_ENV, str(home))
+    with pytest.raises(config.CacheDirError, match=r"CAMWALLS_HOME='.*file\.txt/sub'.*file\.txt is a regular file"):
+        config.cache_dir("data")
+    assert config.cache_dir("data", create=False) == home / "data"
+
+
+def test_home_folder_without_write_permission(monkeypatch, tmp_path):
+    """Tests run as root, for whom chmod does not bite: the probe file's creation is faked to fail
+    as on a read-only folder."""
+    from helpers import cli
+
+    home = tmp_path / "readonly"
+    home.mkdir()
+    monkeypatch.setenv(config.HOME_ENV, str(home))
+
+    def refuse(*_a, **_k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "mkstemp", refuse)
+    with pytest.raises(config.CacheDirError,
+                       match=r"readonly/results/quick in the cache .*: writing in it fails with PermissionError: "
+                             r"Permission denied.*Point CAMWALLS_HOME at a writable folder"):
+        config.ensure_dir(config.results_dir("quick", create=False))
+    # a folder that exists stays usable for reading: cache_dir only makes sure it exists
+    assert config.results_dir("quick").is_dir()
+
+
+def test_unset_home_is_named_in_the_message(monkeypatch, tmp_path):
+    monkeypatch.delenv(config.HOME_ENV, raising=False)
+    fake_home = _regular_file(tmp_path)
+    monkeypatch.setattr(config, "DEFAULT_HOME", fake_home)
+    with pytest.raises(config.CacheDirError, match=r"CAMWALLS_HOME is not set, so the default .*file\.txt is used"):
+        config.cache_dir("checkpoints")
+
+
+def test_ensure_dir_outside_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv(config.HOME_ENV, str(tmp_path / "home"))
+    target = _regular_file(tmp_path) / "out"
+    with pytest.raises(config.CacheDirError, match=r"folder .*file\.txt/out: .*regular file.*Choose a writable folder") as info:
+        config.ensure_dir(target)
+    assert "CAMWALLS_HOME" not in str(info.value)
+    assert config.ensure_dir(tmp_path / "a" / "b").is_dir()

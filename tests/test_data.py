@@ -30,7 +30,7 @@ def test_normalize_matches_torchvision_and_round_trips():
     assert torch.allclose(D.denormalize(D.normalize(x)), x, atol=1e-6)
     assert torch.allclose(D.denormalize(D.normalize(x[0])), x[0], atol=1e-6)
     # values outside [0, 1] are clipped for display
-    assert float(D.denormalize(torch.full((3, 2, 2), 100.0)).max()) == 1.0
+    assert float(D.denormalize(torch.full((3, 2, 2), 100.0)).max()) == 1.0  # exact: exact-float
 
 
 def test_normalize_rejects_wrong_shapes():
@@ -83,8 +83,8 @@ def test_synthetic_batch_is_a_function_of_the_seed():
     a = D.synthetic_batch(6, 123)
     b = D.synthetic_batch(6, 123)
     c = D.synthetic_batch(6, 124)
-    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
-    assert not torch.equal(a.images, c.images)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)  # exact: repeat
+    assert not torch.equal(a.images, c.images)  # exact: repeat
     assert a.images.shape == (6, 3, 224, 224) and a.images.dtype == torch.float32
     assert a.labels.dtype == torch.long and int(a.labels.max()) < 10
     # normalized: back in [0, 1] after denormalize, and not already in [0, 1]
@@ -124,8 +124,8 @@ def test_synthetic_stream_resumes_identically():
     assert len(s) == 2
     full = list(s.epoch(1))
     tail = list(s.epoch(1, start_step=1))
-    assert torch.equal(full[1][0], tail[0][0])
-    assert not torch.equal(full[0][0], list(s.epoch(2))[0][0])
+    assert torch.equal(full[1][0], tail[0][0])  # exact: repeat
+    assert not torch.equal(full[0][0], list(s.epoch(2))[0][0])  # exact: repeat
 
 
 def test_synthetic_bad_input():
@@ -171,9 +171,9 @@ def test_stack_mix_synthetic():
     s = D.stack_mix("quick", n=6, seed=1)
     assert s.name == "STACK-MIX" and s.profile == "quick" and len(s) == 6
     assert s.images.shape == (6, 3, 224, 224)
-    assert torch.equal(s.labels, s.bottom_labels)
+    assert torch.equal(s.labels, s.bottom_labels)  # exact: integer
     assert s.class_names == D.SYNTHETIC_CLASSES
-    assert torch.equal(D.stack_mix("quick", n=6, seed=1).images, s.images)
+    assert torch.equal(D.stack_mix("quick", n=6, seed=1).images, s.images)  # exact: repeat
     c = D.stack_mix("quick", n=6, seed=1, variant="conflict")
     assert c.name == "STACK-MIX (conflict)" and bool(torch.all(c.labels != c.bottom_labels))
     with pytest.raises(ValueError, match="variant"):
@@ -187,7 +187,7 @@ def test_stack_mix_default_size_is_the_profiles():
 def test_stack_gen_standin():
     s = D.stack_gen("quick", n=8, seed=2)
     assert s.is_stand_in and s.name == "STACK-GEN (stand-in)"
-    assert torch.equal(s.labels, s.bottom_labels)
+    assert torch.equal(s.labels, s.bottom_labels)  # exact: integer
     top, bottom = s.meta["top_boxes"], s.meta["bottom_boxes"]
     assert bool(torch.all(top[:, 1] <= 151))  # upper instance entirely above the wall
     assert bool(torch.all((bottom[:, 0] >= 149) & (bottom[:, 0] <= 201)))  # lower one at the wall or below
@@ -303,27 +303,65 @@ def test_imagenette_from_a_fake_archive(tmp_path):
         D.imagenette("val", size="320px", root=root, download=False)
 
 
-def test_authors_release_with_a_fake_download(tmp_path, monkeypatch):
+# --- the authors' release, faked small: narrow rVGG checkpoints in their flat layout and a few
+# images per stack folder (the count is lowered to FAKE_STACK_IMAGES for speed) ---------------
+
+FAKE_STACK_IMAGES = 4
+
+
+@pytest.fixture(scope="module")
+def authors_states():
+    """Narrow (width 1/32) walled and baseline rVGG state dicts in the authors' flat layout."""
+    from helpers.models import rvgg, rvgg_to_authors_state_dict
+
+    torch.manual_seed(0)
+    return {True: rvgg_to_authors_state_dict(rvgg(10, width=1 / 32).state_dict()),
+            False: rvgg_to_authors_state_dict(rvgg(10, width=1 / 32, wall_rows=0).state_dict())}
+
+
+@pytest.fixture
+def small_release(monkeypatch, tmp_path):
+    """CAMWALLS_HOME in tmp_path and a stack count of FAKE_STACK_IMAGES."""
     monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(D, "AUTHORS_STACK_IMAGES", FAKE_STACK_IMAGES)
+    return tmp_path
+
+
+def _write_release(root: Path, states, stackmix_size=(224, 224), n=FAKE_STACK_IMAGES) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for walled, name in D.AUTHORS_CHECKPOINTS.items():
+        torch.save(states[walled], root / name)
+    for i in range(n):
+        _save(root / "stackmix" / f"{i:03d}.png", fmt="PNG", size=stackmix_size, colour=(10 * i, 0, 0))
+        _save(root / "stackgen" / f"{i:03d}.jpg", size=(300 + i, 260), colour=(0, 10 * i, 0))
+    return root
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_authors_release_with_a_fake_download(small_release, authors_states):
+    tmp_path = small_release
 
     def fake(folder_id, dest):
         assert folder_id == D.AUTHORS_DRIVE_FOLDER
-        sub = dest / "cam-release"  # gdown may put the content in a sub-folder
-        for name in D.AUTHORS_CHECKPOINTS.values():
-            sub.mkdir(parents=True, exist_ok=True)
-            torch.save({"0.weight": torch.zeros(1)}, sub / name)
-        for folder in D.AUTHORS_FOLDERS:
-            _save(sub / folder / "x.png", fmt="PNG")
+        _write_release(dest / "cam-release", authors_states)  # gdown may put the content in a sub-folder
 
     with pytest.raises(D.MissingDataError, match="params_vgg16_masked.pt"):
         D.authors_checkpoint(walled=True)
+    assert not D.authors_dir().exists()  # looking did not create anything
     dest = D.download_authors_release(downloader=fake)
-    assert (dest / "params_vgg16_masked.pt").is_file() and (dest / "stackgen" / "x.png").is_file()
+    assert (dest / "params_vgg16_masked.pt").is_file() and (dest / "stackgen" / "000.jpg").is_file()
     record = json.loads((dest / D.CHECKSUMS_FILE).read_text())
-    assert set(record) >= {"params_vgg16_masked.pt", "params_vgg16_baseline.pt", "stackgen/x.png"}
+    assert set(record) >= {"params_vgg16_masked.pt", "params_vgg16_baseline.pt", "stackgen/000.jpg",
+                           "stackmix/003.png"}
     assert D.authors_checkpoint(walled=False).name == "params_vgg16_baseline.pt"
+    model = D.load_authors_model(walled=True)
+    assert model.wall_rows == 9 and model.num_classes == 10
     torch.save({"0.weight": torch.ones(1)}, dest / "params_vgg16_masked.pt")  # replaced file
-    with pytest.raises(ValueError, match="SHA-256 mismatch"):
+    with pytest.raises(ValueError, match=r"SHA-256 mismatch(.|\n)*fails the content check"):
         D.authors_checkpoint(walled=True)
 
     def offline(folder_id, dest):
@@ -331,6 +369,186 @@ def test_authors_release_with_a_fake_download(tmp_path, monkeypatch):
 
     with pytest.raises(D.MissingDataError, match="drive.google.com"):
         D.download_authors_release(tmp_path / "elsewhere", downloader=offline)
+
+
+def test_a_truncated_checkpoint_is_refused_not_recorded(small_release, authors_states):
+    """The old bug: the truncated first download was recorded, then the good copy blamed."""
+    tmp_path = small_release
+
+    def truncated(folder_id, dest):
+        _write_release(dest, authors_states)
+        _truncate(dest / "params_vgg16_masked.pt")
+
+    dest = tmp_path / "release"
+    with pytest.raises(D.AuthorsReleaseError, match=r"params_vgg16_masked\.pt(.|\n)*Delete it and download it again"):
+        D.download_authors_release(dest, downloader=truncated)
+    record = json.loads((dest / D.CHECKSUMS_FILE).read_text()) if (dest / D.CHECKSUMS_FILE).exists() else {}
+    assert "params_vgg16_masked.pt" not in record
+    # as told: delete it and download again; the good copy is checked and recorded
+    (dest / "params_vgg16_masked.pt").unlink()
+    D.download_authors_release(dest, downloader=lambda folder_id, d: _write_release(d, authors_states))
+    record = json.loads((dest / D.CHECKSUMS_FILE).read_text())
+    assert record["params_vgg16_masked.pt"] == D.sha256_file(dest / "params_vgg16_masked.pt")
+
+
+def test_a_checkpoint_copied_by_hand_is_checked_before_it_is_recorded(small_release, authors_states):
+    folder = D.authors_dir()
+    folder.mkdir(parents=True)
+    torch.save(authors_states[True], folder / "params_vgg16_masked.pt")
+    _truncate(folder / "params_vgg16_masked.pt")
+    with pytest.raises(D.AuthorsReleaseError, match=r"Cannot read the checkpoint(.|\n)*download_authors_release"):
+        D.authors_checkpoint(walled=True)
+    assert not (folder / D.CHECKSUMS_FILE).exists()
+    # the two checkpoints swapped: each fails its wall check, nothing is recorded
+    torch.save(authors_states[True], folder / "params_vgg16_baseline.pt")
+    torch.save(authors_states[False], folder / "params_vgg16_masked.pt")
+    with pytest.raises(D.AuthorsReleaseError, match=r"params_vgg16_baseline\.pt was asked for as the baseline(.|\n)*exactly zero(.|\n)*walled=True"):
+        D.authors_checkpoint(walled=False)
+    with pytest.raises(D.AuthorsReleaseError, match=r"walled checkpoint(.|\n)*under the wall(.|\n)*Delete it"):
+        D.authors_checkpoint(walled=True)
+    assert not (folder / D.CHECKSUMS_FILE).exists()
+
+
+def test_a_mismatch_says_whether_the_present_file_is_sound(small_release, authors_states):
+    """A digest recorded by an older version from a broken copy: the good copy is not blamed blindly."""
+    dest = _write_release(small_release / "release", authors_states)
+    (dest / D.CHECKSUMS_FILE).write_text(json.dumps({"params_vgg16_masked.pt": "0" * 64}))
+    with pytest.raises(ValueError, match=r"SHA-256 mismatch(.|\n)*passes the content check(.|\n)*delete the entry"):
+        D.download_authors_release(dest)
+
+
+def test_a_stack_folder_without_images_is_missing(small_release, authors_states):
+    dest = _write_release(small_release / "release", authors_states)
+    for p in (dest / "stackmix").iterdir():
+        p.unlink()
+    (dest / "stackmix" / "notes.txt").write_text("no image here")
+    calls = []
+
+    def offline(folder_id, d):
+        calls.append(folder_id)
+        raise OSError("no network")
+
+    with pytest.raises(D.MissingDataError, match=r"Missing: stackmix/"):
+        D.download_authors_release(dest, downloader=offline)
+    assert calls  # an image-less folder is not a complete release: a download was attempted
+
+
+@pytest.mark.parametrize("problem, match", [
+    ("few", r"stackmix holds 3 image file\(s\); expected 4 images"),
+    ("size", r"000\.png of the authors' STACK-MIX set is 200x180; expected 224x224"),
+    ("corrupt", r"001\.png of the authors' STACK-MIX set cannot be decoded"),
+])
+def test_stack_folders_are_checked_before_they_are_recorded(small_release, authors_states, problem, match):
+    dest = small_release / "release"
+    if problem == "size":
+        _write_release(dest, authors_states, stackmix_size=(200, 180))
+    else:
+        _write_release(dest, authors_states)
+    if problem == "few":
+        (dest / "stackmix" / "003.png").unlink()
+    if problem == "corrupt":
+        _truncate(dest / "stackmix" / "001.png")
+    with pytest.raises(D.AuthorsReleaseError, match=match) as info:
+        D.download_authors_release(dest, downloader=lambda *a: None)
+    assert "download it again" in str(info.value)
+    record = json.loads((dest / D.CHECKSUMS_FILE).read_text())
+    assert "params_vgg16_masked.pt" in record  # what validated is kept
+    assert not any(k.startswith("stackmix/") for k in record)
+
+
+def test_the_paper_has_100_images_per_stack_set():
+    assert D.AUTHORS_STACK_IMAGES == 100 == get_profile("full").eval.stack_images
+
+
+def test_verify_or_record_records_only_what_validates(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+
+    def bad(p):
+        raise ValueError(f"{p.name} is broken")
+
+    with pytest.raises(ValueError, match="f.bin is broken"):
+        D.verify_or_record(path, validate=bad)
+    assert not (tmp_path / D.CHECKSUMS_FILE).exists()
+    seen = []
+    digest = D.verify_or_record(path, validate=seen.append)
+    assert seen == [path] and json.loads((tmp_path / D.CHECKSUMS_FILE).read_text()) == {"f.bin": digest}
+    D.verify_or_record(path, validate=seen.append)  # recorded: not validated again
+    assert seen == [path]
+
+
+def test_the_authors_stack_mix_is_read_as_is(small_release, monkeypatch):
+    """The authors' STACK-MIX files are 224x224 stacks: read without resizing, the wall stays at
+    row 170 (a resize to 256 and a centre crop would move it)."""
+    folder = D.authors_dir() / "stackmix"
+    for i in range(3):
+        img = np.zeros((224, 224, 3), dtype=np.uint8)
+        img[:170, :, 0] = 255  # red above the wall, blue below
+        img[170:, :, 2] = 255
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    prof = get_profile("full").replace(data=DataSettings(source="imagefolder", num_classes=2, train_images=0,
+                                                         val_images=0, root=str(small_release / "nowhere")))
+    s = D.stack_mix(prof, n=3)
+    raw = D.denormalize(s.images)
+    assert "authors" in s.meta["source"] and s.images.shape == (3, 3, 224, 224)
+    assert bool(torch.all(raw[:, 0, :170] > 0.99)) and bool(torch.all(raw[:, 2, 170:] > 0.99))
+    assert bool(torch.all(raw[:, 0, 170:] < 0.01))
+    with pytest.raises(ValueError, match=r"holds 3 image file\(s\); expected at least 5(.|\n)*download_authors_release"):
+        D.stack_mix(prof, n=5)
+    Image.new("RGB", (256, 256)).save(folder / "3.png")
+    with pytest.raises(ValueError, match=r"3\.png of the authors' STACK-MIX set is 256x256; expected 224x224"):
+        D.stack_mix(prof, n=4)
+
+
+# --- CAMWALLS_HOME that cannot be written ----------------------------------------------------
+
+
+def _unusable_home(kind: str, tmp_path: Path) -> Path:
+    """A regular file ("file"), or a path below a regular file ("below-file": nothing can be
+    created there, even by root)."""
+    f = tmp_path / "x" / "file.txt"
+    f.parent.mkdir(parents=True)
+    f.write_text("not a folder")
+    return f if kind == "file" else f / "sub"
+
+
+@pytest.mark.parametrize("kind", ["file", "below-file"])
+def test_pure_compute_works_when_home_is_unusable(kind, tmp_path, monkeypatch):
+    from helpers.config import CacheDirError
+
+    home = _unusable_home(kind, tmp_path)
+    monkeypatch.setenv("CAMWALLS_HOME", str(home))
+    s = D.stack_mix("quick", n=2, seed=0)
+    assert s.images.shape == (2, 3, 224, 224)
+    assert D.stack_gen("quick", n=2, seed=0).is_stand_in
+    x, _, _, _ = D.training_examples("quick", n=1)
+    assert x.shape == (1, 3, 224, 224)
+    assert D.authors_dir() == home / "authors"
+    with pytest.raises(D.MissingDataError, match="params_vgg16_masked.pt"):
+        D.authors_checkpoint(walled=True)
+    # writing fails fast, before any download, naming CAMWALLS_HOME, its value and the remedy
+    calls = []
+    with pytest.raises(CacheDirError, match=r"CAMWALLS_HOME='[^']*file\.txt(/sub)?'(.|\n)*file\.txt is a "
+                                            r"regular file(.|\n)*Point CAMWALLS_HOME at a writable folder"):
+        D.download_authors_release(downloader=lambda *a: calls.append(a))
+    assert calls == []
+    with pytest.raises(CacheDirError, match="CAMWALLS_HOME"):
+        D.imagenette("val", size="160px", downloader=lambda url, dest: calls.append(url))
+    assert calls == []
+    assert home.is_file() if kind == "file" else not home.exists()
+
+
+def test_real_stacks_fall_back_when_home_is_a_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMWALLS_HOME", str(_unusable_home("file", tmp_path)))
+    root = tmp_path / "imagenet"
+    for c, colour in (("a", (250, 0, 0)), ("b", (0, 0, 250))):
+        for i in range(2):
+            _save(root / "val" / c / f"{i}.png", fmt="PNG", colour=colour)
+    prof = get_profile("full").replace(data=DataSettings(source="imagefolder", num_classes=2, train_images=0,
+                                                         val_images=0, root=str(root)))
+    assert D.stack_mix(prof, n=2, seed=0).images.shape == (2, 3, 224, 224)
+    assert D.stack_gen(prof, n=2, seed=0).is_stand_in
 
 
 def test_real_stacks_from_an_image_folder(tmp_path):
@@ -342,7 +560,7 @@ def test_real_stacks_from_an_image_folder(tmp_path):
     prof = get_profile("full").replace(data=DataSettings(source="imagefolder", num_classes=2, train_images=0,
                                                          val_images=0, root=str(root)))
     s = D.stack_mix(prof, n=4, seed=0)
-    assert s.images.shape == (4, 3, 224, 224) and torch.equal(s.labels, s.bottom_labels)
+    assert s.images.shape == (4, 3, 224, 224) and torch.equal(s.labels, s.bottom_labels)  # exact: integer
     raw = D.denormalize(s.images)
     for i in range(4):  # every row, top and bottom, has the colour of the image's class
         red = float(raw[i, 0].mean()) > 0.5

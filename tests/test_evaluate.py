@@ -60,7 +60,7 @@ def test_the_walls_bar(results):
     """HiResCAM and LayerCAM: mu = 0 on every image of the walled model; GradCAM: mu > 0."""
     for method in ("hirescam", "layercam"):
         for r in E.find_rows(results["rows"], method, "walled"):
-            assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0 and r["mu_zero_share"] == 1.0
+            assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0 and r["mu_zero_share"] == 1.0  # exact: wall
             assert r["zero_row_fraction"] >= 136 / 224
     for r in E.find_rows(results["rows"], "gradcam", "walled"):
         assert r["mu_mean"] > 0
@@ -133,6 +133,7 @@ def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path,
     from helpers import data as D
 
     folder = D.authors_dir()
+    folder.mkdir(parents=True, exist_ok=True)  # authors_dir() is only a path
     for walled, name in D.AUTHORS_CHECKPOINTS.items():
         state = models["walled" if walled else "baseline"].state_dict()
         torch.save(rvgg_to_authors_state_dict(state), folder / name)
@@ -151,16 +152,178 @@ def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path,
         assert theirs["models"][name]["fingerprint"] == results["models"][name]["fingerprint"]
 
 
-def test_command_line(profile, models, sets, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(E, "_default_models", lambda prof, src, dev: (dict(models), {}))
+@pytest.fixture
+def command(profile, models, sets, tmp_path, monkeypatch):
+    """The command line on the tiny models and sets, with its cache in ``tmp_path / "home"``;
+    returns a dict counting the computations (``"runs"``)."""
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CAMWALLS_BOOK_BUILD", "1")  # no progress bar on stderr
+    counter = {"runs": 0}
+
+    def fake_models(prof, src, dev):
+        counter["runs"] += 1
+        return dict(models), {}
+
+    monkeypatch.setattr(E, "_default_models", fake_models)
     monkeypatch.setattr(E, "_default_sets", lambda prof, n: dict(sets))
     monkeypatch.setattr(E, "get_profile", lambda name=None: profile)
-    code = E.main(["--methods", "gradcam,HiResCAM", "--out", str(tmp_path)])
+    return counter
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_command_line(command, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code = E.main(["--methods", "gradcam,HiResCAM", "--out", str(out_dir)])
     out = capsys.readouterr().out
-    assert code == 0
-    assert "HiResCAM" in out and "table1.csv" in out and (tmp_path / "table1.json").is_file()
-    code = E.main(["--methods", "nosuchcam", "--out", str(tmp_path)])
-    assert code == 2 and "Unknown CAM method" in capsys.readouterr().err
+    assert code == 0 and command["runs"] == 1
+    assert "HiResCAM" in out and "table1.csv" in out and (out_dir / "table1.json").is_file()
+    # the cache got them first: a second run loads them
+    cache = E.results_paths("quick")["json"]
+    assert cache.is_file() and json.loads(cache.read_text())["rows"] == json.loads(
+        (out_dir / "table1.json").read_text())["rows"]
+    assert E.main(["--methods", "gradcam,HiResCAM"]) == 0 and command["runs"] == 1
+    code = E.main(["--methods", "nosuchcam", "--out", str(out_dir)])
+    assert code == 2 and "Unknown CAM method" in _one_error_line(capsys.readouterr().err)
+
+
+def test_command_line_out_that_cannot_be_written_fails_before_computing(command, tmp_path, capsys):
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("a file where a folder should be")
+    code = E.main(["--methods", "gradcam", "--out", str(blocker / "out")])
+    line = _one_error_line(capsys.readouterr().err)
+    assert code == 2 and command["runs"] == 0
+    assert f"--out {blocker / 'out'} cannot be used" in line and f"{blocker} is a file, not a folder" in line
+    assert "Pass --out a folder you can write to" in line
+    assert not (tmp_path / "home").exists()  # nothing was created either
+
+
+def test_command_line_keeps_the_results_when_writing_out_fails(command, tmp_path, capsys, monkeypatch):
+    """A disk full while writing --out: the results are in the cache, written first, and the
+    error says so; the next run loads them from there instead of computing them again."""
+    import errno
+
+    out_dir = tmp_path / "out"
+    real_write = E._write
+
+    def full_disk_in_out(results, grids, paths):
+        if paths["json"].parent == out_dir:
+            raise OSError(errno.ENOSPC, "No space left on device", str(paths["maps"]))
+        return real_write(results, grids, paths)
+
+    monkeypatch.setattr(E, "_write", full_disk_in_out)
+    code = E.main(["--methods", "gradcam", "--out", str(out_dir)])
+    line = _one_error_line(capsys.readouterr().err)
+    cache = E.results_paths("quick")
+    assert code == 2 and command["runs"] == 1
+    assert f"Cannot write the results to --out {out_dir}" in line and "No space left on device" in line
+    assert f"Nothing is lost: they are in {cache['json'].parent}" in line
+    kept = json.loads(cache["json"].read_text())
+    assert kept["methods"] == ["gradcam"] and len(kept["rows"]) == 4 and cache["maps"].is_file()
+    monkeypatch.setattr(E, "_write", real_write)
+    assert E.main(["--methods", "gradcam", "--out", str(out_dir)]) == 0
+    assert command["runs"] == 1  # loaded from the cache, not computed again
+    assert json.loads((out_dir / "table1.json").read_text())["rows"] == kept["rows"]
+
+
+def test_command_line_with_a_cache_that_cannot_be_written(command, tmp_path, capsys):
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("x")
+    import os
+
+    os.environ["CAMWALLS_HOME"] = str(blocker / "home")  # the fixture's monkeypatch restores it
+    code = E.main(["--methods", "gradcam"])
+    line = _one_error_line(capsys.readouterr().err)
+    assert code == 2 and command["runs"] == 0
+    assert f"The results folder {blocker / 'home' / 'results' / 'quick'}" in line
+    assert "Set CAMWALLS_HOME to a writable folder, or pass --out FOLDER" in line
+    # with --out, the results go there (and a note says the cache was skipped)
+    assert E.main(["--methods", "gradcam", "--out", str(tmp_path / "out")]) == 0 and command["runs"] == 1
+    assert (tmp_path / "out" / "table1.json").is_file()
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_reading_current_results_creates_and_writes_nothing(command, tmp_path, capsys, monkeypatch):
+    """A cache that can be read but not written (a read-only mount) still serves its results."""
+    from pathlib import Path
+
+    assert E.main(["--methods", "gradcam"]) == 0 and command["runs"] == 1
+    capsys.readouterr()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Read-only file system")
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    monkeypatch.setattr(Path, "write_text", read_only)
+    monkeypatch.setattr(E, "_write", read_only)
+    assert E.main(["--methods", "gradcam"]) == 0 and command["runs"] == 1
+    assert "GradCAM" in capsys.readouterr().out
+
+
+def test_evaluate_checks_its_folder_before_any_work(profile, models, sets, tmp_path, monkeypatch):
+    from helpers.cli import NotWritableError
+
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("x")
+    monkeypatch.setattr(cams, "compute_cams", lambda *a, **k: pytest.fail("computed before the check"))
+    with pytest.raises(NotWritableError, match="is a file, not a folder") as info:
+        E.evaluate(profile, methods=["gradcam"], models=models, sets=sets, folder=blocker / "r",
+                   show_progress=False)
+    assert isinstance(info.value, OSError) and "write=False" in str(info.value)
+
+
+def test_evaluate_keeps_a_copy_when_the_write_fails(profile, models, sets, tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    target = tmp_path / "results"
+    real_write = E._write
+
+    def full_disk_in_target(results, grids, paths):
+        if paths["json"].parent == target:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(results, grids, paths)
+
+    monkeypatch.setattr(E, "_write", full_disk_in_target)
+    with pytest.raises(E.ResultsWriteError) as info:
+        E.evaluate(profile, methods=["gradcam"], models=models, sets=sets, folder=target, show_progress=False)
+    err = info.value
+    try:
+        assert err.kept_in is not None and str(err.kept_in) in str(err) and str(target) in str(err)
+        assert "No space left on device" in str(err) and "Nothing is lost" in str(err)
+        kept = json.loads((err.kept_in / "table1.json").read_text())
+        assert json.dumps(kept["rows"]) == json.dumps(err.results["rows"]) and len(kept["rows"]) == 4  # NaN top1
+        assert set(E.load_maps(folder=err.kept_in)) == set(err.results["_maps"])
+        # what the message says to do works: the copy is the evaluation
+        assert E.save_results(err.results, tmp_path / "later")["json"].is_file()
+    finally:
+        if err.kept_in is not None:
+            shutil.rmtree(err.kept_in)
+
+
+def test_a_failed_write_leaves_the_previous_results_whole(results, tmp_path):
+    folder = tmp_path / "r"
+    paths = E.save_results(results, folder)
+    before = {k: p.read_bytes() for k, p in paths.items()}
+    broken = dict(results, rows=results["rows"][:1] + [{"profile": "x"}])  # a row without its columns
+    with pytest.raises(KeyError):
+        E._write(broken, results["_maps"], paths)
+    assert {k: p.read_bytes() for k, p in paths.items()} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["maps.npz", "table1.csv", "table1.json"]
+
+
+def test_results_paths_and_loading_create_no_folder(tmp_path, monkeypatch):
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("x")
+    monkeypatch.setenv("CAMWALLS_HOME", str(blocker / "home"))
+    paths = E.results_paths("quick")
+    assert paths["json"] == blocker / "home" / "results" / "quick" / "table1.json"
+    assert E.load_results("quick") is None and E.load_maps("quick") == {}
+    assert E._authors_available() is False
 
 
 def test_bad_input(profile, models, sets, tmp_path):

@@ -41,7 +41,7 @@ def images():
 @pytest.mark.parametrize("wall_rows, expected_rows", [(9, 170), (0, 224), (7, 202), (13, 106)])
 def test_input_rows_follow_the_receptive_field(wall_rows, expected_rows):
     # the map row r = 13 - wall_rows is the last one read; a conv5_3 unit's receptive field
-    # reaches input row 16 r + 7.5 + 98 (stride 16, size 196, FACTS.md), so the first input row
+    # reaches input row 16 r + 7.5 + 98 (stride 16, size 196, book/paper.md), so the first input row
     # the logits never see is 16 r + 106, capped at 224: 170 for the paper's 9 hidden rows
     m = rvgg(10, width=1 / 32, wall_rows=wall_rows).eval()
     fast = VisibleRowsForward(m, (224, 224))
@@ -126,7 +126,7 @@ def test_scorecam_maps_are_the_same_with_and_without_the_wall_rows(model, images
     fast = cams.compute_cams(model, images, ["scorecam"], options={"scorecam": {"visible_rows": True}}, **kw)
     slow = cams.compute_cams(model, images, ["scorecam"], options={"scorecam": {"visible_rows": False}}, **kw)
     assert fast["scorecam"].extras["rows_share"] == 176 / 224
-    assert slow["scorecam"].extras["rows_share"] == 1.0
+    assert slow["scorecam"].extras["rows_share"] == 1.0  # exact: integer
     f, s = fast["scorecam"].extras, slow["scorecam"].extras
     assert f["forward_images"] + f["unread_masks"] == s["forward_images"]
     assert np.abs(fast["scorecam"].scaled - slow["scorecam"].scaled).max() <= 1e-5

@@ -22,7 +22,7 @@ def test_uniform_map_scores_sqrt_54_over_224():
 def test_hand_computed_maps():
     top = np.zeros((224, 224))
     top[:170] = 1.0
-    assert metrics.dead_zone_share(top) == 0.0
+    assert metrics.dead_zone_share(top) == 0.0  # exact: exact-float
     bottom = np.zeros((224, 224))
     bottom[170:] = 5.0
     assert metrics.dead_zone_share(bottom) == pytest.approx(1.0)
@@ -39,8 +39,8 @@ def test_hand_computed_maps():
 def test_all_zero_map_has_mu_zero_and_is_flagged():
     maps = np.zeros((2, 224, 224))
     maps[1, 0, 0] = 1.0
-    np.testing.assert_array_equal(metrics.dead_zone_share(maps), [0.0, 0.0])
-    np.testing.assert_array_equal(metrics.all_zero(maps), [True, False])
+    np.testing.assert_array_equal(metrics.dead_zone_share(maps), [0.0, 0.0])  # exact: exact-float
+    np.testing.assert_array_equal(metrics.all_zero(maps), [True, False])  # exact: integer
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +79,14 @@ def test_zero_fraction_and_zero_rows_of_hirescam_like_map():
     assert metrics.first_zero_row(up) == zero_rows[0] == 88
     assert metrics.zero_row_fraction(up) == pytest.approx(136 / 224)
     assert metrics.zero_fraction(up) == pytest.approx(136 / 224)  # the rows above are positive
-    assert metrics.dead_zone_share(up) == 0.0
+    assert metrics.dead_zone_share(up) == 0.0  # exact: wall
 
 
 def test_first_zero_row_edge_cases():
     m = np.ones((3, 10, 4))
     m[1, 6:] = 0
     m[2] = 0
-    np.testing.assert_array_equal(metrics.first_zero_row(m), [10, 6, 0])
+    np.testing.assert_array_equal(metrics.first_zero_row(m), [10, 6, 0])  # exact: integer
     assert metrics.zero_fraction(np.array([[0.0, 1.0], [0.0, 0.0]])) == 0.75
 
 

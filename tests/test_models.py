@@ -24,6 +24,7 @@ from helpers.models import (
     rvgg_to_authors_state_dict,
     theory_cnn,
     wall_mask,
+    wall_weights_zero,
 )
 
 TINY = 1 / 32
@@ -71,9 +72,9 @@ def test_wall_is_structural_under_training_and_loading():
         opt.zero_grad()
         model(x).logsumexp(1).sum().backward()
         # The gradient reaching hidden weights is exactly zero (they are never read).
-        assert first.weight.grad[:, hidden].abs().max() == 0
+        assert first.weight.grad[:, hidden].abs().max() == 0  # exact: wall
         opt.step()
-    assert first.effective_weight[:, hidden].abs().max() == 0
+    assert first.effective_weight[:, hidden].abs().max() == 0  # exact: wall
     # Even if someone writes into the stored weights, the forward pass does not read them.
     with torch.no_grad():
         first.weight[:, hidden] = 123.0
@@ -81,7 +82,7 @@ def test_wall_is_structural_under_training_and_loading():
     y1 = model(x)
     with torch.no_grad():
         first.weight[:, hidden] = float("nan")
-    assert torch.isfinite(y1).all() and torch.equal(y1, model(x))
+    assert torch.isfinite(y1).all() and torch.equal(y1, model(x))  # exact: repeat
 
 
 def test_loading_an_open_wall_is_refused_or_repaired():
@@ -89,13 +90,13 @@ def test_loading_an_open_wall_is_refused_or_repaired():
     model = rvgg(num_classes=5, width=TINY)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state["classifier.0.weight"][:, -1] = 1.0  # last feature is in row 13: under the wall
-    with pytest.raises(RuntimeError, match="under the wall"):
+    with pytest.raises(ValueError, match="under the wall"):  # helpers.models.WallError
         rvgg(num_classes=5, width=TINY).load_state_dict(state)
     fixed = rvgg(num_classes=5, width=TINY, on_open_wall="repair")
     with pytest.warns(UserWarning, match="zeroing"):
         fixed.load_state_dict(state)
     first = fixed.classifier[0]
-    assert first.weight[:, first.mask == 0].abs().max() == 0
+    assert first.weight[:, first.mask == 0].abs().max() == 0  # exact: wall
     # a state dict of another shape gives the usual clear size-mismatch error
     other = rvgg(num_classes=6, width=TINY).state_dict()
     with pytest.raises(RuntimeError, match="size mismatch"):
@@ -180,7 +181,7 @@ def test_authors_layout_gives_identical_outputs(authors_pair, tmp_path):
 def test_authors_open_wall_refused_then_repaired(authors_pair):
     state = {k: v.clone() for k, v in authors_pair.state_dict().items()}
     state["31.0.weight"].view(512, 32, 14, 14)[0, 0, 13, 0] = 0.5
-    with pytest.raises(RuntimeError, match="under the wall"):
+    with pytest.raises(ValueError, match="under the wall"):  # helpers.models.WallError
         load_authors_weights(state, walled=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -203,10 +204,58 @@ def test_authors_layout_errors(tmp_path):
         load_authors_weights(small)
 
 
+def test_a_truncated_authors_checkpoint_says_to_download_it_again(tmp_path):
+    from helpers.config import CheckpointError
+
+    path = tmp_path / "params_vgg16_masked.pt"
+    torch.save(rvgg_to_authors_state_dict(rvgg(10, width=TINY).state_dict()), path)
+    assert load_authors_weights(path, walled=True).num_classes == 10  # the whole file loads
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=(
+            r"Cannot read the checkpoint .*params_vgg16_masked\.pt \(.* bytes\).*truncated, corrupt.*"
+            r"Delete it and download it again: helpers\.data\.download_authors_release\(\).*"
+            r"drive\.google\.com/drive/folders/")) as info:
+        load_authors_weights(path, walled=True)
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_walled_checkpoint_loaded_as_baseline_is_refused(tmp_path):
+    torch.manual_seed(4)
+    walled_state = rvgg_to_authors_state_dict(rvgg(10, width=TINY).state_dict())
+    with pytest.raises(ValueError, match=(
+            r"given state dict was asked for as the baseline \(walled=False\).*lower 9 rows of the "
+            r"14x14 map is exactly zero: it is the walled model.*Load it with walled=True")):
+        load_authors_weights(walled_state, walled=False)
+    path = tmp_path / "params_vgg16_baseline.pt"
+    torch.save(walled_state, path)
+    with pytest.raises(ValueError, match=r"params_vgg16_baseline\.pt was asked for as the baseline.*swapped"):
+        load_authors_weights(path, walled=False)
+    assert load_authors_weights(path, walled=True).wall_rows == 9  # as the walled model: fine
+    # a real baseline (weights under the wall non-zero) loads as the baseline
+    base_state = rvgg_to_authors_state_dict(rvgg(10, width=TINY, wall_rows=0).state_dict())
+    assert load_authors_weights(base_state, walled=False).wall_rows == 0
+
+
+def test_wall_weights_zero_by_hand():
+    w = torch.randn(6, 2 * 14 * 14)
+    w.view(6, 2, 14, 14)[:, :, 5:, :] = 0
+    assert wall_weights_zero(w) and wall_weights_zero(w, chunk=4)
+    assert not wall_weights_zero(w, wall_rows=10)  # row 4 is visible: non-zero there
+    w.view(6, 2, 14, 14)[5, 1, 13, 13] = 1e-30  # one tiny weight in the last chunk
+    assert not wall_weights_zero(w, chunk=4)
+    w.view(6, 2, 14, 14)[5, 1, 13, 13] = float("nan")
+    assert not wall_weights_zero(w)
+    with pytest.raises(ValueError, match="channels\\*196"):
+        wall_weights_zero(torch.zeros(3, 100))
+    with pytest.raises(ValueError, match="wall_rows"):
+        wall_weights_zero(torch.zeros(3, 196), wall_rows=0)
+
+
 def test_theory_cnn_wall_and_statistics():
     model = theory_cnn(filters=64, num_classes=10, hidden_rows=7, seed=0)
     w = model.dense.effective_weight.view(10, 64, 14, 14)
-    assert w[:, :, 7:].abs().max() == 0
+    assert w[:, :, 7:].abs().max() == 0  # exact: wall
     visible = w[:, :, :7].flatten()
     # standard Gaussian initialisation: mean ~ 0, variance ~ 1 (62720 samples)
     visible = visible.detach()
@@ -223,4 +272,4 @@ def test_theory_cnn_unseen_rows_by_arithmetic_and_gradient():
     assert unseen_rows(model, image_size=29).tolist() == list(range(15, 29))
     assert unseen_rows_by_gradient(model, image_size=29, channels=1, n_inputs=2).tolist() == list(range(15, 29))
     x = torch.randn(4, 1, 29, 29)
-    assert perturbation_check(model, x, fill="noise")["identical"] == 1.0
+    assert perturbation_check(model, x, fill="noise")["identical"] == 1.0  # exact: wall

@@ -42,7 +42,7 @@ def test_headline_averages_over_stack_sets_and_quotes_the_paper():
     assert heads["GradCAM"]["ours"] == pytest.approx((0.20 + 0.30) / 2)
     assert heads["GradCAM"]["per_dataset"] == {"STACK-MIX": 0.20, "STACK-GEN": 0.30}
     assert heads["GradCAM"]["paper"] == 0.227
-    assert heads["HiResCAM"]["ours"] == 0.0 and heads["HiResCAM"]["paper"] == 0.0
+    assert heads["HiResCAM"]["ours"] == 0.0 and heads["HiResCAM"]["paper"] == 0.0  # exact: wall
     html = S.headline_html(rows, stamp="profile: quick (cpu)")
     assert "0.250" in html and "0.227" in html and "profile: quick (cpu)" in html
     assert html.count("<tr>") == 3  # header + two known paper numbers
@@ -206,7 +206,7 @@ def test_gpu_session_rehearsal_and_its_section(tmp_path: Path, monkeypatch):
     # the structural zeros hold at any width
     for r in ev["rows"]:
         if r["model"] == "walled" and r["method"] in ("hirescam", "layercam"):
-            assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0
+            assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0  # exact: wall
     text = S.gpu_session_html(out)
     assert f"{ev['total_seconds']:.1f} s" in text and f"{ev['table1_seconds']:.1f} s" in text
     gradcam = next(r for r in ev["rows"] if r["model"] == "walled" and r["method"] == "gradcam")

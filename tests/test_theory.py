@@ -196,10 +196,10 @@ def test_closed_form_is_positive_on_lit_patches_and_equal_across_the_wall():
     img = _sparse_image()
     expected = T.expected_gradcam(img, filters=16)
     norms = T.patch_norms(img)
-    assert np.array_equal(expected > 0, norms > 0)
+    assert np.array_equal(expected > 0, norms > 0)  # exact: exact-float
     assert norms[3:6, 6:9].sum() > 0 and norms[19:22, 16:19].sum() > 0
     # the same patches above (map rows 3..5) and below the wall (map rows 19..21)
-    assert np.allclose(expected[3:6, 6:9], expected[19:22, 16:19], rtol=0, atol=0)
+    assert np.allclose(expected[3:6, 6:9], expected[19:22, 16:19], rtol=0, atol=0)  # exact: exact-float
     assert 19 in T.hidden_map_rows(theory_cnn(2, seed=0)) and 20 in T.theory_unseen_rows()
     # patch norms by hand at one position
     assert norms[4, 7] == pytest.approx(math.sqrt(0.9**2 + 0.3**2 + 0.5**2 + 0.7**2), rel=1e-6)
@@ -272,8 +272,8 @@ def test_monte_carlo_top_class_sees_through_the_wall():
     assert (below > 3 * sem).all()  # positive, by many standard errors, behind the wall
     # same seed, same batch: reproducible; another seed: different
     first = T.monte_carlo_gradcam(img, 4, 20, target="top", seed=0)["mean"]
-    assert np.array_equal(first, T.monte_carlo_gradcam(img, 4, 20, target="top", seed=0)["mean"])
-    assert not np.array_equal(first, T.monte_carlo_gradcam(img, 4, 20, target="top", seed=1)["mean"])
+    assert np.array_equal(first, T.monte_carlo_gradcam(img, 4, 20, target="top", seed=0)["mean"])  # exact: repeat
+    assert not np.array_equal(first, T.monte_carlo_gradcam(img, 4, 20, target="top", seed=1)["mean"])  # exact: repeat
 
 
 def test_monte_carlo_bad_inputs():
@@ -355,8 +355,9 @@ def test_unseen_rows_by_receptive_fields_gradients_and_perturbation():
     assert T.hidden_map_rows(model).tolist() == list(range(14, 28))
     assert unseen_rows_by_gradient(model, image_size=29, channels=1, n_inputs=3).tolist() == unseen.tolist()
     images, _, _ = T.digits_29(4, seed=0)
-    assert perturbation_check(model, images, rows=unseen, fill=0.0)["identical"] == 1.0
-    assert perturbation_check(model, images, rows=unseen, fill="noise")["identical"] == 1.0
+    assert perturbation_check(model, images, rows=unseen, fill=0.0)["identical"] == 1.0  # exact: wall
+    assert perturbation_check(model, images, rows=unseen, fill="noise")["identical"] == 1.0  # exact: wall
+    # exact: wall (TESTING.md)
     assert perturbation_check(model, images, rows=[14], fill="noise")["identical"] == 0.0  # control
     # another wall: 3 hidden pooled rows -> map rows 0..21 -> input rows 0..22 seen
     assert T.theory_unseen_rows(hidden_rows=3).tolist() == list(range(23, 29))
@@ -377,7 +378,7 @@ def test_sklearn_digits_are_padded_29x29():
 
     raw = load_digits()
     again, labels2, _ = T.digits_29(5, source="sklearn", seed=3)
-    assert torch.equal(images, again) and torch.equal(labels, labels2)
+    assert torch.equal(images, again) and torch.equal(labels, labels2)  # exact: repeat
     # the digit's mean brightness survives the bilinear upscaling (8x8 -> 28x28), roughly
     idx = np.flatnonzero(raw.target == labels[0].item())
     assert images[0].mean() > 0.05 and len(idx) > 0

@@ -52,8 +52,8 @@ def images():
 def test_row_wall_zeroes_exactly_and_blocks_the_gradient():
     x = torch.randn(2, 3, 14, 14, requires_grad=True)
     y = RowWall(5)(x)
-    assert torch.equal(y[:, :, 5:], torch.zeros_like(y[:, :, 5:]))
-    assert torch.equal(y[:, :, :5], x[:, :, :5])
+    assert torch.equal(y[:, :, 5:], torch.zeros_like(y[:, :, 5:]))  # exact: wall
+    assert torch.equal(y[:, :, :5], x[:, :, :5])  # exact: exact-float
     (g,) = torch.autograd.grad((y * torch.randn_like(y)).sum(), x)
     assert torch.count_nonzero(g[:, :, 5:]) == 0 and torch.count_nonzero(g[:, :, :5]) > 0
     with pytest.raises(ValueError, match="non-negative"):
@@ -85,10 +85,11 @@ def test_placement_decides_what_the_target_layer_shows(dense_walled, twins, imag
     after = _target_output(twins["after"], images)
     at = _target_output(twins["at"], images)
     dense = _target_output(dense_walled, images)
+    # exact: repeat (TESTING.md)
     assert torch.equal(after, dense)  # after: CAM methods see the dense model's activations
     assert torch.count_nonzero(after[:, :, 5:]) > 0
     assert torch.count_nonzero(at[:, :, 5:]) == 0  # at: exactly zero behind the wall
-    assert torch.equal(at[:, :, :5], dense[:, :, :5])
+    assert torch.equal(at[:, :, :5], dense[:, :, :5])  # exact: wall
 
 
 def test_conv_wall_trains_like_the_dense_wall(dense_walled, twins, images):
@@ -112,9 +113,9 @@ def test_conv_walled_unseen_rows_by_hand_gradient_and_perturbation(twins, images
     rows = wall.unseen_rows(twin)
     # by hand: conv5_3 row r sees input rows up to 16 r + 105; the last visible row is 4
     assert rows.tolist() == list(range(16 * 4 + 105 + 1, 224))
-    assert np.array_equal(wall.unseen_rows_by_gradient(twin, n_inputs=1), rows)
+    assert np.array_equal(wall.unseen_rows_by_gradient(twin, n_inputs=1), rows)  # exact: integer
     check = wall.perturbation_check(twin, images, rows=rows)
-    assert check["identical"] == 1.0 and check["max_abs_input_change"] > 1
+    assert check["identical"] == 1.0 and check["max_abs_input_change"] > 1  # exact: wall
     assert wall.visible_map_rows(twin).tolist() == [0, 1, 2, 3, 4]
 
 
@@ -162,6 +163,7 @@ def test_walled_resnet_unseen_rows_by_hand():
 def test_walled_resnet_unseen_rows_match_the_gradient_support(wall_rows):
     torch.manual_seed(wall_rows)
     model = walled_resnet(num_classes=3, width=0.25, wall_rows=wall_rows).eval()
+    # exact: integer (TESTING.md)
     assert np.array_equal(wall.unseen_rows(model), wall.unseen_rows_by_gradient(model, n_inputs=1, seed=wall_rows))
 
 
@@ -169,7 +171,7 @@ def test_walled_resnet_perturbation_eval_and_batch_norm_in_training(images):
     torch.manual_seed(0)
     model = walled_resnet(num_classes=3, width=0.25, wall_rows=5)
     rows = wall.unseen_rows(model)
-    assert wall.perturbation_check(model.eval(), images, rows=rows)["identical"] == 1.0
+    assert wall.perturbation_check(model.eval(), images, rows=rows)["identical"] == 1.0  # exact: wall
     # in training mode batch norm normalizes with statistics over *all* rows: the hidden rows
     # then reach the logits (the wall is exact in eval mode only)
     model.train()
@@ -213,6 +215,6 @@ def test_map_row_coverage_by_hand_and_against_unseen_rows(dense_walled):
     model = walled_resnet(num_classes=3, width=0.25, wall_rows=5)
     cov = map_row_coverage(model)
     seen = np.flatnonzero(cov[model.visible_map_rows()].any(axis=0))
-    assert np.array_equal(np.setdiff1d(np.arange(224), seen), wall.unseen_rows(model))
+    assert np.array_equal(np.setdiff1d(np.arange(224), seen), wall.unseen_rows(model))  # exact: integer
     with pytest.raises(TypeError, match="rVGG and WalledResNet"):
         map_row_coverage(torch.nn.Linear(2, 2))

@@ -11,6 +11,7 @@ from torch import nn
 
 from helpers.models import rvgg
 from helpers.wall import (
+    WallError,
     input_rows_reaching,
     perturbation_check,
     receptive_field,
@@ -69,7 +70,7 @@ def test_perturbation_of_unseen_rows_leaves_logits_bit_identical(fill):
     model = rvgg(num_classes=4, width=TINY)
     x = torch.randn(3, 3, 224, 224)
     result = perturbation_check(model, x, fill=fill)
-    assert result["identical"] == 1.0 and result["max_abs_diff"] == 0.0
+    assert result["identical"] == 1.0 and result["max_abs_diff"] == 0.0  # exact: wall
     assert result["max_abs_input_change"] > 0
 
 
@@ -78,7 +79,7 @@ def test_perturbation_of_the_last_visible_row_changes_logits():
     model = rvgg(num_classes=4, width=TINY)
     x = torch.randn(2, 3, 224, 224)
     result = perturbation_check(model, x, rows=[169], fill="noise")
-    assert result["identical"] == 0.0 and result["max_abs_diff"] > 0
+    assert result["identical"] == 0.0 and result["max_abs_diff"] > 0  # exact: integer
 
 
 def test_input_rows_reaching_small_stack_by_hand():
@@ -111,3 +112,23 @@ def test_upsampled_zero_rows_match_cv2_and_torch():
 def test_bad_image_size():
     with pytest.raises(ValueError, match="224x224"):
         unseen_rows(rvgg(4, width=TINY), image_size=256)
+
+
+def test_an_open_wall_is_refused_on_loading_as_a_value_error():
+    torch.manual_seed(0)
+    model = rvgg(num_classes=4, width=TINY)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)  # a walled model's own state: fine
+    mask = model.classifier[0].mask
+    hidden = torch.nonzero(mask == 0).flatten()
+    for value in (1e-3, float("nan")):  # a NaN under the wall is not a closed wall either
+        opened = dict(state, **{"classifier.0.weight": state["classifier.0.weight"].clone()})
+        opened["classifier.0.weight"][2, hidden[7]] = value
+        with pytest.raises(WallError, match=r"1 of the \d+ weights under the wall are non-zero") as info:
+            model.load_state_dict(opened)
+        assert isinstance(info.value, ValueError) and str(info.value).startswith("classifier.0.weight:")
+    # a baseline's state is refused by a walled model, and a baseline has no wall to check
+    baseline = rvgg(num_classes=4, width=TINY, wall_rows=0)
+    with pytest.raises(WallError, match="non-zero"):
+        model.load_state_dict(baseline.state_dict())
+    baseline.load_state_dict(baseline.state_dict())

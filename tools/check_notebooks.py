@@ -29,6 +29,10 @@ __all__ = ["SETUP_SOURCE", "SETUP_TAG", "BADGE_IMAGE", "BADGE_ALT", "repo_info",
            "badge_markdown", "check_notebook", "fix_notebook", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout: helpers/ is beside tools/
+    sys.path.insert(0, str(ROOT))
+
+from helpers import cli  # noqa: E402  (standard library only)
 
 #: The first cell of every chapter (team rule): installs the helpers where they are missing.
 SETUP_SOURCE = (
@@ -156,15 +160,38 @@ def fix_notebook(path: str | Path, config: str | Path = ROOT / "_config.yml") ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """``python tools/check_notebooks.py``: exit status 0 when every notebook passes, 1 when a
+    problem is left, :data:`helpers.cli.EXIT_ERROR` when the check itself could not run (a
+    missing notebook or config: one ``error: ...`` line on stderr; ``--debug``: the exception
+    propagates, with its traceback)."""
+    parser = argparse.ArgumentParser(prog="python tools/check_notebooks.py", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     parser.add_argument("--fix", action="store_true", help="insert or repair what is missing, in place")
     parser.add_argument("--config", type=Path, default=ROOT / "_config.yml")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
+    return cli.run(lambda: _command(args), debug=args.debug)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """The body of :func:`main`, run under :func:`helpers.cli.run`.
+
+    Raises:
+        FileNotFoundError: when a notebook given, or the ``--config`` file, does not exist.
+        ValueError: when ``--config`` has no GitHub ``repository.url``.
+    """
+    if not args.config.is_file():
+        raise FileNotFoundError(f"--config {args.config}: no such file. Expected the book's _config.yml "
+                                "(with repository.url); pass its path.")
+    missing = [str(p) for p in args.notebooks if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"No such notebook: {', '.join(missing)}. Expected paths of .ipynb files "
+                                "(or none: every notebooks/*.ipynb).")
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     if not paths:
         print("No notebook to check.", file=sys.stderr)
         return 1
+    repo_info(args.config)  # a config without a GitHub URL: one error now, not one per notebook
     bad = 0
     for path in paths:
         if args.fix:

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from helpers import benchmark as B  # noqa: E402
 from helpers import cams  # noqa: E402
+from helpers import cli  # noqa: E402
 from helpers import evaluate as E  # noqa: E402
 from helpers import train as T  # noqa: E402
 from helpers.config import get_profile  # noqa: E402
@@ -158,6 +159,9 @@ def stage_bench_cams(out: Path, device: torch.device, tiny: bool, model: torch.n
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python tools/gpu_session.py``: run the stages; exit status 0, or
+    :data:`helpers.cli.EXIT_ERROR` after an error (one ``error: ...`` line on stderr; ``--debug``:
+    the exception propagates, with its traceback). Files written before the error stay."""
     parser = argparse.ArgumentParser(prog="python tools/gpu_session.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder for the JSON results")
     parser.add_argument("--tiny", action="store_true", help="a CPU rehearsal (tiny sizes)")
@@ -170,19 +174,37 @@ def main(argv: list[str] | None = None) -> int:
                         help="another training setting (helpers.train.training_config), e.g. batch_norm=true")
     parser.add_argument("--scratch", default="/tmp/camwalls-gpu")
     parser.add_argument("--skip", default="", help="comma-separated stages to skip: benchmark,train,evaluate,bench_cams")
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    Path(args.scratch).mkdir(parents=True, exist_ok=True)
+    return cli.run(lambda: _command(args), debug=args.debug)
+
+
+STAGES = ("benchmark", "train", "evaluate", "bench_cams")
+
+
+def _command(args: argparse.Namespace) -> int:
+    """The body of :func:`main`, run under :func:`helpers.cli.run`.
+
+    Raises:
+        ValueError: on an unknown stage in ``--skip``.
+        helpers.cli.NotWritableError: before any stage, when ``--out`` or ``--scratch`` cannot
+            be written.
+        RuntimeError: without ``--tiny`` on a machine without a CUDA GPU.
+    """
+    skip = set(filter(None, (s.strip() for s in args.skip.split(","))))
+    if skip - set(STAGES):
+        raise ValueError(f"--skip {args.skip!r}: unknown stage(s) {sorted(skip - set(STAGES))}; expected some of "
+                         f"{', '.join(STAGES)}, comma-separated.")
+    out = cli.ensure_writable_folder(args.out, "--out", "Pass --out a folder you can write to.")
+    cli.ensure_writable_folder(args.scratch, "--scratch", "Pass --scratch a folder you can write to.")
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     if device.type == "cpu" and not args.tiny:
-        print("No CUDA GPU here; use --tiny for the CPU rehearsal.", file=sys.stderr)
-        return 2
+        raise RuntimeError("No CUDA GPU here (torch sees none): run this on a machine with a GPU, or use --tiny "
+                           "for the CPU rehearsal.")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    skip = set(filter(None, args.skip.split(",")))
     print(json.dumps(stamp(device)), flush=True)
     if "benchmark" not in skip:
         stage_benchmark(out, device, args.tiny, args.budget)
