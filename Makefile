@@ -19,11 +19,11 @@ TIMED          := $(PY) tools/timed.py
 book: $(STAMP)
 	$(PY) -m helpers.build
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(TIMED) "unit tests, native CPU" -- $(PY) -m pytest --durations=15
 	$(TIMED) "unit tests, restricted instruction set, 1 thread" -- env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider
 	$(TIMED) "book build, instruction set capped at AVX2" -- env $(AVX2_CPU) $(PY) -m helpers.build
-	$(TIMED) "browser check" -- $(PY) -m helpers.browsercheck
+	$(TIMED) "browser check" -- $(PY) tools/browsercheck.py
 
 unit: $(STAMP)
 	$(PY) -m pytest --durations=15
@@ -31,8 +31,25 @@ unit: $(STAMP)
 unit-restricted: $(STAMP)
 	env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider
 
-check-book: $(STAMP)
-	$(PY) -m helpers.browsercheck
+check-book: $(STAMP) browser
+	$(PY) tools/browsercheck.py
+
+# The browser check's Chromium and chromedriver (Debian packages, driven by selenium): installed
+# with apt-get when missing and we are root; otherwise the command to run is printed.
+CHROMEDRIVER ?= $(or $(CAMWALLS_CHROMEDRIVER),/usr/bin/chromedriver)
+.PHONY: browser
+browser:
+	@test -x $(CHROMEDRIVER) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "$(CHROMEDRIVER) is missing: apt-get install -y chromium chromium-driver"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver && \
+	    test -x $(CHROMEDRIVER); \
+	  else \
+	    echo "The browser check needs Chromium and chromedriver ($(CHROMEDRIVER) is missing): run" >&2; \
+	    echo "  sudo apt-get update && sudo apt-get install -y chromium chromium-driver" >&2; \
+	    exit 1; \
+	  fi; }
 
 install: $(STAMP)
 

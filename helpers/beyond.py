@@ -4,7 +4,8 @@ Every experiment is a function that returns plain data (dicts, lists of row dict
 arrays); the chapter "Beyond the paper" draws them. The questions:
 
 1. :func:`method_leak_report` -- every CAM method of the registry against the wall: did the
-   global/element-wise prediction hold? (from :mod:`helpers.evaluate`'s Table 1)
+   global/element-wise prediction hold? (from :mod:`helpers.evaluate`'s Table 1, judged by
+   :func:`helpers.results.verdict`)
 2. :func:`conv_wall_comparison` -- the wall moved from the dense weights to the activations,
    after or at the CAM target layer (:mod:`helpers.variants`); same function, other maps.
 3. :func:`wall_height_sweep` -- several wall heights: exact unseen rows and mu per method.
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -255,38 +257,43 @@ def _summary_rows(measured: dict[str, dict[str, Any]], **extra: Any) -> list[dic
 # 1. Every method against the wall
 # =============================================================================================
 
-def method_leak_report(table: Sequence[dict[str, Any]], tolerance: float = 1e-6) -> list[dict[str, Any]]:
-    """Prediction against observation for every method of a Table 1.
+def method_leak_report(table: Any) -> list[dict[str, Any]]:
+    """Prediction against observation for every method of a Table 1, on the walled model.
 
     Args:
-        table: rows with at least ``method`` (registry key), ``model`` (``"walled"`` rows are
-            used), ``dataset`` and ``mu_mean`` -- the rows of :mod:`helpers.evaluate`'s table.
-        tolerance: mu at or below it counts as "no leak" (the maps are float32).
+        table: the results table (:func:`helpers.results.table`) or anything it accepts, e.g.
+            :func:`helpers.evaluate.table1`'s rows; its ``"walled"`` rows are used.
 
     Returns:
-        One row per (method, dataset): ``method``, ``display``, ``weights``, ``prediction``,
-        ``mu_mean``, ``observed`` (``"leaks"`` or ``"blind"``), ``agrees`` (bool; a ``"may leak"``
-        prediction agrees with either outcome).
-    """
-    from .cams import METHODS, get_method
+        One row per (method, stack set), in the registry's order: ``method``, ``display``,
+        ``set``, ``weights``, ``signal``, ``prediction``, ``mu_mean``, ``positive_share`` (share
+        of the images with mu > 0), ``observed`` (``"leaks"`` or ``"blind"``: the book's one
+        criterion, :func:`helpers.results.verdict`), ``agrees`` (bool; a ``"may leak"``
+        prediction agrees with either outcome, :func:`helpers.results.prediction_held`).
 
-    out = []
-    for row in table:
-        if str(row.get("model", "walled")) != "walled":
-            continue
-        m = get_method(row["method"])
-        mu = float(row["mu_mean"])
-        observed = "leaks" if mu > tolerance else "blind"
-        agrees = m.prediction == "may leak" or m.prediction == observed
-        out.append({"method": m.key, "display": m.display, "dataset": row.get("dataset", ""),
-                    "weights": m.weights, "signal": m.signal, "prediction": m.prediction,
-                    "mu_mean": mu, "observed": observed, "agrees": bool(agrees)})
-    if not out:
+    Raises:
+        ValueError: a table without rows of the walled model.
+    """
+    from .cams import METHODS
+    from .results import prediction_held, verdict
+    from .results import table as results_table
+
+    df = table if isinstance(table, pd.DataFrame) else results_table(table)
+    walled = df[df["model"] == "walled"]
+    if walled.empty:
         raise ValueError("the table has no rows of the walled model; expected rows with "
                          "model='walled', method and mu_mean (helpers.evaluate's Table 1).")
+    out = []
+    for row in walled.to_dict("records"):
+        m = METHODS[row["method"]]
+        v = verdict(row)
+        out.append({"method": m.key, "display": m.display, "set": row["set"],
+                    "weights": m.weights, "signal": m.signal, "prediction": m.prediction,
+                    "mu_mean": float(row["mu_mean"]), "positive_share": v.positive_share,
+                    "observed": v.observed, "agrees": prediction_held(m.prediction, v) is not False})
     order = {k: i for i, k in enumerate(METHODS)}
-    sets = {name: i for i, name in enumerate(dict.fromkeys(r["dataset"] for r in out))}
-    return sorted(out, key=lambda r: (order.get(r["method"], 99), sets[r["dataset"]]))
+    sets = {name: i for i, name in enumerate(dict.fromkeys(r["set"] for r in out))}
+    return sorted(out, key=lambda r: (order.get(r["method"], 99), sets[r["set"]]))
 
 
 #: Why a method's outcome behind the wall is what it is, when its weights alone do not decide it
@@ -811,8 +818,8 @@ def objects_above(profile: str | Profile | None, n: int, seed: int = 0, size: in
     """``n`` images with one object entirely above the wall and its box: ``(images (n, 3, 224,
     224), boxes (n, 4) as (top, bottom, left, right))``. Synthetic: :func:`helpers.data.synthetic_batch`
     with ``placement="above"``. Real data: a validation image shrunk to ``size`` x ``size`` and
-    pasted at a random place above row 170 of a canvas of the mean colour (zero after
-    normalization); its box is where it was pasted."""
+    pasted at a random place above the wall (:data:`helpers.metrics.PAPER_UNSEEN_ROWS`) of a
+    canvas of the mean colour (zero after normalization); its box is where it was pasted."""
     prof = get_profile(profile)
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}.")
@@ -1022,7 +1029,7 @@ def conflict_report(models: dict[str, nn.Module], stack: "D.StackSet", methods: 
     Args:
         models: e.g. ``{"walled": walled, "baseline": baseline}``.
         stack: a :class:`helpers.data.StackSet` (``stack_mix(variant="conflict")``); the bottom
-            image fills rows 170..223, the walled model's unseen rows.
+            image fills the walled model's unseen rows.
         methods: registry keys.
 
     Returns:
@@ -1150,7 +1157,8 @@ def wall_aware_upsample(low: np.ndarray, how: str, model: nn.Module | None = Non
     """Upsample 14x14 maps to the image, three ways.
 
     * ``"bilinear"`` -- what pytorch-grad-cam does (``cv2.resize``); with the walled model an
-      element-wise method is zero from image row 88 on (60.7% of the image).
+      element-wise method is zero far above the wall
+      (``helpers.geometry.rvgg_geometry().zero_rows``).
     * ``"clamped"`` -- bilinear among the map rows the head reads; from the last visible row's
       centre down to the last *seen* image row the last visible row is repeated; the unseen
       rows are exactly zero. Needs ``model`` (for its visible map rows and unseen rows).

@@ -512,6 +512,23 @@ def _vgg_head(model: nn.Module, target_layer: nn.Module) -> Callable | None:
     return None
 
 
+def _checked_targets(targets: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    """The classes to explain: ``targets`` on the logits' device, or each image's top class.
+
+    Raises:
+        ValueError: when a target is not a class index of the model's ``logits.shape[1]`` classes.
+    """
+    num_classes = int(logits.shape[1])
+    if targets is None:
+        return logits.detach().argmax(dim=1)
+    targets = targets.to(logits.device)
+    if targets.numel() and (targets.min() < 0 or targets.max() >= num_classes):
+        raise ValueError(f"targets must be class indices in 0..{num_classes - 1} (the model has {num_classes} "
+                         f"classes), got {targets.min().item()}..{targets.max().item()}. Pass valid classes, "
+                         "or targets=None to explain each image's top class.")
+    return targets
+
+
 class _Pass:
     """The forward pass of one batch that every method of a :func:`compute_cams` call shares.
 
@@ -550,13 +567,7 @@ class _Pass:
             raise ValueError(f"the model returns shape {tuple(logits.shape)}, expected logits (N, classes).")
         self.a, self.logits = a, logits
         self.num_classes = int(logits.shape[1])
-        if targets is None:
-            targets = logits.detach().argmax(dim=1)
-        targets = targets.to(logits.device)
-        if targets.min() < 0 or targets.max() >= self.num_classes:
-            raise ValueError(f"targets must be class indices in 0..{self.num_classes - 1}, got "
-                             f"{targets.min().item()}..{targets.max().item()}.")
-        self.targets = targets
+        self.targets = _checked_targets(targets, logits)
         self.rows = torch.arange(x.shape[0], device=x.device)
         self._grad: torch.Tensor | None = None
         self._hvp: torch.Tensor | None = None
@@ -897,9 +908,8 @@ def _fullgrad_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | No
     try:
         with torch.enable_grad():
             logits = model(xg)
-            if targets is None:
-                targets = logits.detach().argmax(dim=1)
-            y = logits.gather(1, targets.to(logits.device)[:, None]).sum()
+            targets = _checked_targets(targets, logits)
+            y = logits.gather(1, targets[:, None]).sum()
             (gx,) = torch.autograd.grad(y, xg)
     finally:
         for h in handles:

@@ -9,11 +9,12 @@ normalized with the ImageNet mean and standard deviation (what every model of th
   textures -- with random position, size, colour, stretch and rotation, on a cluttered
   background of lower contrast. Every batch is rendered at once on a pixel grid from signed-distance-like
   masks (vectorized torch, a few milliseconds per image) and is a pure function of a seed.
-  Objects appear anywhere, including entirely below the wall (rows 170..223), so a walled
-  model *must* fail on some images a baseline gets right.
-* **STACK-MIX** (:func:`stack_mix`, the paper's recipe): the top 170 rows hold one image of a
-  class resized to 170x224, the bottom 54 rows another image of the same class resized to
-  54x224. The ``"conflict"`` variant puts an image of *another* class below the wall.
+  Objects appear anywhere, including entirely below the wall (the rows from
+  :data:`FIRST_UNSEEN_ROW` down), so a walled model *must* fail on some images a baseline gets
+  right.
+* **STACK-MIX** (:func:`stack_mix`, the paper's recipe): the rows above the wall hold one image
+  of a class resized to them, the unseen rows below it another image of the same class resized
+  to them. The ``"conflict"`` variant puts an image of *another* class below the wall.
 * **STACK-GEN** (:func:`stack_gen`): the authors' generated images (resize 256, centre crop
   224) when they are in the cache; offline a *stand-in*: composed scenes with two instances of
   one class, one above the wall and one partly or wholly below it, drawn from a distribution
@@ -44,6 +45,8 @@ import torch
 import torch.nn.functional as F
 
 from .config import IMAGE_SIZE, Profile, cache_dir, cache_dir_error, ensure_dir, get_profile
+from .geometry import rvgg_geometry
+from .models import AUTHORS_DRIVE_FOLDER, AUTHORS_DRIVE_URL, load_authors_weights
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -96,8 +99,9 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: First input row rVGG cannot see; rows 170..223 (54 rows) are behind the wall.
-FIRST_UNSEEN_ROW = 170
+#: First input row rVGG cannot see: it and the rows below it are behind the wall
+#: (:func:`helpers.geometry.rvgg_geometry`).
+FIRST_UNSEEN_ROW = rvgg_geometry().first_unseen_row
 #: Version of the synthetic world (and of the stack builders). Part of every checkpoint's
 #: cache key: change it whenever the generated images change, so stale models are retrained.
 DATA_VERSION = 4
@@ -369,15 +373,16 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
     """Centres ``(n, 2)`` (row, column) and radii ``(n,)`` in pixels, the whole object in frame.
 
     ``placement``: ``"any"`` (uniform over the image, and with probability ``below_share`` a
-    small object entirely below the wall), ``"above"`` (entirely above row 170), ``"below"``
-    (entirely below row 170), ``"straddle"`` (crossing row 170), or ``"top=<row>"`` (the
+    small object entirely below the wall), ``"above"`` (entirely above the wall,
+    :data:`FIRST_UNSEEN_ROW`), ``"below"`` (entirely below it), ``"straddle"`` (crossing it),
+    or ``"top=<row>"`` (the
     object's top at that row, shrunk to fit); or one of these per image. Uses each class's true extent (:data:`_EXTENT`), so "entirely below" holds for any rotation.
     """
     n = labels.shape[0]
     lo, hi = radius_range
     ext = _EXTENT[labels] * aspects  # vertical half-extent per unit radius
     radii = _rand(gen, n, lo, hi)
-    # the largest radius whose object fits entirely in the 54 rows below the wall (1 px margin)
+    # the largest radius whose object fits entirely in the unseen rows below the wall (1 px margin)
     below_max = ((size - FIRST_UNSEEN_ROW) / 2.0 - 1.5) / ext
     small = below_max * _rand(gen, n, 0.6, 1.0)
     u_row = torch.rand(n, generator=gen)
@@ -498,8 +503,9 @@ def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str 
 
 
 def placement_groups(boxes: torch.Tensor, first_unseen_row: int = FIRST_UNSEEN_ROW) -> list[str]:
-    """Where each object lies relative to the wall: ``"above"`` (bottom <= 170), ``"below"``
-    (top >= 170: the walled model cannot see any of it) or ``"straddle"``.
+    """Where each object lies relative to the wall: ``"above"`` (bottom <= ``first_unseen_row``),
+    ``"below"`` (top >= ``first_unseen_row``: the walled model cannot see any of it) or
+    ``"straddle"``.
 
     Args:
         boxes: ``(N, 4)`` ``(top, bottom, left, right)`` in pixels (see :class:`SyntheticBatch`).
@@ -679,8 +685,9 @@ def _resolve(profile: str | Profile | None, n: int | None, seed: int | None) -> 
 
 def stack_mix(profile: str | Profile | None = None, n: int | None = None, seed: int | None = None,
               variant: str = "same") -> StackSet:
-    """STACK-MIX by the paper's recipe: the top 170 rows one image of a class (resized to
-    170x224), the bottom 54 rows another image of the same class (resized to 54x224).
+    """STACK-MIX by the paper's recipe: the rows above the wall (:data:`FIRST_UNSEEN_ROW` of
+    them) one image of a class resized to them, the unseen rows below another image of the same
+    class resized to them (:func:`stack_images`).
 
     In the ``quick`` profile the source images come from the synthetic world (a seed other
     than any training seed); with real data, the authors' own ``stackmix/`` images when they
@@ -813,9 +820,6 @@ def stack_gen(profile: str | Profile | None = None, n: int | None = None, seed: 
 # Real images: folders, Imagenette, the authors' release
 # ---------------------------------------------------------------------------------------------
 
-#: The Google Drive folder of the authors' release (book/paper.md).
-AUTHORS_DRIVE_FOLDER = "19LbSZcABEv3E0KB4KzlYQebjo8qDxr1S"
-AUTHORS_DRIVE_URL = f"https://drive.google.com/drive/folders/{AUTHORS_DRIVE_FOLDER}"
 #: What the authors' release holds (files and folders), relative to :func:`authors_dir`.
 AUTHORS_CHECKPOINTS = {True: "params_vgg16_masked.pt", False: "params_vgg16_baseline.pt"}
 AUTHORS_FOLDERS = ("stackmix", "stackgen")
@@ -1015,8 +1019,6 @@ def validate_authors_checkpoint(path: str | Path, walled: bool) -> None:
             found, and saying to delete it and download it again.
     """
     from .config import CheckpointError
-    from .models import load_authors_weights
-
     path = Path(path)
     kind = "walled" if walled else "baseline"
     try:
@@ -1273,8 +1275,6 @@ def load_authors_model(walled: bool = True, download: bool = False, map_location
     Raises:
         As :func:`authors_checkpoint`.
     """
-    from .models import load_authors_weights
-
     return load_authors_weights(authors_checkpoint(walled, download=download), walled=walled,
                                 map_location=map_location)
 
@@ -1580,7 +1580,8 @@ def _indices_by_class(dataset) -> dict[int, list[int]]:
 
 def _authors_stack(folder: Path, name: str, prof: Profile, n: int) -> StackSet:
     """The first ``n`` of the authors' stack images in ``folder``, as the authors read them:
-    STACK-MIX as it is (already 224x224: no resizing, so the wall stays at row 170), STACK-GEN
+    STACK-MIX as it is (already 224x224: no resizing, so the wall stays at
+    :data:`FIRST_UNSEEN_ROW`), STACK-GEN
     resized to 256 and centre-cropped to 224. With class sub-folders the labels are their
     indices in sorted order; a flat folder (the authors' layout) gives ``-1``.
 

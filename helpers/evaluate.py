@@ -4,9 +4,9 @@ For each model (the walled rVGG and its baseline), each stack set (STACK-MIX and
 or its stand-in) and each method of :data:`helpers.cams.METHODS`, on the maps as
 pytorch-grad-cam returns them, explaining each image's top class (as the paper):
 
-* mu (:func:`helpers.metrics.dead_zone_share`, on the walled model's unseen rows 170..223 for
-  *both* models, so that they can be compared): mean, std, min, max over the images, and the
-  share of images where it is exactly 0;
+* mu (:func:`helpers.metrics.dead_zone_share`, on the walled model's unseen rows,
+  :func:`helpers.wall.unseen_rows`, for *both* models, so that they can be compared): mean, std,
+  min, max over the images, and the share of images where it is exactly 0;
 * the fraction of the map that is exactly zero, and of its rows that are zero all along;
 * how often the map was zero everywhere (its mu then counts as 0);
 * the time the method took (its own computation plus the shared forward pass it needs).
@@ -15,7 +15,9 @@ The command ``python -m helpers.evaluate`` writes ``table1.csv``, ``table1.json`
 per-image values, settings, provenance) and ``maps.npz`` (the first ``grid_images`` 14x14
 maps of each cell, for the chapters' grids) to :func:`helpers.config.results_dir`.
 :func:`table1` (the table) and :func:`evaluation` (everything) load them when they are there
-and were made by the same configuration, and compute (and write) them otherwise.
+and were made by the same configuration, and compute (and write) them otherwise. What is read
+from them -- the results table, the verdict, the paper's numbers, the rendered Table 1 -- is
+:mod:`helpers.results`'s.
 
 Where the models and stack sets come from (``source``): ``"trained"`` -- the profile's
 models from :func:`helpers.train.train_or_load` and sets from :func:`helpers.data.stack_mix`
@@ -46,6 +48,7 @@ import torch
 
 from . import cams, cli
 from . import metrics as M
+from . import results as R
 from .config import HOME_ENV, Profile, cache_dir, get_device, get_profile, progress
 
 __all__ = [
@@ -59,25 +62,19 @@ __all__ = [
     "evaluation",
     "load_models",
     "load_sets",
-    "table1_html",
-    "PAPER_VALUES",
     "table1",
     "load_results",
     "load_maps",
     "grid_maps",
     "grid_images",
     "per_image",
-    "find_rows",
-    "format_table",
     "main",
 ]
 
 #: Bump when the evaluation changes what it computes (cached results are then recomputed).
-EVAL_VERSION = 1
+EVAL_VERSION = 2  # 2: the authors' STACK-MIX is read as they read it (no resize)
 #: The two models, in the order of the tables.
-MODELS = ("walled", "baseline")
-#: The paper's Table 1 values known to us (book/paper.md), walled model; the other cells are not.
-PAPER_VALUES: dict[str, str] = {"gradcam": "about 0.227", "hirescam": "0 (exactly)"}
+MODELS = R.MODELS
 #: The columns of ``table1.csv`` (and the keys of every row).
 CSV_COLUMNS = (
     "profile", "source", "device", "model", "dataset", "method", "display", "in_paper", "weights",
@@ -684,16 +681,9 @@ def _still_valid(saved: dict, prof: Profile, source: str, keys: Sequence[str], n
 
 def table1(profile: str | Profile | None = None, recompute: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
     """Table 1 as a list of row dicts (keys :data:`CSV_COLUMNS`): loaded from the results
-    folder when present and current, computed and written otherwise (see :func:`evaluation`)."""
+    folder when present and current, computed and written otherwise (see :func:`evaluation`).
+    :func:`helpers.results.table` makes the results table of it."""
     return evaluation(profile, recompute, **kwargs)["rows"]
-
-
-def find_rows(rows: Sequence[Mapping[str, Any]], method: str | None = None, model: str | None = None,
-              dataset: str | None = None) -> list[Mapping[str, Any]]:
-    """The rows of a method (any name :func:`helpers.cams.get_method` accepts), model, set."""
-    key = cams.get_method(method).key if method is not None else None
-    return [r for r in rows if (key is None or r["method"] == key) and (model is None or r["model"] == model)
-            and (dataset is None or r["dataset"] == dataset)]
 
 
 def per_image(results: Mapping[str, Any], model: str, dataset: str, method: str,
@@ -735,74 +725,6 @@ def grid_images(results: Mapping[str, Any], dataset: str) -> torch.Tensor:
         raise KeyError(f"No saved images for the set {dataset!r}; the results hold "
                        f"{sorted(k[7:] for k in maps if k.startswith('images|'))}.")
     return torch.from_numpy(maps[name].astype(np.float32))
-
-
-def format_table(rows: Sequence[Mapping[str, Any]], model: str | None = None) -> str:
-    """A plain-text table: method x (set, model) with mu mean +- std, zero fraction, seconds."""
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    cols = sorted({(r["dataset"], r["model"]) for r in rows if model is None or r["model"] == model},
-                  key=lambda c: (datasets.index(c[0]), MODELS.index(c[1]) if c[1] in MODELS else 9))
-    methods = []
-    for r in rows:
-        if r["method"] not in methods:
-            methods.append(r["method"])
-    head = f"{'method':20s}" + "".join(f" {d[:20] + ' / ' + m:>32s}" for d, m in cols) + f" {'seconds':>8s}"
-    lines = [head, "-" * len(head)]
-    for key in methods:
-        cells, secs = [], 0.0
-        for d, m in cols:
-            found = find_rows(rows, key, m, d)
-            if found:
-                r = found[0]
-                secs += r["seconds"]
-                cells.append(f" {r['mu_mean']:.3f} +- {r['mu_std']:.3f} (0: {r['zero_fraction']:.0%})".rjust(33))
-            else:
-                cells.append(" " * 33)
-        lines.append(f"{cams.METHODS[key].display:20s}" + "".join(cells) + f" {secs:8.1f}")
-    return "\n".join(lines)
-
-
-def table1_html(rows: Sequence[Mapping[str, Any]], stamp: str = "") -> str:
-    """Table 1 as HTML: per method, mu mean +- std on each stack set for the walled model and
-    the baseline, the paper's value where known, the walled model's zero fraction, the time.
-
-    Methods are grouped as in :data:`helpers.cams.METHODS` (the paper's eight first).
-    """
-    import html
-
-    datasets = []
-    for r in rows:
-        if r["dataset"] not in datasets:
-            datasets.append(r["dataset"])
-    models = [m for m in MODELS if any(r["model"] == m for r in rows)]
-    cols = [(d, m) for m in models for d in datasets]
-    head = "".join(f"<th>{html.escape(d)}<br><small>{m}</small></th>" for d, m in cols)
-    body = []
-    keys = [k for k in cams.METHODS if any(r["method"] == k for r in rows)]
-    for key in keys:
-        meth = cams.METHODS[key]
-        cells = []
-        for d, m in cols:
-            found = find_rows(rows, key, m, d)
-            if not found:
-                cells.append("<td>-</td>")
-                continue
-            r = found[0]
-            cells.append(f"<td>{r['mu_mean']:.3f} &plusmn; {r['mu_std']:.3f}</td>")
-        walled = find_rows(rows, key, "walled")
-        zero = np.mean([r["zero_fraction"] for r in walled]) if walled else float("nan")
-        secs = sum(r["seconds"] for r in find_rows(rows, key))
-        paper = PAPER_VALUES.get(key, "not known to us" if meth.in_paper else "not in the paper")
-        name = html.escape(meth.display) + ("" if meth.in_paper else " <small>(not in the paper)</small>")
-        body.append(f"<tr><td>{name}</td><td>{html.escape(meth.weights)}</td>{''.join(cells)}"
-                    f"<td>{html.escape(paper)}</td><td>{zero:.0%}</td><td>{secs:.1f}</td></tr>")
-    caption = ("mu = share of the map's L2 norm in image rows 170..223, which the walled model cannot "
-               "see (mean &plusmn; std over the images; lower is better; a uniform map scores 0.491). "
-               "Paper: its Table 1, walled model. Zero: share of the walled model's map pixels that "
-               "are exactly 0. Seconds: all four cells." + (f" {html.escape(stamp)}" if stamp else ""))
-    return (f'<table class="camwalls-table"><caption>{caption}</caption><thead><tr><th>method</th>'
-            f"<th>channel weights</th>{head}<th>paper</th><th>zero</th><th>seconds</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
 
 
 # --------------------------------------------------------------------------------------------
@@ -895,7 +817,7 @@ def _command(args: argparse.Namespace) -> int:
                 results=res, kept_in=Path(where)) from err
     wall = time.perf_counter() - start
     paths = results_paths(prof, out if out is not None else where)
-    print(format_table(res["rows"]))
+    print(R.table_text(R.table(res)))
     print(f"\nprofile {res['profile']}, source {res['source']}, device {res['device']}; "
           f"{res['settings']['stack_images']} images per set; Opti-CAM: "
           f"{res['settings']['opticam_iterations']} iterations.")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .config import IMAGE_SIZE
+from .geometry import rvgg_geometry
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -66,7 +67,7 @@ class View:
 
     ``image``: ``(3, 224, 224)`` normalized tensor; ``cam``: ``(224, 224)`` float array (as the
     CAM helper returns it: ReLU'd, min-max scaled, upsampled); ``mu``: the map's share of L2
-    norm in the unseen rows 170..223; ``predicted``: the model's top class (the class the map
+    norm in the walled model's unseen rows; ``predicted``: the model's top class (the class the map
     explains); ``label``: the stack's class, when known.
     """
 
@@ -420,7 +421,8 @@ class ExplorerUI:
         view = self.explorer.view(*self._astuple(self.choice()))
         self.last_view = view
         self.status.value = (f"<b>mu = {view.mu:.3f}</b> (share of the map's norm behind the wall; "
-                             f"a uniform map scores 0.491); the {view.choice.model} model predicts "
+                             f"a uniform map scores {rvgg_geometry().uniform_mu:.3f}); the "
+                             f"{view.choice.model} model predicts "
                              f"{self.explorer.class_name(view.choice.stack, view.predicted)}.")
         with self.output:
             self.output.clear_output(wait=True)

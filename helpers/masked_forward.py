@@ -3,19 +3,21 @@
 ScoreCAM runs the whole network on images ``x * m`` whose mask ``m`` comes from one channel of
 the target layer. A walled rVGG's first dense layer reads only the top rows of its 14x14 map (5
 of them: 9 hidden rows, book/paper.md), and through the receptive fields those rows depend only on
-the input rows above the wall (0..169). Rows the logits never read need not be computed:
+the input rows above the wall (``helpers.geometry.rvgg_geometry().first_unseen_row`` of them).
+Rows the logits never read need not be computed:
 
-* a mask whose non-zero pixels all lie at or below row 170 gives exactly the logits of a black
+* a mask whose non-zero pixels all lie on the unseen rows gives exactly the logits of a black
   image (everything the network can see is black), which are computed once;
-* any other masked image runs the convolutions on its top 176 rows only (the first multiple of
-  16 at or after row 170, so that the four 2x2 max-pools see the same grid); the map rows the
+* any other masked image runs the convolutions on its top rows only, down to the first multiple
+  of 16 at or after the first unseen row (so that the four 2x2 max-pools see the same grid;
+  :attr:`VisibleRowsForward.rows`); the map rows the
   classifier reads are then the full pass's, to float rounding, and the rows it does not read
   are filled with the black image's values.
 
 :class:`VisibleRowsForward` does this for any VGG-like network (3x3 zero-padded convolutions,
 ReLUs, 2x2 max-pools, then the classifier on the map): the rows it keeps are worked out from
 the classifier's mask by :mod:`helpers.wall`'s receptive-field arithmetic (the chapter on the
-wall proves with it that rows 170..223 are unseen), so without a wall it keeps every row and is
+wall proves with it which rows are unseen), so without a wall it keeps every row and is
 the plain forward pass.
 """
 
@@ -69,7 +71,8 @@ class VisibleRowsForward:
     Attributes:
         read_rows: how many top rows of the final map the classifier reads (down to the last
             row :func:`helpers.wall.visible_map_rows` lists).
-        input_rows: input rows the logits depend on (170 for rVGG's wall, ``H`` without one).
+        input_rows: input rows the logits depend on (rVGG's first unseen row with its wall,
+            ``H`` without one).
         rows: the rows each masked image runs on (``input_rows`` rounded up to the pooling grid).
         share: ``rows / H``, about the share of the full pass's cost a masked image costs.
     """

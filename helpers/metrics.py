@@ -5,10 +5,10 @@ The paper's metric (book/paper.md) is the *dead-zone share*
     mu(L) = ||L[rows, :]||_2 / ||L||_2,
 
 the share of the map's L2 (Frobenius) norm in the image rows the walled model cannot see
-(rows 170..223 of a 224 image, :func:`helpers.wall.unseen_rows`), computed on the maps as
-pytorch-grad-cam returns them (224x224, ReLU'd, min-max scaled). Lower is better: a map that
-ignores the hidden strip scores 0, a uniform map ``sqrt(54/224) = 0.491``
-(:func:`uniform_share`). mu is scale-invariant, so it is the same on the raw maps whenever
+(:func:`helpers.wall.unseen_rows`; for rVGG :data:`PAPER_UNSEEN_ROWS`, from
+:func:`helpers.geometry.rvgg_geometry`), computed on the maps as pytorch-grad-cam returns them
+(224x224, ReLU'd, min-max scaled). Lower is better: a map that ignores the hidden strip scores
+0, a uniform map the square root of the unseen share of the rows (:func:`uniform_share`). mu is scale-invariant, so it is the same on the raw maps whenever
 min-max scaling only divides (the map's minimum is 0, as after a ReLU).
 
 An all-zero map has no norm; we define its mu as 0 (it puts nothing behind the wall) and
@@ -17,7 +17,8 @@ count such maps separately (:func:`all_zero`), so a table can say how often it h
 Also: the fraction of a map that is *exactly* zero (:func:`zero_fraction`), the fraction of
 its rows that are zero all along (:func:`zero_row_fraction`), and the first row from which
 the map is zero down to the bottom (:func:`first_zero_row`) -- HiResCAM's zero area on rVGG
-starts at row 88 (60.7% of the image) while the unseen strip starts at row 170 (24.1%).
+starts far above the unseen strip (``helpers.geometry.rvgg_geometry().zero_rows`` against its
+``unseen_rows``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .geometry import rvgg_geometry
 
 __all__ = [
     "PAPER_UNSEEN_ROWS",
@@ -41,8 +44,9 @@ __all__ = [
     "summarize",
 ]
 
-#: The rows rVGG cannot see on a 224x224 input (0-indexed; the paper writes 171:224).
-PAPER_UNSEEN_ROWS = np.arange(170, 224)
+#: The rows rVGG cannot see on a 224x224 input (0-indexed; the paper counts from 1), derived by
+#: :func:`helpers.geometry.rvgg_geometry`.
+PAPER_UNSEEN_ROWS = rvgg_geometry().unseen_array()
 
 
 def as_maps(maps: Any) -> tuple[np.ndarray, bool]:
@@ -93,9 +97,10 @@ def _rows_for(arr: np.ndarray, rows, model) -> np.ndarray:
 
         rows = unseen_rows(model, arr.shape[1])
     if rows is None:
-        if arr.shape[1] != 224:
+        if arr.shape[1] != rvgg_geometry().image_size:
             raise ValueError(f"maps of height {arr.shape[1]}: pass rows= (the default rows "
-                             "170..223 are those of a 224-row image).")
+                             f"{PAPER_UNSEEN_ROWS[0]}..{PAPER_UNSEEN_ROWS[-1]} are those of a "
+                             f"{rvgg_geometry().image_size}-row image).")
         rows = PAPER_UNSEEN_ROWS
     return check_rows(rows, arr.shape[1])
 
@@ -106,7 +111,7 @@ def dead_zone_share(maps: Any, rows: Sequence[int] | None = None, model: Any = N
     Args:
         maps: ``(H, W)`` or ``(N, H, W)`` saliency maps (NumPy or torch).
         rows: the unseen image rows; default ``helpers.wall.unseen_rows(model)`` when a model
-            is given, else :data:`PAPER_UNSEEN_ROWS` (170..223, for 224-row maps).
+            is given, else :data:`PAPER_UNSEEN_ROWS` (rVGG's, for 224-row maps).
         model: a walled model whose unseen rows to use (for a baseline, which has none, pass
             the walled model's rows instead).
 
@@ -122,7 +127,8 @@ def dead_zone_share(maps: Any, rows: Sequence[int] | None = None, model: Any = N
 
 
 def uniform_share(rows: Sequence[int] | None = None, height: int = 224) -> float:
-    """mu of a constant map: ``sqrt(len(rows) / height)`` (``sqrt(54/224) = 0.491`` for rVGG)."""
+    """mu of a constant map: ``sqrt(len(rows) / height)`` (for rVGG's rows,
+    ``helpers.geometry.rvgg_geometry().uniform_mu``)."""
     idx = check_rows(PAPER_UNSEEN_ROWS if rows is None else rows, height)
     return float(np.sqrt(idx.size / height))
 

@@ -22,6 +22,7 @@ from torch import nn
 from torchvision.models import vgg as tv_vgg
 
 from .config import IMAGE_SIZE, MAP_SIZE, WALL_ROWS, read_checkpoint_file
+from .receptive_field import input_rows_reaching
 
 __all__ = [
     "WalledLinear",
@@ -353,10 +354,13 @@ def wall_weights_zero(weight: torch.Tensor, wall_rows: int = WALL_ROWS, map_size
     return True
 
 
+#: The Google Drive folder of the authors' release (book/paper.md).
+AUTHORS_DRIVE_FOLDER = "19LbSZcABEv3E0KB4KzlYQebjo8qDxr1S"
+AUTHORS_DRIVE_URL = f"https://drive.google.com/drive/folders/{AUTHORS_DRIVE_FOLDER}"
+
+
 def _authors_remedy() -> str:
     """What to do with a broken or mislabelled file of the authors' release."""
-    from .data import AUTHORS_DRIVE_URL  # lazily: helpers.data imports this module lazily too
-
     return ("Delete it and download it again: helpers.data.download_authors_release() (needs a "
             f"network), or by hand from the authors' Google Drive folder {AUTHORS_DRIVE_URL}.")
 
@@ -490,8 +494,6 @@ class TheoryCNN(nn.Module):
     def unseen_rows(self, image_size: int = 29) -> list[int]:
         """Input rows (of the 29-row image) the logits cannot depend on, by receptive-field
         arithmetic through the convolution and the pooling (rows 15..28 with 7 hidden rows)."""
-        from .wall import input_rows_reaching
-
         if image_size != 29:
             raise ValueError(f"TheoryCNN is defined for 29x29 inputs, got image_size={image_size}.")
         seen = input_rows_reaching([self.conv, self.relu, self.pool], self.visible_map_rows(), image_size)

@@ -19,6 +19,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from .config import IMAGE_SIZE, profile_label
+from .geometry import rvgg_geometry
 
 __all__ = [
     "CAM_CMAP",
@@ -41,8 +42,8 @@ __all__ = [
 CAM_CMAP = "inferno"
 DIVERGING_CMAP = "RdBu_r"
 WALL_COLOR = "#e8112d"
-#: First input row rVGG cannot see (rows 170..223 of a 224 image).
-FIRST_UNSEEN_ROW = 170
+#: First input row rVGG cannot see (:func:`helpers.geometry.rvgg_geometry`): the wall's line.
+FIRST_UNSEEN_ROW = rvgg_geometry().first_unseen_row
 
 _MEAN = np.array([0.485, 0.456, 0.406])
 _STD = np.array([0.229, 0.224, 0.225])
@@ -115,7 +116,8 @@ def overlay(ax: plt.Axes, image, cam: np.ndarray | torch.Tensor, title: str | No
             alpha: float = 0.5, wall: bool = True, normalized: bool = False,
             first_unseen_row: float = FIRST_UNSEEN_ROW) -> None:
     """The image in grey with the map (same size) on top in :data:`CAM_CMAP`, and the wall at
-    ``first_unseen_row`` (rVGG's row 170 by default; give the row for other models)."""
+    ``first_unseen_row`` (rVGG's, :data:`FIRST_UNSEEN_ROW`, by default; give the row for other
+    models)."""
     rgb = to_display(image, normalized=normalized)
     grey = rgb.mean(axis=-1)
     ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")

@@ -65,7 +65,7 @@ from torch import nn
 
 from .config import cache_dir, ensure_dir, progress
 from .models import TheoryCNN
-from .wall import input_rows_reaching
+from .receptive_field import input_rows_reaching
 
 __all__ = [
     "INPUT_SIZE",

@@ -457,7 +457,7 @@ def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tens
 def position_sets(profile: str | Profile | None = None, n: int | None = None, seed: int = 31337,
                   num_classes: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Images whose object lies entirely ``"above"`` the wall, ``"straddle"``-s it, or lies
-    entirely ``"below"`` it (first unseen row 170): ``{group: (images, labels)}``.
+    entirely ``"below"`` it (:data:`helpers.data.FIRST_UNSEEN_ROW`): ``{group: (images, labels)}``.
 
     Synthetic world: objects placed so (their painted pixels checked). Real data: each
     validation image shrunk to 50x50 and pasted at a random place of a mid-grey canvas, in the
@@ -502,7 +502,9 @@ def position_accuracy(model: nn.Module, profile: str | Profile | None = None, n:
     return {g: evaluate_accuracy(model, x, y, device=device)[0] for g, (x, y) in sets.items()}
 
 
-DEFAULT_TOP_ROWS = (0, 40, 80, 120, 140, 155, 165, 170, 175, 185)
+#: Top rows of :func:`accuracy_by_row`: from the top of the image to below the wall, densest
+#: around it (the wall's own row included).
+DEFAULT_TOP_ROWS = tuple(sorted({0, 40, 80, 120, 140, 155, 165, D.FIRST_UNSEEN_ROW, 175, 185}))
 
 
 @torch.no_grad()
@@ -514,12 +516,13 @@ def accuracy_by_row(model: nn.Module, profile: str | Profile | None = None,
 
     Synthetic world: objects of the training sizes placed with ``placement="top=<row>"`` (shrunk
     when needed to fit between that row and the bottom of the image); real data: validation
-    images shrunk to 44x44 and pasted on a mid-grey canvas with their top at the row. An object whose top is at row 170 or lower in the image (``top >= 170``) is entirely
-    behind the wall.
+    images shrunk to 44x44 and pasted on a mid-grey canvas with their top at the row. An object
+    whose top is at the wall's row or lower in the image (``top >= helpers.data.FIRST_UNSEEN_ROW``)
+    is entirely behind the wall.
 
     Returns:
         One dict per row: ``top_row`` (asked), ``mean_top`` (mean actual top row of the painted
-        objects), ``hidden`` (share of these objects lying entirely at rows >= 170),
+        objects), ``hidden`` (share of these objects lying entirely behind the wall),
         ``accuracy``, ``n``.
     """
     prof = get_profile(profile)

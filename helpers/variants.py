@@ -19,7 +19,8 @@ them):
     by position now has nothing to show below the wall.
 
   Because the wall sits on the last map and the head reads nothing else, the unseen input rows
-  are those of the paper's model (rows 170..223 for 9 hidden map rows).
+  are those of the paper's model (``helpers.geometry.rvgg_geometry().unseen_rows`` for 9
+  hidden map rows).
 
 * :class:`WalledResNet` -- a small ResNet (3x3 stem with stride 2, a 2x2 max-pool, three stages
   of one basic block each, strides 1, 2, 2: a 14x14 map) whose head is a *walled global
@@ -44,7 +45,7 @@ from torch import nn
 
 from .config import IMAGE_SIZE, MAP_SIZE, WALL_ROWS
 from .models import RVGG, TARGET_LAYER_INDEX, WalledLinear, check_image_batch
-from .wall import input_rows_reaching
+from .receptive_field import input_rows_reaching
 
 __all__ = [
     "PLACEMENTS",
@@ -98,7 +99,7 @@ class RowWall(nn.Module):
 
 def rows_reaching(layers: Sequence[nn.Module], map_rows: Sequence[int], image_size: int) -> np.ndarray:
     """Input rows reaching ``map_rows`` through a plain stack of convolutions and poolings
-    (:class:`RowWall`, ReLU, batch norm, dropout skipped): :func:`helpers.wall.input_rows_reaching`
+    (:class:`RowWall`, ReLU, batch norm, dropout skipped): :func:`helpers.receptive_field.input_rows_reaching`
     on the spatial layers only. Sorted indices."""
     spatial = [m for layer in layers for m in (layer.modules() if isinstance(layer, nn.Sequential) else [layer])
                if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
@@ -157,7 +158,7 @@ class ConvWalledRVGG(RVGG):
         return np.arange(MAP_SIZE - self.wall_rows)
 
     def unseen_rows(self, image_size: int = IMAGE_SIZE) -> np.ndarray:
-        """Input rows no visible map unit depends on (rows 170..223 for 9 hidden rows), by
+        """Input rows no visible map unit depends on (rVGG's unseen rows for 9 hidden rows), by
         receptive-field arithmetic through the 13 convolutions and 4 poolings."""
         if image_size != self.image_size:
             raise ValueError(f"ConvWalledRVGG is defined for {self.image_size}x{self.image_size} "

@@ -249,8 +249,16 @@ def test_method_leak_report():
     assert rows["hirescam"]["observed"] == "blind" and rows["hirescam"]["agrees"]
     assert rows["eigengradcam"]["agrees"]  # "may leak" agrees with either outcome
     assert not rows["layercam"]["agrees"]
+    assert rows["gradcam"]["set"] == "S"
     with pytest.raises(ValueError, match="walled"):
         B.method_leak_report(table[-1:])
+    # the book's one criterion (helpers.results.verdict): any mu > 0 on any image is a leak,
+    # however small; the share of images with mu > 0 comes with it
+    tiny = [{"method": "hirescam", "model": "walled", "dataset": "S", "mu_mean": 1e-9, "mu_max": 1e-7,
+             "mu_zero_share": 0.99, "n_images": 100}]
+    (row,) = B.method_leak_report(tiny)
+    assert row["observed"] == "leaks" and not row["agrees"]
+    assert row["positive_share"] == pytest.approx(0.01)
 
 
 def test_outcome_reason():

@@ -1,19 +1,26 @@
-"""The browser check: on a tiny site written here, it passes the good page and fails the bad ones.
+"""The browser check (tools/browsercheck.py): on a tiny site written here, it passes the good
+page and fails the bad ones.
 
-The browser tests need Debian's headless Chromium and chromedriver; without them they are
-skipped with a reason (everything else runs anywhere).
+The browser tests need Debian's headless Chromium and chromedriver (`make browser` installs
+them) and selenium; without them they are skipped with a reason (everything else runs anywhere).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import struct
+import sys
 import urllib.request
 import zlib
 from pathlib import Path
 
 import pytest
 
-from helpers import browsercheck as bc
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("browsercheck", ROOT / "tools" / "browsercheck.py")
+bc = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = bc  # its dataclasses look their module up there
+_spec.loader.exec_module(bc)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -118,24 +125,46 @@ def test_repo_url_is_read_from_config(tmp_path: Path):
     assert bc._read_repo_url(tmp_path) == "https://github.com/a/b"
 
 
-def test_missing_browser_without_install_gives_a_clear_error(monkeypatch):
+def test_missing_browser_gives_a_clear_error_naming_the_install_command(monkeypatch):
     monkeypatch.setattr(bc, "find_browser", lambda: None)
-    with pytest.raises(bc.BrowserNotFound, match="apt-get install -y chromium chromium-driver"):
-        bc.ensure_browser(install=False)
+    with pytest.raises(bc.BrowserNotFound, match="apt-get install -y chromium chromium-driver") as info:
+        bc.require_browser()
+    assert "make browser" in str(info.value)
+
+
+def test_a_missing_driver_is_never_downloaded(monkeypatch, tmp_path):
+    """Selenium gets the driver's path, so selenium-manager (which downloads) is never asked."""
+    pytest.importorskip("selenium")
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common import selenium_manager
+
+    monkeypatch.setattr(selenium_manager.SeleniumManager, "binary_paths",
+                        lambda *a, **k: pytest.fail("selenium-manager was asked for a driver"))
+    with pytest.raises(bc.BrowserNotFound, match="No chromedriver at .*apt-get install"):
+        with bc.open_browser(tmp_path / "chromium", tmp_path / "no-chromedriver"):
+            pass
+    fake = tmp_path / "chromedriver"  # a driver that exits at once: selenium runs it, and fails
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(WebDriverException, match="exited"):
+        with bc.open_browser(tmp_path / "chromium", fake):
+            pass
 
 
 def test_chromium_flags_keep_the_browser_offline():
     flags = set(bc.CHROMIUM_FLAGS)
-    for needed in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                   "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+    for needed in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                   "--disable-quic", "--no-first-run", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync"):
         assert needed in flags
 
 
 # -- with the browser -------------------------------------------------------------------------
 
-needs_browser = pytest.mark.skipif(bc.find_browser() is None,
-                                   reason="headless Chromium/chromedriver not installed "
-                                          "(apt-get install chromium chromium-driver)")
+needs_browser = pytest.mark.skipif(
+    bc.find_browser() is None or importlib.util.find_spec("selenium") is None,
+    reason="headless Chromium/chromedriver or selenium not installed "
+           "(make browser, or apt-get install chromium chromium-driver; pip install selenium)")
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +228,7 @@ def test_markdown_tables_printed_as_text_are_flagged(tmp_path: Path, browser):
 def test_math_rendered_by_local_mathjax_passes(tmp_path: Path, browser):
     mathjax = bc.ensure_mathjax(fetch=False)
     if mathjax is None:
-        pytest.skip("no local MathJax copy (python -m helpers.browsercheck fetches one with npm)")
+        pytest.skip("no local MathJax copy (python tools/browsercheck.py fetches one with npm)")
     root = tmp_path / "html"
     root.mkdir()
     cdn = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"

@@ -232,8 +232,10 @@ def test_explicit_targets(model, images, ours):
 def test_targets_of_the_wrong_length_are_an_error(model, images):
     with pytest.raises(ValueError, match="3 entries but the batch has 2"):
         cams.saliency(model, images, "gradcam", targets=[1, 2, 3])
-    with pytest.raises(ValueError, match="0..9"):
-        cams.saliency(model, images, "gradcam", targets=[1, 10])
+    # every method checks the classes, FullGrad (which has a pass of its own) included
+    for method in ("gradcam", "fullgrad", "scorecam"):
+        with pytest.raises(ValueError, match=r"class indices in 0\.\.9 \(the model has 10 classes\), got 1\.\.10"):
+            cams.saliency(model, images, method, targets=[1, 10])
     with pytest.raises(TypeError, match="class index"):
         cams.saliency(model, images, "gradcam", targets=["cat", 1])
 

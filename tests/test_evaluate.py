@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from helpers import cams, evaluate as E, metrics
+from helpers import results as R
 from helpers.config import get_profile
 from helpers.models import rvgg, rvgg_to_authors_state_dict
 
@@ -52,20 +53,22 @@ def test_rows_cover_every_cell_with_the_csv_columns(results):
     assert all(tuple(r) == E.CSV_COLUMNS for r in rows)
     assert {r["model"] for r in rows} == {"walled", "baseline"}
     assert all(r["n_images"] == 2 and r["source"] == "given" for r in rows)
-    opti = E.find_rows(rows, "Opti-CAM")
-    assert opti and all("1 Adam steps" in r["note"] for r in opti)
+    opti = R.select(R.table(rows), "Opti-CAM")
+    assert len(opti) == 4 and all("1 Adam steps" in note for note in opti["note"])
 
 
 def test_the_walls_bar(results):
     """HiResCAM and LayerCAM: mu = 0 on every image of the walled model; GradCAM: mu > 0."""
+    df = R.table(results)
     for method in ("hirescam", "layercam"):
-        for r in E.find_rows(results["rows"], method, "walled"):
+        for _, r in R.select(df, method, "walled").iterrows():
             assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0 and r["mu_zero_share"] == 1.0  # exact: wall
             assert r["zero_row_fraction"] >= 136 / 224
-    for r in E.find_rows(results["rows"], "gradcam", "walled"):
-        assert r["mu_mean"] > 0
+            assert r["observed"] == "blind"
+    for _, r in R.select(df, "gradcam", "walled").iterrows():
+        assert r["mu_mean"] > 0 and r["observed"] == "leaks"
     # on the baseline, HiResCAM does see the bottom rows
-    assert all(r["mu_mean"] > 0 for r in E.find_rows(results["rows"], "hirescam", "baseline"))
+    assert (R.select(df, "hirescam", "baseline")["mu_mean"] > 0).all()
 
 
 def test_mu_recomputed_directly(results, models, sets):
@@ -75,7 +78,7 @@ def test_mu_recomputed_directly(results, models, sets):
     expected = [np.linalg.norm(m[170:]) / np.linalg.norm(m) for m in maps]
     got = E.per_image(results, "walled", "STACK-MIX", "gradcam")
     np.testing.assert_allclose(got, expected, rtol=1e-5)
-    row = E.find_rows(results["rows"], "gradcam", "walled", "STACK-MIX")[0]
+    row = R.cell(R.table(results), "gradcam", "walled", "STACK-MIX")
     assert row["mu_mean"] == pytest.approx(np.mean(expected), rel=1e-5)
     assert row["mu_std"] == pytest.approx(np.std(expected), rel=1e-4, abs=1e-7)
     assert row["zero_fraction"] == pytest.approx(np.mean(maps == 0), abs=1e-9)
@@ -145,8 +148,9 @@ def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path,
     theirs = E.evaluate(real, methods=methods, sets=sets, source="authors", folder=tmp_path / "a",
                         show_progress=False)
     assert theirs["source"] == "authors"
+    ours = R.table(results)
     for a in theirs["rows"]:
-        b = E.find_rows(results["rows"], a["method"], a["model"], a["dataset"])[0]
+        b = R.cell(ours, a["method"], a["model"], a["dataset"])
         assert a["mu_mean"] == pytest.approx(b["mu_mean"], abs=1e-6)
     for name in ("walled", "baseline"):
         assert theirs["models"][name]["fingerprint"] == results["models"][name]["fingerprint"]
@@ -337,10 +341,13 @@ def test_bad_input(profile, models, sets, tmp_path):
         E.per_image({"per_image": {}}, "walled", "STACK-MIX", "gradcam")
 
 
-def test_table1_html_quotes_the_paper_where_known(results):
-    html = E.table1_html(results["rows"], stamp="profile: test")
-    assert html.count("<tr>") == 1 + len(METHODS)
-    assert "about 0.227" in html and "0 (exactly)" in html and "not known to us" in html
+def test_the_results_table_of_an_evaluation_renders_and_prints(results):
+    """What helpers.evaluate computed, through helpers.results: the paper's values where known,
+    every method once, and the command line's text table."""
+    df = R.table(results)
+    html = R.table_html(df, stamp="profile: test")
+    assert html.count("<tr>") == 2 + len(METHODS)  # two header rows
+    assert "about 0.227" in html and "exactly 0" in html
     assert "LayerCAM <small>(not in the paper)</small>" in html and "profile: test" in html
-    text = E.format_table(results["rows"])
+    text = R.table_text(df)
     assert "HiResCAM" in text and "0.000 +- 0.000" in text

@@ -1,19 +1,19 @@
-"""The results summary: records in every accepted shape, the paper's numbers beside ours,
-the benchmark section (with and without files), and clear errors for bad records."""
+"""The results pages' helpers: the results table loaded from helpers.evaluate or its files,
+the benchmark section (with and without files), the GPU session and the CPU runs."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
 import types
-from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import helpers
+from helpers import results as R
 from helpers import summary as S
 
 RECORDS = [
@@ -30,68 +30,21 @@ RECORDS = [
 ]
 
 
-def test_uniform_map_value_is_the_square_root_of_the_unseen_share():
-    # A uniform 224x224 map: norm over rows 170..223 divided by the whole norm, by hand.
-    assert S.UNIFORM_MU == pytest.approx(math.sqrt(54 * 224) / math.sqrt(224 * 224))
-    assert S.UNIFORM_MU == pytest.approx(0.491, abs=1e-3)
-
-
-def test_headline_averages_over_stack_sets_and_quotes_the_paper():
-    rows = S.normalize_records(RECORDS)
-    heads = {h["method"]: h for h in S.headline(rows)}
-    assert heads["GradCAM"]["ours"] == pytest.approx((0.20 + 0.30) / 2)
-    assert heads["GradCAM"]["per_dataset"] == {"STACK-MIX": 0.20, "STACK-GEN": 0.30}
-    assert heads["GradCAM"]["paper"] == 0.227
-    assert heads["HiResCAM"]["ours"] == 0.0 and heads["HiResCAM"]["paper"] == 0.0  # exact: wall
-    html = S.headline_html(rows, stamp="profile: quick (cpu)")
-    assert "0.250" in html and "0.227" in html and "profile: quick (cpu)" in html
-    assert html.count("<tr>") == 3  # header + two known paper numbers
-
-
-def test_headline_of_a_missing_method_is_nan_not_an_error():
-    rows = S.normalize_records([RECORDS[-1]])
-    heads = {h["method"]: h for h in S.headline(rows)}
-    assert math.isnan(heads["GradCAM"]["ours"])
-    assert "n/a" in S.headline_html(rows)
-
-
-def test_results_table_sorts_by_walled_mu_and_shows_every_cell():
-    html = S.results_table_html(S.normalize_records(RECORDS))
-    order = [html.index(f"<tr><td>{m}</td>") for m in ("HiResCAM", "GradCAM", "EigenCAM")]
-    assert order == sorted(order)  # walled mu 0 < 0.25 < 0.41
-    assert "0.200<br><small>&plusmn;&nbsp;0.050</small>" in html and "0.350<br><small>&plusmn;&nbsp;0.100</small>" in html
-    eigen = html[html.index("<tr><td>EigenCAM</td>"):]
-    assert eigen.split("</tr>")[0].count("&ndash;") == 4  # no STACK-GEN cells, no baseline, no paper value
-    hires_zero = (0.607 + 0.62) / 2
-    assert f"{hires_zero:.3f}" in html
-    assert ">2.5<" in html and ">4.0<" in html  # seconds: GradCAM 1.5 + 1.0, HiResCAM 2.0 + 2.0
-
-
-def test_records_in_other_shapes_and_spellings(tmp_path: Path):
-    @dataclass
-    class Rec:
-        method: str
-        stack: str
-        walled: bool
-        mu: float
-        std_mu: float
-
-    from_dc = S.normalize_records([Rec("GradCAM", "STACK-MIX", True, 0.2, 0.01),
-                                   Rec("GradCAM", "STACK-MIX", False, 0.3, 0.02)])
-    assert [(r.model, r.mu_mean, r.mu_std) for r in from_dc] == [("walled", 0.2, 0.01), ("baseline", 0.3, 0.02)]
-
+def test_load_table_reads_the_files_helpers_evaluate_writes(tmp_path: Path):
     path = tmp_path / "table1.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(RECORDS[0]))
         writer.writeheader()
         writer.writerows(RECORDS[:2])
-    from_csv = S.normalize_records(path)
-    assert [r.mu_mean for r in from_csv] == [0.2, 0.3] and from_csv[0].seconds == 1.5
-
+    from_csv = S.load_table(path)
+    assert from_csv["mu_mean"].tolist() == [0.2, 0.3] and from_csv["seconds"].tolist() == [1.5, 1.0]
+    assert from_csv["method"].tolist() == ["gradcam", "gradcam"]  # registry keys
     jpath = tmp_path / "table1.json"
     jpath.write_text(json.dumps({"profile": "quick", "rows": RECORDS}))
-    assert S.normalize_records(jpath) == S.normalize_records(RECORDS)
-    assert S.load_table(jpath) == S.normalize_records(RECORDS)
+    pd.testing.assert_frame_equal(S.load_table(jpath), R.table(RECORDS))
+    pd.testing.assert_frame_equal(S.load_table(tmp_path), R.table(RECORDS))  # the folder: its JSON
+    with pytest.raises(FileNotFoundError, match="python -m helpers.evaluate"):
+        S.load_table(tmp_path / "nope.csv")
 
 
 def test_load_table_asks_helpers_evaluate(monkeypatch):
@@ -105,28 +58,9 @@ def test_load_table_asks_helpers_evaluate(monkeypatch):
     fake.table1 = table1
     monkeypatch.setitem(sys.modules, "helpers.evaluate", fake)
     monkeypatch.setattr(helpers, "evaluate", fake, raising=False)
-    assert S.load_table() == S.normalize_records(RECORDS)
-    assert S.load_table(profile="quick") == S.normalize_records(RECORDS)
+    pd.testing.assert_frame_equal(S.load_table(), R.table(RECORDS))
+    pd.testing.assert_frame_equal(S.load_table(profile="quick"), R.table(RECORDS))
     assert calls == [None, "quick"]
-
-
-@pytest.mark.parametrize("record, message", [
-    ({"method": "GradCAM", "dataset": "STACK-MIX", "mu_mean": 0.2}, "lacks \\['model'\\]"),
-    ({"method": "GradCAM", "dataset": "STACK-MIX", "model": "walled", "mu_mean": 1.7}, "in \\[0, 1\\]"),
-    ({"method": "GradCAM", "dataset": "STACK-MIX", "model": "walled", "mu_mean": "high"}, "not a number"),
-])
-def test_bad_records_are_refused_with_a_reason(record, message):
-    with pytest.raises(ValueError, match=message):
-        S.normalize_records([record])
-
-
-def test_empty_table_and_missing_file_are_refused(tmp_path: Path):
-    with pytest.raises(ValueError, match="empty"):
-        S.normalize_records([])
-    with pytest.raises(FileNotFoundError, match="python -m helpers.evaluate"):
-        S.normalize_records(tmp_path / "nope.csv")
-    with pytest.raises(ValueError, match="'rows'"):
-        S.normalize_records({"something": 1})
 
 
 def test_benchmarks_absent_say_no_gpu(tmp_path: Path):
@@ -168,17 +102,6 @@ def test_run_stamp_names_profile_and_device(monkeypatch):
     monkeypatch.setenv("CAMWALLS_DEVICE", "cpu")
     stamp = S.run_stamp()
     assert stamp.startswith("profile quick (") and " on cpu (" in stamp
-
-
-def test_rows_of_helpers_evaluate_use_display_names_and_match_the_registry():
-    # The shape of helpers.evaluate's rows: a registry key under "method", the name under "display".
-    rows = S.normalize_records([
-        {"method": "gradcampp", "display": "GradCAM++", "dataset": "STACK-MIX", "model": "walled", "mu_mean": 0.3},
-        {"method": "gradcam", "display": "GradCAM", "dataset": "STACK-MIX", "model": "walled", "mu_mean": 0.2},
-    ])
-    assert [r.method for r in rows] == ["GradCAM++", "GradCAM"]
-    assert [r.mu_mean for r in S.find_row(rows, "gradcam")] == [0.2]  # not confused with GradCAM++
-    assert [r.mu_mean for r in S.find_row(rows, "gradcampp")] == [0.3]
 
 
 def test_gpu_session_rehearsal_and_its_section(tmp_path: Path, monkeypatch):
