@@ -17,13 +17,13 @@ TIMED          := $(PY) tools/timed.py
 .PHONY: book test unit unit-restricted install clean check-book
 
 book: $(STAMP)
-	$(PY) -m helpers.build
+	$(PY) -m tools.build
 
 test: $(STAMP) browser
 	$(TIMED) "unit tests, native CPU" -- $(PY) -m pytest --durations=15
 	$(TIMED) "unit tests, restricted instruction set, 1 thread" -- env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider
-	$(TIMED) "book build, instruction set capped at AVX2" -- env $(AVX2_CPU) $(PY) -m helpers.build
-	$(TIMED) "browser check" -- $(PY) tools/browsercheck.py
+	$(TIMED) "book build, instruction set capped at AVX2" -- env $(AVX2_CPU) $(PY) -m tools.build
+	$(TIMED) "browser check" -- $(PY) -m tools.browsercheck
 
 unit: $(STAMP)
 	$(PY) -m pytest --durations=15
@@ -32,7 +32,7 @@ unit-restricted: $(STAMP)
 	env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider
 
 check-book: $(STAMP) browser
-	$(PY) tools/browsercheck.py
+	$(PY) -m tools.browsercheck
 
 # The browser check's Chromium and chromedriver (Debian packages, driven by selenium): installed
 # with apt-get when missing and we are root; otherwise the command to run is printed.

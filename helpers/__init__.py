@@ -7,20 +7,21 @@ so the arrows point one way, from the chapters down to the configuration.
 1. ``cli`` -- what every command line does on an error (no torch);
 2. ``config`` -- profiles, device, seeds, the cache folder, reading checkpoints;
 3. ``receptive_field`` -- which input rows reach which output rows;
-4. ``models`` -- rVGG and its wall, the theory CNN, the authors' weights;
+4. ``models/`` -- rVGG and its wall, the authors' weights, the theory CNN, the other walls
+   (conv-walled rVGG, walled ResNet);
 5. ``wall`` -- the rows a model cannot see, and the checks of it;
 6. ``geometry`` -- every number of the wall, derived once from the model;
-7. ``variants`` (other walls), ``masked_forward`` (logits on the visible rows), ``metrics``
-   (mu), ``data`` (synthetic world, stacks, real data), ``theory`` (sympy, Monte Carlo),
-   ``plots`` (figures);
-8. ``cams`` -- every CAM method behind one call;
-9. ``results`` -- the results table, the verdict, the paper's numbers, the renderer (below
-   ``evaluate`` and ``beyond``, which judge and render with it);
-10. ``train`` -- the training loop, its checkpoints and CLI;
-11. ``evaluate`` (Table 1 and friends), ``beyond`` (the open questions), ``benchmark`` (GPU
-    throughput);
-12. ``summary`` (the landing and results pages), ``explorer`` (the widget);
-13. ``bench_cams``, ``build`` -- commands that use everything below.
+7. ``masked_forward`` (logits on the visible rows), ``metrics`` (mu), ``data/`` (synthetic
+   world, stacks, real folders and downloads, the authors' release);
+8. ``theory/`` (sympy, Monte Carlo, the 29x29 digits), ``plots`` (figures);
+9. ``cams/`` -- every CAM method behind one call, one file per hand-written method;
+10. ``results/`` -- the results table, the verdict, the paper's numbers, the renderer;
+11. ``train/`` -- the one training loop, its recipes, checkpoints and CLI;
+12. ``evaluate/`` (Table 1 and friends), ``experiments/`` (the open questions, one file each);
+13. ``summary`` (the landing and results pages), ``explorer`` (the widget).
+
+The commands that build, check and benchmark the book are not part of the library: they are
+in ``tools/``.
 """
 
 __version__ = "0.1.0"
@@ -33,11 +34,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models",),
     ("wall",),
     ("geometry",),
-    ("variants", "masked_forward", "metrics", "data", "theory", "plots"),
+    ("masked_forward", "metrics", "data"),
+    ("theory", "plots"),
     ("cams",),
     ("results",),
     ("train",),
-    ("evaluate", "beyond", "benchmark"),
+    ("evaluate", "experiments"),
     ("summary", "explorer"),
-    ("bench_cams", "build"),
 )

@@ -1,7 +1,7 @@
 """What every command line of the book does on an error, written once.
 
-The commands (``python -m helpers.train``, ``helpers.evaluate``, ``helpers.benchmark``,
-``helpers.bench_cams``, ``helpers.build``, ``tools/browsercheck.py``, ``tools/gpu_session.py``,
+The commands (``python -m helpers.train``, ``helpers.evaluate``, ``tools.benchmark``,
+``tools.bench_cams``, ``tools.build``, ``tools/browsercheck.py``, ``tools/gpu_session.py``,
 ``tools/check_notebooks.py``) all follow the same pattern::
 
     def main(argv=None) -> int:

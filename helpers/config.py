@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .cli import NotWritableError, folder_problem
 
@@ -54,7 +55,7 @@ __all__ = [
 PROFILE_ENV = "CAMWALLS_PROFILE"
 HOME_ENV = "CAMWALLS_HOME"
 DEVICE_ENV = "CAMWALLS_DEVICE"
-#: Set by ``helpers.build`` while the book is built: progress bars are then silent, since a
+#: Set by ``tools.build`` while the book is built: progress bars are then silent, since a
 #: bar written during the build would only clutter the HTML (and stderr output fails the build).
 BUILD_ENV = "CAMWALLS_BOOK_BUILD"
 
@@ -379,8 +380,6 @@ def progress(iterable=None, **kwargs):
     Silent while the book is built (``$CAMWALLS_BOOK_BUILD`` set) or when ``disable=True``.
     Accepts every ``tqdm`` keyword argument.
     """
-    from tqdm.auto import tqdm
-
     if os.environ.get(BUILD_ENV):
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)

@@ -19,9 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ipywidgets as w
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
+from . import cams, evaluate, metrics, plots
 from .config import IMAGE_SIZE
 from .geometry import rvgg_geometry
 
@@ -115,39 +119,18 @@ def as_images(stack: Any) -> tuple[torch.Tensor, torch.Tensor | None, Sequence[s
 
 def _registry_label(method: str) -> str:
     """The display name of a method in ``helpers.cams.METHODS`` (``"gradcampp"`` -> ``"GradCAM++"``),
-    or the name itself when the registry does not know it."""
+    or the name itself when the registry does not know it (a test's own method)."""
     try:
-        from .cams import get_method
-
-        return get_method(method).display
-    except (ImportError, ValueError, TypeError):
+        return cams.get_method(method).display
+    except (ValueError, TypeError):
         return method
 
 
-def _default_saliency() -> SaliencyFn:
-    from . import cams
-
-    return cams.saliency
-
-
-def _default_saliency_many() -> Callable[..., dict[str, np.ndarray]]:
-    from . import cams
-
-    def many(model: torch.nn.Module, images: torch.Tensor, methods: Sequence[str]) -> dict[str, np.ndarray]:
-        results = cams.compute_cams(model, images, list(methods))
-        return {m: results[cams.get_method(m).key].scaled for m in methods}
-
-    return many
-
-
-def _default_mu() -> MuFn:
-    from . import metrics
-
-    for name in ("mu", "dead_zone_share", "unseen_share"):
-        fn = getattr(metrics, name, None)
-        if callable(fn):
-            return fn
-    raise ImportError("helpers.metrics has no mu function (looked for mu, dead_zone_share, unseen_share).")
+def _default_saliency_many(model: torch.nn.Module, images: torch.Tensor,
+                           methods: Sequence[str]) -> dict[str, np.ndarray]:
+    """Every method's 224x224 maps of ``images``, from one shared pass (:func:`helpers.cams.compute_cams`)."""
+    results = cams.compute_cams(model, images, list(methods))
+    return {m: results[cams.get_method(m).key].scaled for m in methods}
 
 
 class Explorer:
@@ -216,13 +199,13 @@ class Explorer:
     # -- computing
     def _mu_fn(self) -> MuFn:
         if self._mu is None:
-            self._mu = _default_mu()
+            self._mu = metrics.dead_zone_share
         return self._mu
 
     def _maps(self, net: torch.nn.Module, batch: torch.Tensor, methods: list[str]) -> dict[str, np.ndarray]:
         """``{method: (N, 224, 224) maps}`` for a batch, one call for all methods when possible."""
         if self._saliency_many is None and self._saliency is None:
-            self._saliency_many = _default_saliency_many()
+            self._saliency_many = _default_saliency_many
         if self._saliency_many is not None:
             out = self._saliency_many(net, batch, methods)
         else:
@@ -297,10 +280,6 @@ class Explorer:
     # -- drawing
     def figure(self, view: View):
         """One view as a figure: the image with the wall, the map, and the overlay (with mu)."""
-        import matplotlib.pyplot as plt
-
-        from . import plots
-
         c = view.choice
         fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.4))
         truth = self.class_name(c.stack, view.label)
@@ -322,10 +301,6 @@ class Explorer:
         ``indices``: the image shown for each stack set (default: image 0 of each).
         Returns ``(fig, views)`` with ``views[(stack, model, method)]`` the :class:`View` shown.
         """
-        import matplotlib.pyplot as plt
-
-        from . import plots
-
         indices = dict(indices) if indices is not None else {s: 0 for s in self.stacks}
         methods = list(methods) if methods is not None else [m for m in STATIC_METHODS if m in self.methods]
         models = list(models) if models is not None else list(self.models)
@@ -364,8 +339,6 @@ class Explorer:
         and ``load_sets``): the trained walled and baseline rVGG (from the checkpoint cache, or
         trained now), or the authors' released ones when the profile uses real data and they
         are downloaded; STACK-MIX and STACK-GEN (or its stand-in)."""
-        from . import evaluate
-
         models, _source = evaluate.load_models(profile)
         sets = evaluate.load_sets(profile)
         return cls(models, sets, methods=methods)
@@ -379,8 +352,6 @@ class ExplorerUI:
     """
 
     def __init__(self, explorer: Explorer):
-        import ipywidgets as w
-
         self.explorer = explorer
         opts = explorer.options
         first = opts["stack"][0]
@@ -415,9 +386,6 @@ class ExplorerUI:
 
     def update(self) -> View:
         """Compute (or fetch) the current view and draw it into the output area."""
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
         view = self.explorer.view(*self._astuple(self.choice()))
         self.last_view = view
         self.status.value = (f"<b>mu = {view.mu:.3f}</b> (share of the map's norm behind the wall; "
@@ -436,6 +404,4 @@ class ExplorerUI:
         return c.stack, c.index, c.method, c.model
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
         display(self.box)

@@ -23,8 +23,18 @@ import numpy as np
 import torch
 
 from .config import IMAGE_SIZE, MAP_SIZE, WALL_ROWS
+from .models import rvgg
+from .wall import receptive_field, unseen_rows, upsampled_zero_rows, visible_map_rows
 
 __all__ = ["WallGeometry", "rvgg_geometry", "texts"]
+
+
+def _count(field: str, doc: str) -> property:
+    return property(lambda self: len(getattr(self, field)), doc=doc)
+
+
+def _share(field: str, doc: str) -> property:
+    return property(lambda self: len(getattr(self, field)) / self.image_size, doc=doc)
 
 
 @dataclass(frozen=True)
@@ -62,30 +72,16 @@ class WallGeometry:
         """The last input row the model can see."""
         return self.first_unseen_row - 1
 
-    @property
-    def n_unseen(self) -> int:
-        """How many input rows the model cannot see."""
-        return len(self.unseen_rows)
-
-    @property
-    def unseen_share(self) -> float:
-        """The unseen rows' share of the image."""
-        return self.n_unseen / self.image_size
+    n_unseen = _count("unseen_rows", "How many input rows the model cannot see.")
+    unseen_share = _share("unseen_rows", "The unseen rows' share of the image.")
 
     @property
     def first_zero_row(self) -> int:
         """The first image row an element-wise map is zero on after upsampling."""
         return self.zero_rows[0]
 
-    @property
-    def n_zero(self) -> int:
-        """How many image rows an element-wise map is zero on after upsampling."""
-        return len(self.zero_rows)
-
-    @property
-    def zero_share(self) -> float:
-        """The upsampled zero rows' share of the image."""
-        return self.n_zero / self.image_size
+    n_zero = _count("zero_rows", "How many image rows an element-wise map is zero on after upsampling.")
+    zero_share = _share("zero_rows", "The upsampled zero rows' share of the image.")
 
     @property
     def uniform_mu(self) -> float:
@@ -114,14 +110,6 @@ def rvgg_geometry(wall_rows: int = WALL_ROWS) -> WallGeometry:
         ValueError: for a ``wall_rows`` that leaves no row unseen or no row visible (the
             numbers of this class would be undefined).
     """
-    from .models import rvgg
-    from .wall import (
-        receptive_field,
-        unseen_rows,
-        upsampled_zero_rows,
-        visible_map_rows,
-    )
-
     with torch.random.fork_rng(devices=[]):  # the weights are irrelevant: leave the caller's RNG alone
         model = rvgg(num_classes=10, width=1 / 64, wall_rows=wall_rows)
     visible = _ints(visible_map_rows(model))

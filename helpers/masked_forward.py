@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
+from torchvision.models import VGG
 
 from . import wall
 
@@ -45,8 +46,6 @@ def _plain_pool(m: nn.Module) -> bool:
 def supports_model(model: nn.Module) -> bool:
     """Whether :class:`VisibleRowsForward` applies: a torchvision ``VGG`` (rVGG included) whose
     ``features`` are only 3x3 stride-1 zero-padded convolutions, ReLUs and 2x2 max-pools."""
-    from torchvision.models import VGG
-
     if not isinstance(model, VGG):
         return False
     return all(_plain_conv(m) or isinstance(m, nn.ReLU) or _plain_pool(m) for m in model.features)

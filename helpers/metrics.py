@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .geometry import rvgg_geometry
+from .wall import unseen_rows
 
 __all__ = [
     "PAPER_UNSEEN_ROWS",
@@ -93,8 +94,6 @@ def check_rows(rows: Sequence[int] | np.ndarray, height: int) -> np.ndarray:
 
 def _rows_for(arr: np.ndarray, rows, model) -> np.ndarray:
     if rows is None and model is not None:
-        from .wall import unseen_rows
-
         rows = unseen_rows(model, arr.shape[1])
     if rows is None:
         if arr.shape[1] != rvgg_geometry().image_size:

@@ -16,9 +16,11 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import to_rgb
 from matplotlib.patches import Rectangle
 
 from .config import IMAGE_SIZE, profile_label
+from .data import denormalize
 from .geometry import rvgg_geometry
 
 __all__ = [
@@ -45,14 +47,12 @@ WALL_COLOR = "#e8112d"
 #: First input row rVGG cannot see (:func:`helpers.geometry.rvgg_geometry`): the wall's line.
 FIRST_UNSEEN_ROW = rvgg_geometry().first_unseen_row
 
-_MEAN = np.array([0.485, 0.456, 0.406])
-_STD = np.array([0.229, 0.224, 0.225])
-
 
 def to_display(image: torch.Tensor | np.ndarray, normalized: bool = False) -> np.ndarray:
     """An ``(H, W, 3)`` float array in [0, 1] from a ``(3, H, W)`` tensor or ``(H, W[, 3])`` array.
 
-    ``normalized=True`` undoes the ImageNet mean/std normalization first.
+    ``normalized=True`` undoes the ImageNet mean/std normalization first
+    (:func:`helpers.data.denormalize`, in float64).
     """
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
@@ -64,7 +64,8 @@ def to_display(image: torch.Tensor | np.ndarray, normalized: bool = False) -> np
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
     if normalized:
-        arr = arr * _STD + _MEAN
+        chw = torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 0), dtype=np.float64))
+        arr = np.moveaxis(denormalize(chw).numpy(), 0, -1)
     if arr.dtype == np.uint8:
         arr = arr / 255.0
     return np.clip(arr.astype(np.float64), 0.0, 1.0)
@@ -227,8 +228,6 @@ def _paint_wall(rgb: np.ndarray, first_unseen_row: int = FIRST_UNSEEN_ROW, color
                 period: int = 14) -> np.ndarray:
     """The wall drawn into an ``(H, W, 3)`` array: diagonal hatching on the unseen rows and a
     dashed line on the first one (the look of :func:`draw_wall`, without matplotlib patches)."""
-    from matplotlib.colors import to_rgb
-
     out = rgb.copy()
     height, width = out.shape[:2]
     if not 0 <= first_unseen_row < height:

@@ -100,3 +100,12 @@ def input_rows_reaching(layers: Sequence[nn.Module], map_rows: Iterable[int],
                     prev[i] = True
         rows = prev
     return np.flatnonzero(rows)
+
+
+def rows_reaching(layers: Sequence[nn.Module], map_rows: Sequence[int], image_size: int) -> np.ndarray:
+    """Input rows reaching ``map_rows`` through a plain stack of convolutions and poolings
+    (every other layer, e.g. ReLU, batch norm, dropout or a row-zeroing wall, is skipped): :func:`input_rows_reaching`
+    on the spatial layers only. Sorted indices."""
+    spatial = [m for layer in layers for m in (layer.modules() if isinstance(layer, nn.Sequential) else [layer])
+               if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
+    return input_rows_reaching(spatial, list(map_rows), image_size)

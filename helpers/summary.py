@@ -7,8 +7,10 @@ Used by the landing page (``book/intro.md``) and the results page (``book/result
   it) or from a ``table1.json``/``table1.csv`` that ``python -m helpers.evaluate`` wrote; what
   the pages show of it -- the paper's numbers beside ours, the verdicts, Table 1 itself -- is
   :mod:`helpers.results`'s;
-* :func:`benchmark_records` / :func:`benchmark_html` read the GPU benchmark files
-  (``results/benchmarks/*.json``) and say so, from code, when there are none;
+* :func:`benchmark_records` reads the GPU benchmark files (``results/benchmarks/*.json``, what
+  ``python -m tools.benchmark`` writes); :func:`read_results` keeps the throughput runs,
+  :func:`results_table` makes one display row of each, and :func:`benchmark_html` shows them
+  (or says, from code, that there are none);
 * :func:`gpu_session` / :func:`gpu_session_html` read what ``tools/gpu_session.py`` wrote;
   :func:`cpu_runs` the longer CPU training runs;
 * :func:`run_stamp` says which profile and device produced the rendered results.
@@ -27,15 +29,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
+from . import evaluate
 from . import results as R
+from .config import get_device, get_profile
 from .geometry import rvgg_geometry
+from .results import html_table
 
 __all__ = [
     "load_table",
     "repo_root",
     "benchmark_dir",
     "benchmark_records",
+    "read_results",
+    "results_table",
+    "markdown_table",
     "benchmark_html",
     "run_stamp",
     "gpu_dir",
@@ -55,18 +64,12 @@ def load_table(source: Any = None, profile: Any = None) -> pd.DataFrame:
     accepts (a ``table1.json``/``table1.csv`` path, the evaluation, its rows).
     """
     if source is None:
-        from . import evaluate
-
         source = evaluate.table1(profile=profile)
     return R.table(source)
 
 
 def _fmt(x: float, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
-
-
-def _caption(text: str) -> str:
-    return f"<caption>{html.escape(text)}</caption>"
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,6 +132,52 @@ def benchmark_records(folder: str | Path | None = None) -> list[dict[str, Any]]:
     return records
 
 
+def _throughput(record: Mapping[str, Any]) -> bool:
+    """Whether a benchmark record is a throughput run of ``python -m tools.benchmark``."""
+    return "train_images_per_s" in record and "inference_images_per_s" in record
+
+
+def _newest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: r.get("date", ""), reverse=True)
+
+
+def read_results(folder: str | Path | None = None, include_tiny: bool = False) -> list[dict[str, Any]]:
+    """The throughput runs of ``python -m tools.benchmark`` among :func:`benchmark_records`
+    (default folder: :func:`benchmark_dir`), newest first. Runs of its ``--tiny`` CPU
+    configuration are left out unless ``include_tiny``.
+
+    Raises:
+        ValueError: a file that is not valid JSON (:func:`benchmark_records`).
+    """
+    return _newest_first([r for r in benchmark_records(folder)
+                          if _throughput(r) and (include_tiny or not r.get("tiny"))])
+
+
+def results_table(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row (a dict of display strings and numbers) per benchmark run, for the book's tables."""
+    rows = []
+    for r in results:
+        rows.append({
+            "device": r["device"], "date": r["date"][:10], "torch": r["torch"], "precision": r["precision"],
+            "batch": r["batch_size"], "compile": r["compile"],
+            "train img/s": round(r["train_images_per_s"], 1),
+            "train MFU": "n/a" if r.get("train_mfu") is None else f"{100 * r['train_mfu']:.1f}%",
+            "inference img/s": round(r["inference_images_per_s"], 1),
+            "inference MFU": "n/a" if r.get("inference_mfu") is None else f"{100 * r['inference_mfu']:.1f}%",
+        })
+    return rows
+
+
+def markdown_table(rows: list[Mapping[str, Any]]) -> str:
+    """A Markdown table of ``rows`` (dicts with the same keys); ``""`` for no rows."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 _DEVICE_KEYS = ("gpu_name", "device_name", "gpu", "card", "device")
 
 
@@ -142,30 +191,20 @@ def benchmark_html(folder: str | Path | None = None) -> str:
         return (f"<p class=\"camwalls-note\">No GPU benchmark result is in <code>{html.escape(where)}</code>: "
                 "no GPU was available where this book was built, so there are no GPU throughput or MFU "
                 "figures to report. On a machine with a GPU, run the benchmark command "
-                "(<code>python -m helpers.benchmark</code>); its JSON files land in that folder and appear "
+                "(<code>python -m tools.benchmark</code>); its JSON files land in that folder and appear "
                 "here at the next build.</p>")
-    standard = [r for r in records if "train_images_per_s" in r and "inference_images_per_s" in r]
+    standard = _newest_first([r for r in records if _throughput(r)])
     parts = []
-    if standard:
-        # the files of helpers.benchmark: one compact table, newest first
-        from .benchmark import results_table
-
-        table = results_table(sorted(standard, key=lambda r: r.get("date", ""), reverse=True))
-        keys = list(table[0])
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[k]))}</td>" for k in keys) + "</tr>"
-                       for row in table)
+    if standard:  # the files of tools.benchmark: one compact table, newest first
         peaks = sorted({f"{r['device']}: {r['peak_tflops']:g} TFLOP/s" for r in standard if r.get("peak_tflops")})
         cap = ("Full-width rVGG, random images already on the GPU, SGD with momentum; MFU: 3x the forward "
                f"FLOPs per training image (1x for inference) over the card's dense bf16 peak ({'; '.join(peaks)})")
-        parts.append(f'<div class="camwalls-scroll"><table class="camwalls-table">{_caption(cap)}<thead><tr>{head}'
-                     f"</tr></thead><tbody>{body}</tbody></table></div>")
+        parts.append(html_table(results_table(standard), caption=cap, scroll=True))
     for rec in (r for r in records if r not in standard):
         device = next((rec[k] for k in _DEVICE_KEYS if rec.get(k)), "unknown device")
-        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt_any(v))}</td></tr>"
-                       for k, v in rec.items() if k != "file")
-        parts.append(f'<table class="camwalls-table"><caption>{html.escape(rec["file"])}: measured on '
-                     f"{html.escape(str(device))}</caption><tbody>{rows}</tbody></table>")
+        rows = [{"key": k, "value": _fmt_any(v)} for k, v in rec.items() if k != "file"]
+        parts.append(html_table(rows, [("key", "quantity"), ("value", "value")],
+                                caption=f"{rec['file']}: measured on {device}"))
     return "\n".join(parts)
 
 
@@ -180,10 +219,6 @@ def run_stamp(profile: Any = None) -> str:
 
     E.g. ``"profile quick (CPU, synthetic images, ...) on cpu (2 cores); torch 2.4.1; 2026-05-01 12:00"``.
     """
-    import torch
-
-    from .config import get_device, get_profile
-
     prof = get_profile(profile)
     dev = get_device()
     if dev.type == "cuda":
@@ -253,40 +288,36 @@ def gpu_training_html(session: Mapping[str, Any]) -> str:
     runs = train.get("training", {})
     if not runs:
         return ""
-    body = []
+    rows = []
     for name, r in runs.items():
         pos = r.get("position_accuracy") or {}
         t = r.get("train", {})
         recipe = (f"{t.get('optimizer')} lr {t.get('lr')}, batch {t.get('batch_size')}, "
                   f"{t.get('epochs')} epochs{', batch norm (folded)' if t.get('batch_norm') else ''}")
-        body.append(f"<tr><td>{html.escape(name)}</td><td>{r.get('width'):g}</td><td style='white-space: normal; min-width: 12em'>{html.escape(recipe)}</td>"
-                    f"<td>{r.get('images')}</td><td>{_fmt(r.get('seconds'), 1)}</td>"
-                    f"<td>{_fmt(r.get('images_per_s'), 0)}</td><td>{_pct(r.get('val_accuracy'))}</td>"
-                    f"<td>{_pct(pos.get('above'))}</td><td>{_pct(pos.get('straddle'))}</td>"
-                    f"<td>{_pct(pos.get('below'))}</td></tr>")
+        rows.append({"model": name, "width": f"{r.get('width'):g}", "recipe": recipe, "images": str(r.get("images")),
+                     "seconds": _fmt(r.get("seconds"), 1), "images/s": _fmt(r.get("images_per_s"), 0),
+                     "val acc.": _pct(r.get("val_accuracy")), "above": _pct(pos.get("above")),
+                     "across": _pct(pos.get("straddle")), "below": _pct(pos.get("below"))})
     cap = (f"Full-width rVGG trained on the synthetic world on {train.get('device')} "
            f"(torch {train.get('torch')}, {str(train.get('date', ''))[:10]}); seconds: end to end, "
            "synthetic images drawn on the CPU included; accuracy by where the object lies: entirely "
            f"above row {rvgg_geometry().first_unseen_row}, across it, entirely below it (10 classes: "
            "chance is 10%)")
-    return (f'<div class="camwalls-scroll"><table class="camwalls-table">{_caption(cap)}<thead><tr>'
-            "<th>model</th><th>width</th><th>recipe</th><th>images</th><th>seconds</th><th>images/s</th>"
-            "<th>val acc.</th><th>above</th><th>across</th><th>below</th></tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    return html_table(rows, caption=cap, styles={"recipe": "white-space: normal; min-width: 12em"}, scroll=True)
 
 
 def gpu_bench_cams_html(session: Mapping[str, Any]) -> str:
-    """``helpers.bench_cams`` at full width on the GPU as an HTML table."""
+    """``tools.bench_cams`` at full width on the GPU as an HTML table."""
     bench = session.get("bench_cams")
     if not bench:
         return ""
-    body = "".join(
-        f"<tr><td>{html.escape(r['case'])}</td><td>{1000 * r['library_s']:.1f}</td><td>{1000 * r['ours_s']:.1f}</td>"
-        f"<td>{r['speedup']:.1f}x</td><td>{r['max_abs_diff']:.1e}</td></tr>" for r in bench.get("rows", []))
+    rows = [{"case": r["case"], "library": 1000 * r["library_s"], "ours": 1000 * r["ours_s"],
+             "speedup": f"{r['speedup']:.1f}x", "diff": r["max_abs_diff"]} for r in bench.get("rows", [])]
     cap = (f"pytorch-grad-cam against helpers.cams, milliseconds per image, {bench.get('images')} STACK-MIX "
            f"images, full-width walled rVGG, on {bench.get('device')} ({str(bench.get('date', ''))[:10]})")
-    return (f'<table class="camwalls-table">{_caption(cap)}<thead><tr><th>case</th><th>pytorch-grad-cam</th>'
-            f"<th>helpers.cams</th><th>speed-up</th><th>max abs diff</th></tr></thead><tbody>{body}</tbody></table>")
+    columns = [("case", "case"), ("library", "pytorch-grad-cam"), ("ours", "helpers.cams"), ("speedup", "speed-up"),
+               ("diff", "max abs diff")]
+    return html_table(rows, columns, caption=cap, formats={"library": ".1f", "ours": ".1f", "diff": ".1e"})
 
 
 def gpu_session_html(folder: str | Path | None = None) -> str:

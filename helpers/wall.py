@@ -16,7 +16,8 @@ into a walled model) raises :class:`helpers.models.WallError`, a ``ValueError``,
 other refusal of this module.
 
 Also the geometry of upsampling: :func:`upsampled_zero_rows` tells which image rows of a
-bilinearly upsampled map are exactly zero when some map rows are zero (HiResCAM's 60.7%).
+bilinearly upsampled map are exactly zero when some map rows are zero (HiResCAM's blind band;
+:mod:`helpers.geometry` holds rVGG's numbers).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def unseen_rows(model: nn.Module, image_size: int = IMAGE_SIZE) -> np.ndarray:
 
     Structural: the visible map rows (:func:`visible_map_rows`) pushed back through
     ``model.features`` (or ``model.unseen_rows(image_size)`` when the model defines its own).
-    For rVGG at any width: rows 170..223 (54 rows, 24.1% of a 224-row image).
+    For rVGG the rows are the same at any width (:func:`helpers.geometry.rvgg_geometry`'s
+    ``unseen_rows``).
 
     Raises:
         ValueError: for an image size other than the model's (the geometry is that of 224).
@@ -162,7 +164,7 @@ def upsampled_zero_rows(zero_map_rows: Iterable[int], map_size: int = 14,
     Output row ``y`` samples the map at ``(y + 0.5) * map_size / image_size - 0.5`` (clamped to
     the map), i.e. it mixes the two map rows around that point (one at the borders). It is
     zero for sure only when every row it mixes is a zero row. For rVGG and an element-wise
-    method (map rows 5..13 zero): rows 88..223, 136 rows, 60.7% of the image.
+    method: :func:`helpers.geometry.rvgg_geometry`'s ``zero_rows``.
     """
     zero = np.zeros(map_size, dtype=bool)
     for r in zero_map_rows:
@@ -182,5 +184,5 @@ def upsampled_zero_rows(zero_map_rows: Iterable[int], map_size: int = 14,
 
 
 def unseen_share(rows: Sequence[int], image_size: int = IMAGE_SIZE) -> float:
-    """Fraction of the image's rows in ``rows`` (54/224 = 0.241 for rVGG)."""
+    """Fraction of the image's rows in ``rows`` (rVGG's: ``rvgg_geometry().unseen_share``)."""
     return len(np.unique(np.asarray(rows))) / image_size

@@ -1,4 +1,5 @@
-"""helpers.bench_cams: the library's maps against ours, timed; what counts as a failure."""
+"""helpers.cams.reference (the library's maps against ours, timed; what counts as a failure)
+and its command, tools.bench_cams."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import bench_cams as B
+from helpers import cams
+from helpers.cams import reference as B
 from helpers.models import rvgg
+from tools import bench_cams
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +48,6 @@ def test_failures_are_the_methods_over_the_tolerance():
 def test_principal_directions_are_compared_up_to_their_sign():
     """The library's map built by hand from the opposite projection: the comparison takes our
     map with the other sign and finds no difference; GradCAM gets no such allowance."""
-    from helpers import cams
-
     torch.manual_seed(0)
     model = rvgg(num_classes=10, width=1 / 32).eval()
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
@@ -64,7 +65,7 @@ def test_principal_directions_are_compared_up_to_their_sign():
 
 
 def test_command_writes_its_json(capsys):
-    assert B.main(["--model", "random", "--images", "1", "--cases", "ablationcam", "--repeat", "1"]) == 0
+    assert bench_cams.main(["--model", "random", "--images", "1", "--cases", "ablationcam", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "ablationcam" in out and "written to" in out
     path = out.strip().splitlines()[-1].split("written to ")[-1]

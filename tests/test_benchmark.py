@@ -1,4 +1,5 @@
-"""Tests of helpers.benchmark (the --tiny CPU configuration; no timing is asserted)."""
+"""Tests of tools.benchmark (the --tiny CPU configuration; no timing is asserted), and of what the
+book reads of its files (helpers.summary)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 
 import pytest
 
-from helpers import benchmark as B
+from helpers import summary as S
 from helpers.models import rvgg_forward_flops
+from tools import benchmark as B
 
 
 def test_peak_table_by_device_name():
@@ -31,8 +33,8 @@ def test_tiny_run_writes_a_consistent_result(tmp_path):
     assert res["inference_tflops"] == pytest.approx(fwd * res["inference_images_per_s"] / 1e12)
     assert res["train_mfu"] is None  # no known peak for a CPU
     # the book's reader leaves tiny runs out unless asked
-    assert B.read_results(tmp_path) == []
-    assert len(B.read_results(tmp_path, include_tiny=True)) == 1
+    assert S.read_results(tmp_path) == []
+    assert len(S.read_results(tmp_path, include_tiny=True)) == 1
 
 
 def test_mfu_uses_the_given_peak():
@@ -51,7 +53,14 @@ def test_results_table(tmp_path):
          "batch_size": 128, "compile": False, "train_images_per_s": 1000.0, "train_mfu": 0.5,
          "inference_images_per_s": 3000.0, "inference_mfu": 0.4}
     B.save_result(r, tmp_path)
-    rows = B.results_table(B.read_results(tmp_path))
-    assert rows[0]["train MFU"] == "50.0%" and rows[0]["device"] == "NVIDIA H100"
-    md = B.markdown_table(rows)
-    assert md.splitlines()[0].startswith("| device |") and "50.0%" in md.splitlines()[2]
+    B.save_result(dict(r, date="2026-02-01T00:00:00+00:00", train_mfu=None), tmp_path)
+    (tmp_path / "other.json").write_text(json.dumps({"gpu_name": "x", "width": 1.0}))  # not a throughput run
+    rows = S.results_table(S.read_results(tmp_path))
+    assert [row["date"] for row in rows] == ["2026-02-01", "2026-01-01"]  # newest first
+    assert rows[1]["train MFU"] == "50.0%" and rows[1]["device"] == "NVIDIA H100" and rows[0]["train MFU"] == "n/a"
+    md = S.markdown_table(rows)
+    assert md.splitlines()[0].startswith("| device |") and "50.0%" in md.splitlines()[3]
+    assert S.markdown_table([]) == ""
+    (tmp_path / "broken.json").write_text("{not json")  # the one reader refuses it, naming it
+    with pytest.raises(ValueError, match="broken.json is not valid JSON"):
+        S.read_results(tmp_path)

@@ -352,6 +352,15 @@ def test_registry_is_complete_and_cited():
     assert exported - covered - left == set()
 
 
+def test_every_method_has_a_runner_and_its_options_a_method():
+    """What adding a method takes (``helpers/cams/__init__.py``): a registry entry and a runner."""
+    from helpers.cams import api
+
+    assert set(api._RUNNERS) | {"fullgrad"} == set(cams.METHODS)
+    assert set(cams.METHOD_OPTIONS) <= set(cams.METHODS)
+    assert all(hasattr(cams, name) for name in cams.__all__)
+
+
 @pytest.mark.parametrize("name, match", [
     ("grad-cam", None), ("Grad-CAM++", None), ("GradCAMPlusPlus", None), ("Opti-CAM", None),
     ("KPCA_CAM", None), ("nosuchcam", "Unknown CAM method"), ("GuidedBackpropReLUModel", "not a CAM"),
@@ -397,3 +406,19 @@ def test_activations_and_gradients_know_the_wall(model, images, ours):
     # GradCAM from them by hand
     gradcam = np.maximum((G.mean(axis=(2, 3), keepdims=True) * A).sum(axis=1), 0)
     np.testing.assert_allclose(gradcam, ours["gradcam"].low, rtol=1e-5, atol=1e-7)
+
+
+def test_the_registry_file_reads_back_as_written_by_hand():
+    from helpers.cams import registry
+
+    text = ('[[method]]\nkey = "toy"\ndisplay = "Toy"\ncite = "x"\nweights = "global"\nprediction = "leaks"\n'
+            "signal = \"gradient\"\nformula = '\\alpha_k'\nin_paper = false\nnote = \"grad_note\"\n")
+    (toy,) = registry.read_methods(text)
+    assert toy == registry.CamMethod("toy", "Toy", "x", "global", "leaks", "gradient", "\\alpha_k", None, False,
+                                     registry.GRAD_NOTE)
+    with pytest.raises(ValueError, match="unknown field"):
+        registry.read_methods(text + 'colour = "red"\n')
+    # the file holds the paper's eight methods first, in the order of its Table 1
+    assert list(registry.PAPER_METHODS) == [m.key for m in registry.read_methods()][:8]
+    assert registry.PAPER_METHODS == ("gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam",
+                                      "eigencam", "hirescam", "opticam")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import io
 import os
 import subprocess
@@ -20,12 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tool(name: str):
-    """A module of tools/ (not a package), loaded from its file."""
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # where dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """A module of the tools/ package (``python -m tools.<name>``)."""
+    return importlib.import_module(f"tools.{name}")
 
 
 def _one_error_line(err: str) -> str:
@@ -104,13 +99,11 @@ def test_writable_folder_checks(tmp_path, blocker):
 # Every command
 # ---------------------------------------------------------------------------------------------
 
-COMMANDS = ["helpers.train", "helpers.evaluate", "helpers.benchmark", "helpers.bench_cams", "helpers.build",
-            "tools/browsercheck", "tools/gpu_session", "tools/check_notebooks"]
+COMMANDS = ["helpers.train", "helpers.evaluate", "tools.benchmark", "tools.bench_cams", "tools.build",
+            "tools.browsercheck", "tools.gpu_session", "tools.check_notebooks"]
 
 
 def _main(command: str):
-    if command.startswith("tools/"):
-        return _tool(command.split("/", 1)[1]).main
     return importlib.import_module(command).main
 
 
@@ -161,7 +154,7 @@ def test_train_command_with_a_file_that_is_not_a_configuration(tmp_path, capsys)
 
 
 def test_benchmark_command_checks_its_folder_before_measuring(blocker, capsys, monkeypatch):
-    from helpers import benchmark as B
+    from tools import benchmark as B
 
     monkeypatch.setattr(B, "benchmark", lambda **kw: pytest.fail("measured before checking --out"))
     assert B.main(["--tiny", "--out", str(blocker / "out")]) == 2
@@ -170,7 +163,7 @@ def test_benchmark_command_checks_its_folder_before_measuring(blocker, capsys, m
 
 
 def test_bench_cams_command_checks_the_results_folder_first(blocker, capsys, monkeypatch):
-    from helpers import bench_cams
+    from tools import bench_cams
 
     monkeypatch.setenv("CAMWALLS_HOME", str(blocker / "home"))
     monkeypatch.setattr(bench_cams, "benchmark", lambda *a, **k: pytest.fail("ran before checking the folder"))
@@ -180,7 +173,7 @@ def test_bench_cams_command_checks_the_results_folder_first(blocker, capsys, mon
 
 
 def test_build_command_without_jupyter_book(tmp_path, capsys, monkeypatch):
-    from helpers import build
+    from tools import build
 
     monkeypatch.setattr(sys, "executable", str(tmp_path / "bin" / "python"))
     assert build.main([]) == 2

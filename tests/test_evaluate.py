@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from helpers import cams, evaluate as E, metrics
+from helpers.evaluate import cli as E_cli, keys as E_keys, run as E_run, store as E_store
 from helpers import results as R
 from helpers.config import get_profile
 from helpers.models import rvgg, rvgg_to_authors_state_dict
@@ -104,7 +105,7 @@ def test_files_and_reload_without_recomputing(results, profile, models, sets, mo
     def boom(*a, **k):
         raise AssertionError("recomputed although current results exist")
 
-    monkeypatch.setattr(E, "evaluate", boom)
+    monkeypatch.setattr(E_run, "evaluate", boom)
     rows = E.table1(profile, models=models, sets=sets, methods=METHODS, folder=folder)
     assert rows == saved["rows"]
     full = E.evaluation(profile, models=models, sets=sets, methods=METHODS, folder=folder)
@@ -116,7 +117,7 @@ def test_files_and_reload_without_recomputing(results, profile, models, sets, mo
 def test_other_weights_or_images_are_recomputed(results, profile, models, sets, monkeypatch):
     folder = results["_folder"]
     calls = []
-    monkeypatch.setattr(E, "evaluate", lambda *a, **k: calls.append(k) or {"rows": []})
+    monkeypatch.setattr(E_run, "evaluate", lambda *a, **k: calls.append(k) or {"rows": []})
     changed = {name: m for name, m in models.items()}
     other = copy.deepcopy(models["baseline"])
     with torch.no_grad():
@@ -142,8 +143,8 @@ def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path,
         torch.save(rvgg_to_authors_state_dict(state), folder / name)
     real = profile.replace(data=profile.data.__class__(source="imagefolder", num_classes=10,
                                                        train_images=0, val_images=0))
-    assert E._resolve_source(real, "auto", False) == "authors"
-    assert E._resolve_source(profile, "auto", False) == "trained"  # synthetic data: our own models
+    assert E_keys.resolve_source(real, "auto", False) == "authors"
+    assert E_keys.resolve_source(profile, "auto", False) == "trained"  # synthetic data: our own models
     methods = ["gradcam", "hirescam"]
     theirs = E.evaluate(real, methods=methods, sets=sets, source="authors", folder=tmp_path / "a",
                         show_progress=False)
@@ -168,9 +169,10 @@ def command(profile, models, sets, tmp_path, monkeypatch):
         counter["runs"] += 1
         return dict(models), {}
 
-    monkeypatch.setattr(E, "_default_models", fake_models)
-    monkeypatch.setattr(E, "_default_sets", lambda prof, n: dict(sets))
-    monkeypatch.setattr(E, "get_profile", lambda name=None: profile)
+    monkeypatch.setattr(E_run, "default_models", fake_models)
+    monkeypatch.setattr(E_run, "default_sets", lambda prof, n: dict(sets))
+    for module in (E_run, E_cli):
+        monkeypatch.setattr(module, "get_profile", lambda name=None: profile)
     return counter
 
 
@@ -212,14 +214,14 @@ def test_command_line_keeps_the_results_when_writing_out_fails(command, tmp_path
     import errno
 
     out_dir = tmp_path / "out"
-    real_write = E._write
+    real_write = E_store._write
 
     def full_disk_in_out(results, grids, paths):
         if paths["json"].parent == out_dir:
             raise OSError(errno.ENOSPC, "No space left on device", str(paths["maps"]))
         return real_write(results, grids, paths)
 
-    monkeypatch.setattr(E, "_write", full_disk_in_out)
+    monkeypatch.setattr(E_store, "_write", full_disk_in_out)
     code = E.main(["--methods", "gradcam", "--out", str(out_dir)])
     line = _one_error_line(capsys.readouterr().err)
     cache = E.results_paths("quick")
@@ -228,7 +230,7 @@ def test_command_line_keeps_the_results_when_writing_out_fails(command, tmp_path
     assert f"Nothing is lost: they are in {cache['json'].parent}" in line
     kept = json.loads(cache["json"].read_text())
     assert kept["methods"] == ["gradcam"] and len(kept["rows"]) == 4 and cache["maps"].is_file()
-    monkeypatch.setattr(E, "_write", real_write)
+    monkeypatch.setattr(E_store, "_write", real_write)
     assert E.main(["--methods", "gradcam", "--out", str(out_dir)]) == 0
     assert command["runs"] == 1  # loaded from the cache, not computed again
     assert json.loads((out_dir / "table1.json").read_text())["rows"] == kept["rows"]
@@ -263,7 +265,7 @@ def test_reading_current_results_creates_and_writes_nothing(command, tmp_path, c
 
     monkeypatch.setattr(Path, "mkdir", read_only)
     monkeypatch.setattr(Path, "write_text", read_only)
-    monkeypatch.setattr(E, "_write", read_only)
+    monkeypatch.setattr(E_store, "_write", read_only)
     assert E.main(["--methods", "gradcam"]) == 0 and command["runs"] == 1
     assert "GradCAM" in capsys.readouterr().out
 
@@ -285,14 +287,14 @@ def test_evaluate_keeps_a_copy_when_the_write_fails(profile, models, sets, tmp_p
     import shutil
 
     target = tmp_path / "results"
-    real_write = E._write
+    real_write = E_store._write
 
     def full_disk_in_target(results, grids, paths):
         if paths["json"].parent == target:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(results, grids, paths)
 
-    monkeypatch.setattr(E, "_write", full_disk_in_target)
+    monkeypatch.setattr(E_store, "_write", full_disk_in_target)
     with pytest.raises(E.ResultsWriteError) as info:
         E.evaluate(profile, methods=["gradcam"], models=models, sets=sets, folder=target, show_progress=False)
     err = info.value
@@ -315,7 +317,7 @@ def test_a_failed_write_leaves_the_previous_results_whole(results, tmp_path):
     before = {k: p.read_bytes() for k, p in paths.items()}
     broken = dict(results, rows=results["rows"][:1] + [{"profile": "x"}])  # a row without its columns
     with pytest.raises(KeyError):
-        E._write(broken, results["_maps"], paths)
+        E_store._write(broken, results["_maps"], paths)
     assert {k: p.read_bytes() for k, p in paths.items()} == before
     assert sorted(p.name for p in folder.iterdir()) == ["maps.npz", "table1.csv", "table1.json"]
 
@@ -327,7 +329,7 @@ def test_results_paths_and_loading_create_no_folder(tmp_path, monkeypatch):
     paths = E.results_paths("quick")
     assert paths["json"] == blocker / "home" / "results" / "quick" / "table1.json"
     assert E.load_results("quick") is None and E.load_maps("quick") == {}
-    assert E._authors_available() is False
+    assert E_keys.authors_available() is False
 
 
 def test_bad_input(profile, models, sets, tmp_path):

@@ -148,9 +148,6 @@ LITERALS = {
 #: Files allowed to hold them, and why.
 EXEMPT = {
     "helpers/geometry.py": "derives every number of the wall (and may explain them)",
-    # TEMPORARY: helpers/wall.py was edited by another engineer while these numbers moved here;
-    # its docstrings still quote them. Reword them (point at helpers.geometry) and drop this line.
-    "helpers/wall.py": "edited concurrently; its docstrings still quote the numbers",
 }
 
 
@@ -161,7 +158,7 @@ def _find(text: str) -> list[str]:
 
 def _sources() -> dict[str, str]:
     out = {}
-    for path in sorted((ROOT / "helpers").glob("*.py")):
+    for path in [*sorted((ROOT / "helpers").rglob("*.py")), ROOT / "README.md"]:
         out[str(path.relative_to(ROOT))] = path.read_text()
     for path in sorted((ROOT / "book").glob("*.md")):
         out[str(path.relative_to(ROOT))] = path.read_text()

@@ -79,3 +79,14 @@ def test_imports_point_down():
                 wrong.append(f"{path.relative_to(ROOT.parent)} imports helpers.{dep} "
                              f"(layer {rank[dep] + 1}, not below its own layer {rank[name] + 1})")
     assert not wrong, "imports that do not point down the layers of helpers/__init__.py:\n" + "\n".join(wrong)
+
+
+def test_the_library_never_imports_the_tools():
+    """``tools/`` (build, browser check, benchmarks) sits above the library: helpers never imports it."""
+    offenders = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{path.relative_to(ROOT.parent)}: import {n}" for n in names if n.split(".")[0] == "tools"]
+    assert not offenders, offenders

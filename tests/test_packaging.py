@@ -82,7 +82,7 @@ def test_book_config_executes_with_cache_and_fails_on_errors():
     assert sphinx["nb_execution_raise_on_error"] is True
     assert sphinx["nb_output_stderr"] == "warn"
     assert (ROOT / cfg["bibtex_bibfiles"][0]).is_file()
-    build = (ROOT / "helpers" / "build.py").read_text()
+    build = (ROOT / "tools" / "build.py").read_text()
     assert "--warningiserror" in build and "--keep-going" in build
 
 
@@ -90,3 +90,17 @@ def test_ci_runs_the_readmes_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in ci and "make test" in readme and "make book" in readme
+
+
+def test_every_data_file_of_the_library_is_package_data():
+    """A file of helpers/ that is not Python (the CAM registry's methods.toml) must be listed as
+    package data, or a wheel install (Colab's pip install) would miss it."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = config["tool"]["setuptools"].get("package-data", {})
+    data = [p for p in (ROOT / "helpers").rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
+            and "__pycache__" not in p.parts and ".egg-info" not in str(p)]
+    missing = [str(p.relative_to(ROOT)) for p in data
+               if p.name not in listed.get(".".join(p.parent.relative_to(ROOT).parts), [])]
+    assert data and not missing, f"not in [tool.setuptools.package-data] of pyproject.toml: {missing}"

@@ -17,6 +17,7 @@ from helpers import cams
 from helpers import evaluate as E
 from helpers import results as R
 from helpers.config import get_profile
+from helpers.results import tables as R_tables
 from helpers.geometry import rvgg_geometry
 from helpers.models import rvgg
 
@@ -97,7 +98,8 @@ def test_the_table_reads_the_files_the_evaluation_wrote(evaluation):
 
 def test_the_schema_is_partitioned_once():
     derived = ("positive_share", "observed")
-    named = (set(R._TEXT) | set(R._REGISTRY) | set(R._NUMBERS) | {"model", "set", "method"} | set(derived))
+    named = (set(R_tables._TEXT) | set(R_tables._REGISTRY) | set(R_tables._NUMBERS) | {"model", "set", "method"}
+             | set(derived))
     assert named == set(R.COLUMNS) and len(R.COLUMNS) == len(set(R.COLUMNS))
     assert set(R.REQUIRED) <= set(R.COLUMNS)
     # every column helpers.evaluate writes has its place ("dataset" is read as "set")
@@ -317,3 +319,51 @@ def test_table_text_has_every_cell():
     assert lines[0].startswith("method") and len(lines) == 2 + 3
     gradcam = next(line for line in lines if line.startswith("GradCAM"))
     assert "0.200 +- 0.050 (0: 10%)" in gradcam and gradcam.rstrip().endswith("3.0")
+
+
+# ---------------------------------------------------------------------------------------------
+# The one HTML table writer
+# ---------------------------------------------------------------------------------------------
+
+def test_html_table_formats_and_escapes():
+    out = R.html_table([{"a": 0.12345, "b": "<x>", "c": float("nan"), "d": True}],
+                       [("a", "A"), ("b", "B&B"), ("c", "C"), ("d", "D")], caption="cap <1>",
+                       formats={"a": ".2f", "d": ".1f"})
+    assert out == ('<table class="camwalls-table"><caption>cap &lt;1&gt;</caption><thead><tr><th>A</th>'
+                   "<th>B&amp;B</th><th>C</th><th>D</th></tr></thead><tbody><tr><td>0.12</td><td>&lt;x&gt;</td>"
+                   "<td>&ndash;</td><td>True</td></tr></tbody></table>")
+    with pytest.raises(ValueError, match="columns"):
+        R.html_table([], [])
+    with pytest.raises(ValueError, match="columns"):
+        R.html_table([])
+
+
+def test_html_table_of_a_dataframe_with_html_cells_groups_styles_and_wrapping():
+    df = pd.DataFrame({"name": [R.Html("<b>x</b>"), "y"], "w|a": [1, pd.NA], "w|b": [2.5, 3.0], "n": ["", "z"]},
+                      ).astype({"w|a": "Int64"})
+    out = R.html_table(df, [("name", "name"), ("w|a", "a"), ("w|b", "b"), ("n", R.Html("n&nbsp;1"))],
+                       caption=R.Html("mu&nbsp;&gt;&nbsp;0"), groups={"w|a": "walled", "w|b": "walled"},
+                       styles={"n": "white-space: normal"}, formats={"w|b": ".1f"}, wrap=True, scroll=True)
+    assert out == (
+        '<div class="camwalls-scroll"><table class="camwalls-table camwalls-wrap">'
+        "<caption>mu&nbsp;&gt;&nbsp;0</caption><thead>"
+        '<tr><th rowspan="2">name</th><th colspan="2">walled</th><th rowspan="2">n&nbsp;1</th></tr>'
+        "<tr><th>a</th><th>b</th></tr></thead><tbody>"
+        "<tr><td><b>x</b></td><td>1</td><td>2.5</td><td style='white-space: normal'></td></tr>"
+        "<tr><td>y</td><td>&ndash;</td><td>3.0</td><td style='white-space: normal'>z</td></tr>"
+        "</tbody></table></div>")
+    # without columns: every key of the first row, each its own header
+    assert R.html_table([{"k": 1, "v": "<"}]) == (
+        '<table class="camwalls-table"><thead><tr><th>k</th><th>v</th></tr></thead>'
+        "<tbody><tr><td>1</td><td>&lt;</td></tr></tbody></table>")
+
+
+def test_table_html_is_written_by_the_one_writer(monkeypatch):
+    """Table 1 goes through html_table: one table writer in the library."""
+    from helpers.results import render
+
+    calls = []
+    real = render.html_table
+    monkeypatch.setattr(render, "html_table", lambda *a, **k: calls.append(k) or real(*a, **k))
+    R.table_html(R.table(RECORDS))
+    assert len(calls) == 1 and calls[0]["wrap"] and calls[0]["scroll"]

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import helpers
 from helpers import results as R
 from helpers import summary as S
 
@@ -56,8 +55,7 @@ def test_load_table_asks_helpers_evaluate(monkeypatch):
         return RECORDS
 
     fake.table1 = table1
-    monkeypatch.setitem(sys.modules, "helpers.evaluate", fake)
-    monkeypatch.setattr(helpers, "evaluate", fake, raising=False)
+    monkeypatch.setattr(S, "evaluate", fake)
     pd.testing.assert_frame_equal(S.load_table(), R.table(RECORDS))
     pd.testing.assert_frame_equal(S.load_table(profile="quick"), R.table(RECORDS))
     assert calls == [None, "quick"]
@@ -68,7 +66,7 @@ def test_benchmarks_absent_say_no_gpu(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     assert S.benchmark_records(tmp_path / "empty") == []
     text = S.benchmark_html(tmp_path / "empty")
-    assert "no GPU was available" in text and "python -m helpers.benchmark" in text
+    assert "no GPU was available" in text and "python -m tools.benchmark" in text
 
 
 def test_benchmarks_present_are_flattened_and_shown(tmp_path: Path):
@@ -140,14 +138,14 @@ def test_gpu_session_rehearsal_and_its_section(tmp_path: Path, monkeypatch):
         S.gpu_session(out)
 
 
-def test_benchmark_files_of_helpers_benchmark_make_one_compact_table(tmp_path: Path):
-    from helpers import benchmark as B
+def test_benchmark_files_of_tools_benchmark_make_one_compact_table(tmp_path: Path):
+    from tools import benchmark as B
 
     folder = tmp_path / "benchmarks"
     res = {"device": "NVIDIA H100 80GB HBM3", "date": "2026-11-27T10:00:00+00:00", "torch": "2.11",
            "precision": "bfloat16", "batch_size": 256, "compile": False, "train_images_per_s": 4000.0,
            "inference_images_per_s": 12000.0, "peak_tflops": 989.0}
-    res["train_mfu"] = 3 * 30.97e9 * 4000.0 / 1e12 / 989.0  # what helpers.benchmark computes
+    res["train_mfu"] = 3 * 30.97e9 * 4000.0 / 1e12 / 989.0  # what tools.benchmark computes
     res["inference_mfu"] = 30.97e9 * 12000.0 / 1e12 / 989.0
     B.save_result(res, folder)
     text = S.benchmark_html(folder)

@@ -1,9 +1,8 @@
-"""Tests of helpers.train: configuration and cache, resume, refusal of other configurations, DDP."""
+"""Tests of helpers.train's rVGG training: configuration and cache, resume, refusal of other
+configurations, real data, the pair in parallel processes, DDP."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import signal
 import subprocess
@@ -15,9 +14,7 @@ import torch
 
 from helpers import data as D
 from helpers import train as T
-
-TINY = dict(width=1 / 32, epochs=2, train_images=8, batch_size=4, val_images=4, position_images=2,
-            num_threads=1, log_every=1)
+from tests.train_support import TINY, private_cache  # noqa: F401 (a fixture)
 
 
 def run_in_own_group(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
@@ -78,13 +75,6 @@ def test_a_timed_out_subprocess_leaves_no_child_running(tmp_path):
     assert not survived, f"the grandchild {child} was still running after the timeout"
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("CAMWALLS_BOOK_BUILD", "1")  # silent progress bars
-    yield
-
-
 def test_config_and_key():
     c = T.training_config("quick", walled=True, **TINY)
     assert c["wall_rows"] == 9 and c["walled"] and c["width"] == 1 / 32
@@ -136,7 +126,7 @@ def test_train_or_load_trains_then_loads():
     y[:, :, 170:] = torch.randn(2, 3, 54, 224) * 5
     assert torch.equal(again(x), again(y))  # exact: wall
     # the reported validation accuracy is the accuracy recomputed on the same images
-    val = D.synthetic_batch(4, D._mix_seed(0, 424242), below_share=0.15)
+    val = D.synthetic_batch(4, D.mix_seed(0, 424242), below_share=0.15)
     acc, _ = T.evaluate_accuracy(again, val.images, val.labels)
     assert acc == pytest.approx(info["val_accuracy"])
 
@@ -222,30 +212,6 @@ def test_real_data_training_and_class_count_check(tmp_path):
         T.train_or_load(prof, walled=True, device="cpu", pair=False, num_classes=5, **over)
 
 
-def test_cli_help_and_run(capsys, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        T.main(["--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    assert "--walled" in text and "--profile" in text and "--wall-rows" in text
-    assert T.main(["--profile", "quick", "--baseline", "--width", "1/32", "--epochs", "1", "--train-images", "4",
-                   "--batch-size", "4", "--val-images", "2", "--no-progress", "--set", "position_images=2",
-                   "--checkpoint", str(tmp_path / "cli.pt"), "--summary-json", str(tmp_path / "r" / "s.json")]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    summary = json.loads(lines[-2])
-    assert summary["complete"] and summary["walled"] is False
-    assert lines[-1] == f"summary written to {tmp_path / 'r' / 's.json'}"
-    written = json.loads((tmp_path / "r" / "s.json").read_text())
-    assert written["command"].startswith("python -m helpers.train --profile quick --baseline")
-    assert written["machine"]["cpu_count"] >= 1 and written["date"].endswith("Z")
-    (run,) = written["runs"]
-    assert run["position_accuracy"] == summary["position_accuracy"]
-    assert [h["epoch"] for h in run["history"]] == [1] and run["config"]["train"]["epochs"] == 1
-    assert run["key"] == T.config_key(run["config"])
-    with pytest.raises(SystemExit):
-        T.main(["--baseline", "--wall-rows", "3"])
-
-
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     env = dict(os.environ, CAMWALLS_HOME=str(tmp_path / "home"), CAMWALLS_BOOK_BUILD="1",
                OMP_NUM_THREADS="1")
@@ -280,31 +246,6 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     assert ckpt["world_size"] == 2
 
 
-def test_dirac_init_is_a_shallow_network_at_start():
-    # With no noise, every convolution after the first is an identity on (repeated) channels,
-    # so the feature map is the first convolution's ReLU output max-pooled 16x: check by hand.
-    import torch.nn.functional as F
-
-    cfg = T.training_config("quick", width=1 / 16, init="dirac", init_noise=0.0)
-    model = T.build_model(cfg).eval()
-    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
-    x = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        first = F.relu(convs[0](x))
-        pooled = F.max_pool2d(first, 16)
-        channel = torch.arange(convs[-1].out_channels)
-        for conv in reversed(convs[1:]):  # output channel c reads input channel c % cin
-            channel = channel % conv.in_channels
-        expected = pooled[:, channel]
-        got = model.features(x)
-    assert torch.allclose(got, expected, atol=1e-6)
-    # the first dense layer reads every visible position with the same weights
-    w = model.classifier[0].weight.detach().view(model.classifier[0].out_features, -1, 14, 14)
-    assert torch.equal(w[:, :, 0, 0], w[:, :, 4, 13]) and float(w[:, :, 5:].abs().max()) == 0.0  # exact: exact-float
-    with pytest.raises(ValueError, match="init"):
-        T.build_model(T.training_config("quick", init="xavier"))
-
-
 def test_accuracy_by_row_groups():
     from helpers.models import rvgg
 
@@ -330,193 +271,3 @@ def test_train_or_load_trains_the_pair_in_parallel_processes():
     # the key ignores the thread count (speed only): the same checkpoint serves any thread count
     assert T.config_key(T.training_config("quick", **dict(over, num_threads=1))) == \
         T.config_key(T.training_config("quick", **dict(over, num_threads=2)))
-
-
-def test_weight_standardization_by_hand_and_baked_checkpoints():
-    ws = T.ScaledWeightStandardization(3)
-    w = torch.randn(3, 2, 3, 3) * 5 + 1
-    out = ws(w)
-    fan_in = 2 * 9
-    assert torch.allclose(out.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-6)
-    assert torch.allclose(out.std(dim=(1, 2, 3)), torch.full((3,), 1.7139 / math.sqrt(fan_in)), rtol=1e-4)
-    # training with it (and with a position-tied head) leaves a plain rVGG in the checkpoint
-    model, info = T.train_or_load("quick", walled=True, pair=False, **dict(TINY, weight_standardization=True, tie_steps=100,
-                                                              init="pooled"))
-    state = torch.load(info["checkpoint"], weights_only=True)["model"]
-    assert not any("parametrizations" in k for k in state) and "features.0.weight" in state
-    # the head stayed shared across the visible positions (tied for the whole run)
-    w1 = model.classifier[0].weight.detach().view(model.classifier[0].out_features, -1, 14, 14)
-    assert torch.allclose(w1[:, :, 0, 0], w1[:, :, 4, 9], atol=1e-6)
-    assert float(w1[:, :, 5:].abs().max()) == 0.0  # exact: wall
-    assert all(p.requires_grad for p in model.parameters())
-
-
-def test_frozen_convolutions_keep_their_initial_weights(tmp_path):
-    from helpers.config import seed_everything
-
-    cfg = T.training_config("quick", **dict(TINY, epochs=1, freeze_convs=2))
-    seed_everything(cfg["train"]["seed"])
-    init = T.build_model(cfg)
-    model, _ = T.train(cfg, device="cpu", checkpoint=tmp_path / "f.pt", show_progress=False)
-    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
-    convs0 = [m for m in init.features if isinstance(m, torch.nn.Conv2d)]
-    # exact: repeat (TESTING.md)
-    assert torch.equal(convs[0].weight, convs0[0].weight) and torch.equal(convs[1].weight, convs0[1].weight)
-    assert not torch.equal(convs[2].weight, convs0[2].weight)  # exact: repeat
-    with pytest.raises(ValueError, match="freeze_convs"):
-        T.freeze_convolutions(init, 20)
-
-
-def test_batch_norm_folds_into_the_convolutions_exactly(tmp_path):
-    from helpers import wall as W
-    from helpers.models import rvgg
-
-    torch.manual_seed(0)
-    model = T.add_batch_norm(rvgg(num_classes=10, width=1 / 32))
-    assert sum(isinstance(m, T.ConvBN) for m in model.features) == 13
-    # give the norms non-trivial statistics and affine parameters
-    model.train()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 2.0)
-                m.bias.uniform_(-0.5, 0.5)
-        for _ in range(3):
-            model(torch.randn(4, 3, 224, 224) * 2 + 0.3)
-    model.eval()
-    x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        expected = model(x)
-        # by hand for the first convolution: BN(conv(x)) with the running statistics
-        first = model.features[0]
-        hand = (first.conv(x) - first.bn.running_mean.view(1, -1, 1, 1)) / torch.sqrt(
-            first.bn.running_var.view(1, -1, 1, 1) + first.bn.eps) * first.bn.weight.view(1, -1, 1, 1) \
-            + first.bn.bias.view(1, -1, 1, 1)
-        T.fold_batch_norm(model)
-        assert torch.allclose(model.features[0](x), hand, atol=1e-4)
-        assert torch.allclose(model(x), expected, rtol=1e-4, atol=1e-4)
-    # a plain rVGG again: the layout and keys of a model built without batch norm, and the wall
-    assert set(model.state_dict()) == set(rvgg(num_classes=10, width=1 / 32).state_dict())
-    assert W.perturbation_check(model, x)["max_abs_diff"] == 0.0  # exact: wall
-    # training with it leaves a plain rVGG in the checkpoint
-    model2, info = T.train_or_load("quick", walled=True, pair=False, **dict(TINY, batch_norm=True))
-    state = torch.load(info["checkpoint"], weights_only=True)["model"]
-    assert not any("bn" in k or "running_mean" in k for k in state) and "features.0.weight" in state
-
-
-# ---------------------------------------------------------------------------------------------
-# Fail safe: broken cache entries, open walls, folders that cannot be written
-# ---------------------------------------------------------------------------------------------
-
-ONE_EPOCH = dict(TINY, epochs=1)
-
-
-@pytest.fixture(scope="module")
-def trained_checkpoint(tmp_path_factory) -> Path:
-    """A complete checkpoint of the walled TINY model (one epoch), outside any cache."""
-    path = tmp_path_factory.mktemp("trained") / "walled.pt"
-    cfg = T.training_config("quick", walled=True, **ONE_EPOCH)
-    T.train(cfg, device="cpu", checkpoint=path, show_progress=False)
-    return path
-
-
-def _into_cache(source: Path, state_change=None) -> Path:
-    """Copy ``source`` to the cache path of the walled TINY model, its weights changed by
-    ``state_change(state)`` when given."""
-    cfg = T.training_config("quick", walled=True, **ONE_EPOCH)
-    path = T.checkpoint_path(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = torch.load(source, weights_only=True)
-    if state_change is not None:
-        state_change(ckpt["model"])
-    torch.save(ckpt, path)
-    return path
-
-
-def test_a_truncated_cached_checkpoint_names_itself_and_the_remedy(trained_checkpoint):
-    from helpers.config import CheckpointError
-
-    path = _into_cache(trained_checkpoint)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # a copy cut in half (a full disk, a killed copy)
-    with pytest.raises(CheckpointError) as info:
-        T.train_or_load("quick", walled=True, pair=False, **ONE_EPOCH)
-    message = str(info.value)
-    assert isinstance(info.value, ValueError)
-    assert str(path) in message and f"{len(data) // 2:,} bytes" in message
-    assert f"Delete {path}" in message and "trains this model anew" in message
-    with pytest.raises(CheckpointError, match="truncated, corrupt"):  # the resume path too
-        T.train(T.training_config("quick", walled=True, **ONE_EPOCH), device="cpu", checkpoint=path,
-                show_progress=False)
-    # the remedy works: once deleted, the cache trains the model again
-    path.unlink()
-    _, info2 = T.train_or_load("quick", walled=True, pair=False, **ONE_EPOCH)
-    assert info2["complete"] and not info2["from_cache"] and path.is_file()
-
-
-def test_an_open_wall_in_a_cached_checkpoint_is_a_value_error(trained_checkpoint):
-    from helpers.wall import WallError
-
-    def open_the_wall(state):
-        state["classifier.0.weight"].add_(0.5)  # every weight, those under the wall included
-
-    path = _into_cache(trained_checkpoint, open_the_wall)
-    with pytest.raises(WallError) as info:
-        T.train_or_load("quick", walled=True, pair=False, **ONE_EPOCH)
-    assert isinstance(info.value, ValueError) and not isinstance(info.value, RuntimeError)
-    assert str(path) in str(info.value) and "under the wall" in str(info.value)
-    assert "expected exactly 0" in str(info.value) and "train again" in str(info.value)
-    with pytest.raises(WallError):  # the same through train(resume=True)
-        T.train(T.training_config("quick", walled=True, **ONE_EPOCH), device="cpu", checkpoint=path,
-                show_progress=False)
-
-
-def test_a_checkpoint_of_another_layout_is_a_value_error(trained_checkpoint):
-    path = _into_cache(trained_checkpoint, lambda state: state.pop("classifier.6.bias"))
-    with pytest.raises(ValueError, match="does not fit the rVGG") as info:
-        T.train_or_load("quick", walled=True, pair=False, **ONE_EPOCH)
-    assert "classifier.6.bias" in str(info.value) and f"Delete {path}" in str(info.value)
-
-
-def test_reading_the_cache_creates_no_folder(trained_checkpoint, tmp_path, monkeypatch):
-    cfg = T.training_config("quick", walled=True, **ONE_EPOCH)
-    assert not T.checkpoint_path(cfg).parent.exists()  # a path, no folder made
-    _into_cache(trained_checkpoint)
-
-    def no_mkdir(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied (a read-only cache)", str(self))
-
-    monkeypatch.setattr(Path, "mkdir", no_mkdir)
-    model, info = T.train_or_load("quick", walled=True, pair=False, **ONE_EPOCH)
-    assert info["from_cache"] and not model.training
-
-
-def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path, monkeypatch):
-    from helpers.cli import NotWritableError
-
-    blocker = tmp_path / "afile.txt"
-    blocker.write_text("a file where a folder should be")
-
-    def no_data(*args, **kwargs):
-        raise AssertionError("training started although the checkpoint cannot be written")
-
-    monkeypatch.setattr(T, "_ShardedSynthetic", no_data)
-    cfg = T.training_config("quick", walled=True, **ONE_EPOCH)
-    with pytest.raises(NotWritableError) as info:
-        T.train(cfg, device="cpu", checkpoint=blocker / "sub" / "x.pt", show_progress=False)
-    message = str(info.value)
-    assert str(blocker / "sub") in message and f"{blocker} is a file, not a folder" in message
-    assert "CAMWALLS_HOME" in message
-
-
-def test_cli_summary_json_that_cannot_be_written_fails_before_training(tmp_path, capsys):
-    blocker = tmp_path / "afile.txt"
-    blocker.write_text("x")
-    ckpt = tmp_path / "cli.pt"
-    code = T.main(["--profile", "quick", "--baseline", "--width", "1/32", "--epochs", "1", "--train-images", "4",
-                   "--batch-size", "4", "--val-images", "2", "--no-progress", "--checkpoint", str(ckpt),
-                   "--summary-json", str(blocker / "s.json")])
-    err = capsys.readouterr().err
-    assert code == 2 and not ckpt.exists()
-    assert err.startswith("error: The folder of --summary-json") and str(blocker) in err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

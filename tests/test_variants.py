@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from helpers import wall
 from helpers.models import RVGG, rvgg
-from helpers.variants import (
+from helpers.models import (
     PLACEMENTS,
     ConvWalledRVGG,
     RowWall,

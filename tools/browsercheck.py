@@ -318,7 +318,7 @@ def list_pages(html_dir: str | Path) -> list[Path]:
     root = Path(html_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"No built book at {root}: build it first (`make book`, or "
-                                "`python -m helpers.build`), or pass --html DIR.")
+                                "`python -m tools.build`), or pass --html DIR.")
     rels = (p.relative_to(root) for p in sorted(root.rglob("*.html")))
     return [rel for rel in rels if not (rel.parts and rel.parts[0] in _SKIP_DIRS)]
 

@@ -5,7 +5,7 @@
 
 Stages, each skipped (and said so) when the time budget (``--budget`` seconds) is spent:
 
-1. ``helpers.benchmark``: full-width rVGG training and inference throughput (bf16 autocast,
+1. ``tools.benchmark``: full-width rVGG training and inference throughput (bf16 autocast,
    channels_last, data already on the GPU) and MFU, at batch 128 and 256, eager; then batch
    256 under ``torch.compile``. One JSON per run (``benchmark_*.json``, the format of
    ``results/benchmarks/``).
@@ -15,7 +15,7 @@ Stages, each skipped (and said so) when the time budget (``--budget`` seconds) i
 3. ``helpers.evaluate`` at full width on the GPU: every CAM method x {STACK-MIX, STACK-GEN
    stand-in} x {walled, baseline}, with the full profile's evaluation settings (Opti-CAM: 100
    Adam steps) -> the time of the full-width Table 1 and its numbers (``evaluation.json``).
-4. ``helpers.bench_cams`` at full width: pytorch-grad-cam's ScoreCAM, AblationCAM, the gradient
+4. ``helpers.cams.reference`` at full width: pytorch-grad-cam's ScoreCAM, AblationCAM, the gradient
    family and FullGrad against ``helpers.cams`` on 16 STACK-MIX images (``bench_cams.json``).
 
 Every file is stamped with the card's name, the torch version and the date; the book's results
@@ -38,12 +38,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers import benchmark as B  # noqa: E402
 from helpers import cams  # noqa: E402
 from helpers import cli  # noqa: E402
 from helpers import evaluate as E  # noqa: E402
 from helpers import train as T  # noqa: E402
 from helpers.config import get_profile  # noqa: E402
+from tools import benchmark as B  # noqa: E402
 
 T0 = time.perf_counter()
 
@@ -144,7 +144,7 @@ def stage_evaluate(out: Path, device: torch.device, tiny: bool, models: dict, in
 
 
 def stage_bench_cams(out: Path, device: torch.device, tiny: bool, model: torch.nn.Module) -> None:
-    from helpers import bench_cams
+    from helpers.cams import reference as bench_cams
     from helpers.data import stack_mix
 
     n = 2 if tiny else 16

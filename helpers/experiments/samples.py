@@ -1,0 +1,60 @@
+"""The images chapter 07 feeds its experiments, synthetic or real: labelled images of a profile's
+training distribution (:func:`labelled_images`) and objects wholly above the wall with their
+boxes (:func:`objects_above`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import IMAGE_SIZE, Profile, get_profile
+from ..data import real_dataset, synthetic_batch
+from ..metrics import PAPER_UNSEEN_ROWS
+
+__all__ = ["labelled_images", "objects_above"]
+
+
+def labelled_images(profile: str | Profile | None, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` labelled images of a profile's training distribution, ``(images (n, 3, 224, 224),
+    labels (n,))``: synthetic images (a pure function of ``seed``), or a seeded random subset of
+    the real training set, with the evaluation transform."""
+    prof = get_profile(profile)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    if prof.data.source == "synthetic":
+        b = synthetic_batch(int(n), int(seed), num_classes=prof.data.num_classes)
+        return b.images, b.labels
+    ds = real_dataset(prof, split="train", train=False)
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    pairs = [ds[i] for i in idx]
+    return torch.stack([p[0] for p in pairs]), torch.tensor([int(p[1]) for p in pairs])
+
+
+def objects_above(profile: str | Profile | None, n: int, seed: int = 0, size: int = 64
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images with one object entirely above the wall and its box: ``(images (n, 3, 224,
+    224), boxes (n, 4) as (top, bottom, left, right))``. Synthetic: :func:`helpers.data.synthetic_batch`
+    with ``placement="above"``. Real data: a validation image shrunk to ``size`` x ``size`` and
+    pasted at a random place above the wall (:data:`helpers.metrics.PAPER_UNSEEN_ROWS`) of a
+    canvas of the mean colour (zero after normalization); its box is where it was pasted."""
+    prof = get_profile(profile)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}.")
+    if prof.data.source == "synthetic":
+        b = synthetic_batch(int(n), int(seed), num_classes=prof.data.num_classes, placement="above")
+        return b.images, b.boxes
+    ds = real_dataset(prof, split="val", train=False)
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds), generator=gen)[:n].tolist()
+    canvas = torch.zeros(len(idx), 3, IMAGE_SIZE, IMAGE_SIZE)
+    boxes = torch.zeros(len(idx), 4)
+    for j, i in enumerate(idx):
+        thumb = F.interpolate(ds[i][0][None], size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=True)[0]
+        r = int(torch.randint(0, int(PAPER_UNSEEN_ROWS[0]) - size + 1, (1,), generator=gen))
+        c = int(torch.randint(0, IMAGE_SIZE - size + 1, (1,), generator=gen))
+        canvas[j, :, r:r + size, c:c + size] = thumb
+        boxes[j] = torch.tensor([r, r + size, c, c + size])
+    return canvas, boxes

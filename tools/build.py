@@ -1,0 +1,113 @@
+"""Build the book: ``python -m tools.build`` (what ``make book`` runs).
+
+Runs ``jupyter-book build . --warningiserror --keep-going`` from the repository root (so a
+notebook that fails, or any warning, fails the build), then prints how long each notebook
+took to execute, read from the execution cache, and writes them to
+``_build/html/_static/execution-times.json`` for the status page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers import cli
+
+__all__ = ["repo_root", "execution_times", "main"]
+
+
+def repo_root() -> Path:
+    """The repository root (the folder holding ``_config.yml``)."""
+    here = Path(__file__).resolve().parent.parent
+    if not (here / "_config.yml").is_file():
+        raise FileNotFoundError(
+            f"No _config.yml in {here}: tools.build must run from a checkout of the book "
+            "(the repository root)."
+        )
+    return here
+
+
+def execution_times(build_dir: Path) -> list[dict]:
+    """One record per executed notebook: ``uri``, ``seconds``, ``created`` (from jupyter-cache)."""
+    cache_path = build_dir / ".jupyter_cache"
+    if not cache_path.is_dir():
+        return []
+    from jupyter_cache import get_cache  # the book's optional extra: imported only once a build ran
+
+    cache = get_cache(str(cache_path))
+    records = []
+    for rec in cache.list_cache_records():
+        data = rec.data or {}
+        records.append({
+            "uri": os.path.relpath(rec.uri, build_dir.parent) if os.path.isabs(rec.uri) else rec.uri,
+            "seconds": float(data.get("execution_seconds", float("nan"))),
+            "created": rec.created.isoformat(timespec="seconds"),
+        })
+    return sorted(records, key=lambda r: r["uri"])
+
+
+def _command(args: argparse.Namespace) -> int:
+    """The body of :func:`main`, run under :func:`helpers.cli.run`.
+
+    Raises:
+        FileNotFoundError: outside a checkout of the book (no ``_config.yml``), or when
+            ``jupyter-book`` is not installed next to this Python.
+    """
+    root = repo_root()
+    env = dict(os.environ)
+    env.setdefault("CAMWALLS_PROFILE", "quick")
+    env["CAMWALLS_BOOK_BUILD"] = "1"  # progress bars stay silent in the rendered book
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
+    if not Path(cmd[0]).is_file():
+        raise FileNotFoundError(f"No jupyter-book at {cmd[0]}: expected it installed next to this Python "
+                                f"({sys.executable}). Install the book's extras: pip install -e '.[book]'.")
+    # The execution cache does not know about the profile: when it changes, execute everything.
+    marker = root / "_build" / ".camwalls-profile"
+    previous = marker.read_text().strip() if marker.is_file() else None
+    rebuild = args.all or (previous is not None and previous != env["CAMWALLS_PROFILE"])
+    if rebuild:
+        if previous != env["CAMWALLS_PROFILE"]:
+            print(f"Profile changed ({previous} -> {env['CAMWALLS_PROFILE']}): executing every notebook again.")
+        shutil.rmtree(root / "_build" / ".jupyter_cache", ignore_errors=True)
+        cmd.append("--all")
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text(env["CAMWALLS_PROFILE"] + "\n")
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=root, env=env)
+    total = time.perf_counter() - start
+    times = execution_times(root / "_build")
+    print(f"\nBook build: {total:.1f} s in all (profile {env['CAMWALLS_PROFILE']}). "
+          "Notebook execution times (cached runs keep their first time):")
+    for rec in times:
+        print(f"  {rec['seconds']:8.1f} s  {rec['uri']}  (executed {rec['created']})")
+    html = root / "_build" / "html"
+    if html.is_dir():
+        (html / "_static").mkdir(exist_ok=True)
+        (html / "_static" / "execution-times.json").write_text(json.dumps(times, indent=2))
+    if proc.returncode != 0:
+        print(f"\nThe book build FAILED (exit code {proc.returncode}); see the messages above "
+              "(a notebook error, or a warning turned into an error).", file=sys.stderr)
+    return proc.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.build``: build the book; the exit status is jupyter-book's, or
+    :data:`helpers.cli.EXIT_ERROR` after an error of this command itself (one ``error: ...``
+    line on stderr; ``--debug``: the exception propagates, with its traceback)."""
+    parser = argparse.ArgumentParser(prog="python -m tools.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--all", action="store_true",
+                        help="execute every notebook again and rebuild every page")
+    cli.add_debug_argument(parser)
+    args = parser.parse_args(argv)
+    return cli.run(lambda: _command(args), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
