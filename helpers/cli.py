@@ -1,8 +1,8 @@
 """What every command line of the book does on an error, written once.
 
-The commands (``python -m helpers.train``, ``helpers.evaluate``, ``tools.benchmark``,
-``tools.bench_cams``, ``tools.build``, ``tools/browsercheck.py``, ``tools/gpu_session.py``,
-``tools/check_notebooks.py``) all follow the same pattern::
+The commands (``python -m helpers.train``, ``helpers.evaluate``, and ``python -m tools.X`` for
+``benchmark``, ``bench_cams``, ``build``, ``browsercheck``, ``gpu_session``, ``check_notebooks``)
+all follow the same pattern::
 
     def main(argv=None) -> int:
         parser = argparse.ArgumentParser(...)

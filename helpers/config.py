@@ -93,7 +93,8 @@ class TrainSettings:
     init_noise: float = 0.3  # "dirac": scale of the Kaiming noise added to the identity kernels
     weight_standardization: bool = False  # train the convolutions through scaled weight
     #   standardization (a reparametrization, baked into plain weights at the end)
-    tie_steps: int = 0  # first steps with the first dense layer's weights shared across positions
+    tie_fraction: float = 0.0  # share of the steps, at the start, with the first dense layer's weights
+    #   shared across positions (must end before the run does: helpers.train refuses 1.0)
     freeze_convs: int = 0  # the first convolutions keep their initial (random) weights
     batch_norm: bool = False  # train with batch norm after every convolution, folded into the
     #   convolution at the end (the trained model is a plain rVGG, see helpers.train)
@@ -157,7 +158,7 @@ PROFILES: dict[str, Profile] = {
                           below_share=0.15, position_images=200),
         train=TrainSettings(epochs=5, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0,
                             schedule="cosine", warmup_steps=20, dropout=0.0, init="pooled",
-                            weight_standardization=True, tie_steps=400, num_threads=2, log_every=10),
+                            weight_standardization=True, tie_fraction=0.5, num_threads=2, log_every=10),
         # Opti-CAM: 10 Adam steps instead of the paper's 100, to fit the CPU time budget
         # (helpers.evaluate records the number with the results).
         eval=EvalSettings(stack_images=100, batch_size=25, opticam_iterations=10, score_batch=128),

@@ -167,9 +167,14 @@ def all_zero(maps: Any) -> np.ndarray | bool:
 
 
 def summarize(values: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """``{"mean", "std", "min", "max", "n"}`` of per-image values (population std, ddof=0)."""
+    """``{"mean", "std", "min", "max", "n"}`` of per-image values.
+
+    ``std`` is the sample standard deviation (``ddof=1``), as the paper's numbers are computed
+    (the authors' ``torch.std``, book/paper.md); ``nan`` for a single value, as ``torch.std`` gives.
+    """
     arr = np.asarray(values, dtype=np.float64).reshape(-1)
     if arr.size == 0:
         raise ValueError("no values to summarize.")
-    return {"mean": float(arr.mean()), "std": float(arr.std()), "min": float(arr.min()),
+    std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
+    return {"mean": float(arr.mean()), "std": std, "min": float(arr.min()),
             "max": float(arr.max()), "n": int(arr.size)}

@@ -11,7 +11,7 @@ Used by the landing page (``book/intro.md``) and the results page (``book/result
   ``python -m tools.benchmark`` writes); :func:`read_results` keeps the throughput runs,
   :func:`results_table` makes one display row of each, and :func:`benchmark_html` shows them
   (or says, from code, that there are none);
-* :func:`gpu_session` / :func:`gpu_session_html` read what ``tools/gpu_session.py`` wrote;
+* :func:`gpu_session` / :func:`gpu_session_html` read what ``python -m tools.gpu_session`` wrote;
   :func:`cpu_runs` the longer CPU training runs;
 * :func:`run_stamp` says which profile and device produced the rendered results.
 """
@@ -50,6 +50,8 @@ __all__ = [
     "gpu_dir",
     "gpu_session",
     "cpu_runs",
+    "tied_runs",
+    "gpu_caveat_html",
     "gpu_training_html",
     "gpu_bench_cams_html",
     "gpu_session_html",
@@ -231,7 +233,7 @@ def run_stamp(profile: Any = None) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The GPU session (tools/gpu_session.py): full-width training, Table 1 and CAM speed on a GPU
+# The GPU session (python -m tools.gpu_session): full-width training, Table 1 and CAM speed on a GPU
 # --------------------------------------------------------------------------------------------
 
 def gpu_dir(root: str | Path | None = None) -> Path | None:
@@ -241,7 +243,7 @@ def gpu_dir(root: str | Path | None = None) -> Path | None:
 
 
 def gpu_session(folder: str | Path | None = None) -> dict[str, Any]:
-    """The files ``tools/gpu_session.py`` wrote (``training.json``, ``evaluation.json``,
+    """The files ``python -m tools.gpu_session`` wrote (``training.json``, ``evaluation.json``,
     ``bench_cams.json``), as ``{"training": ..., "evaluation": ..., "bench_cams": ...}``; a file
     that is missing is left out, a file that is not valid JSON raises ``ValueError`` naming it."""
     path = Path(folder) if folder is not None else gpu_dir()
@@ -251,7 +253,7 @@ def gpu_session(folder: str | Path | None = None) -> dict[str, Any]:
     for name in ("training", "evaluation", "bench_cams"):
         file = path / f"{name}.json"
         if file.is_file():
-            out[name] = _read_json(file, "GPU session file", "rerun tools/gpu_session.py or delete the file")
+            out[name] = _read_json(file, "GPU session file", "rerun python -m tools.gpu_session or delete the file")
     return out
 
 
@@ -276,6 +278,40 @@ def cpu_runs(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
         runs = {("walled" if r.get("walled") else "baseline"): r for r in data["runs"]}
         out[file.stem] = {**data, "runs": runs}
     return out
+
+
+def tied_runs(session: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """The training runs of a GPU session whose first dense layer stayed tied across positions to
+    the end (their head is a sum over positions, not rVGG's), as ``{model: (tied steps, steps)}``.
+
+    A run's steps are its training images over its batch size; an old run records ``tie_steps``,
+    a newer one ``tie_fraction`` (which :func:`helpers.train.tied_steps` never lets reach the end).
+    """
+    out = {}
+    for name, run in session.get("training", {}).get("training", {}).items():
+        t = run.get("train", {})
+        steps = int(run.get("images", 0)) // max(1, int(t.get("batch_size", 1)))
+        tied = (int(t["tie_steps"]) if "tie_steps" in t
+                else int(round(float(t.get("tie_fraction", 0.0)) * steps)))
+        if steps and tied >= steps:
+            out[name] = (min(tied, steps), steps)
+    return out
+
+
+def gpu_caveat_html(session: Mapping[str, Any]) -> str:
+    """A note saying which GPU runs are not a trained rVGG (:func:`tied_runs`), or ``""``."""
+    tied = tied_runs(session)
+    if not tied:
+        return ""
+    which = ", ".join(f"{name} ({steps} of {total} steps tied)" for name, (steps, total) in tied.items())
+    return ("<p class=\"camwalls-note\"><b>Not a trained rVGG.</b> In this GPU run the first dense layer "
+            f"kept the same weights at every map position for the whole run: {html.escape(which)}. Its head "
+            "is a sum over positions, not rVGG's dense layer with a weight per position, so these "
+            "networks are not presented as trained rVGGs (one sign: the baseline's GradCAM equals its "
+            "HiResCAM). The timings stand; the accuracies and mu values describe that other network. "
+            "The tie is now a fraction of the steps and <code>helpers.train</code> refuses one that lasts to "
+            "the end; the rerun of <code>python -m tools.gpu_session</code> with the fixed recipe waits "
+            "for a GPU.</p>")
 
 
 def _pct(x: Any) -> str:
@@ -325,9 +361,9 @@ def gpu_session_html(folder: str | Path | None = None) -> str:
     session = gpu_session(folder)
     if not session:
         return ("<p class=\"camwalls-note\">No GPU session results are in <code>results/gpu/</code>. On a "
-                "machine with a CUDA GPU, <code>python tools/gpu_session.py --out results/gpu</code> writes "
+                "machine with a CUDA GPU, <code>python -m tools.gpu_session --out results/gpu</code> writes "
                 "them; they appear here at the next build.</p>")
-    parts = [gpu_training_html(session)]
+    parts = [gpu_caveat_html(session), gpu_training_html(session)]
     ev = session.get("evaluation")
     if ev:
         table = R.table(ev)

@@ -225,6 +225,24 @@ def test_markdown_tables_printed_as_text_are_flagged(tmp_path: Path, browser):
 
 
 @needs_browser
+def test_tables_cut_at_the_right_of_the_column_are_flagged(tmp_path: Path, browser):
+    """At 1280 px, a 2000 px table in a 600 px article is cut; in a scrolling box it is not."""
+    root = tmp_path / "html"
+    root.mkdir()
+    row = "<tr>" + "".join(f"<td>cell {i}</td>" for i in range(4)) + "</tr>"
+    wide = f'<table style="width:2000px"><caption>wide one</caption>{row}</table>'
+    for name, body in [("cut.html", wide), ("scroll.html", f'<div style="overflow-x:auto">{wide}</div>'),
+                       ("fits.html", f"<table>{row}</table>")]:
+        (root / name).write_text(PAGE.format(title=name, body=(
+            f'<article style="width:600px; overflow:hidden"><p>text</p>{body}</article>')))
+    by_page = {p.page: p for p in bc.check_site(root, browser=browser, verbose=False).pages}
+    (msg,) = [m for m in by_page["cut.html"].problems if "past the right edge" in m]
+    assert "1400 px" in msg and "wide one" in msg, msg
+    assert by_page["scroll.html"].ok and by_page["fits.html"].ok, (by_page["scroll.html"].problems,
+                                                                  by_page["fits.html"].problems)
+
+
+@needs_browser
 def test_math_rendered_by_local_mathjax_passes(tmp_path: Path, browser):
     mathjax = bc.ensure_mathjax(fetch=False)
     if mathjax is None:

@@ -263,7 +263,8 @@ def test_all_flat_activations_give_zero_maps_not_nan(model, images):
 
 class _KnownAnswer(nn.Module):
     """Three channels at the target layer, each the 4x4-pooled first input channel (56x56
-    images, a 14x14 map) on a fixed region: R0 = map rows 0..8, R1 = rows 5..13, R2 = columns 0..3 (they overlap).
+    images, a 14x14 map) on a fixed region: R0 = map rows 0..8, R1 = rows 5..12, R2 = columns 0..3 (they overlap;
+    row 13 right of column 3 is in none, so the map's minimum is 0).
     The class-0 logit reads channel 0 only: y0 = sum_s A_0(s).
 
     Opti-CAM's mask is S / max S on the regions (S = sum_k w_k R_k); on the cells of R0
@@ -276,7 +277,7 @@ class _KnownAnswer(nn.Module):
         super().__init__()
         regions = torch.zeros(3, 14, 14)
         regions[0, :9] = 1
-        regions[1, 5:] = 1
+        regions[1, 5:13] = 1
         regions[2, :, :4] = 1
         self.register_buffer("regions", regions)
         self.pool = nn.AvgPool2d(4)
@@ -297,7 +298,7 @@ def test_opticam_finds_the_known_answer():
     w = info["weights"][0]
     assert w[0] > 0.95 and w[0] == w.max()
     assert info["final_score"][0] > info["initial_score"][0] + 10
-    assert info["final_score"][0] >= 0.95 * info["logit"][0]
+    assert info["final_score"][0] >= 0.9 * info["logit"][0]  # masked to black: the blurred border costs more
     assert info["logit"][0] == pytest.approx(9 * 14)  # 126 cells of R0, each pooled to 1
     # the map is then (almost) channel 0 alone
     np.testing.assert_allclose(signed[0] / signed[0].max(), model.regions[0].numpy(), atol=0.06)

@@ -50,3 +50,31 @@ def test_verify_or_record_records_only_what_validates(tmp_path):
     assert seen == [path] and json.loads((tmp_path / D.CHECKSUMS_FILE).read_text()) == {"f.bin": digest}
     D.verify_or_record(path, validate=seen.append)  # recorded: not validated again
     assert seen == [path]
+
+
+def test_a_symlinked_file_is_keyed_by_the_links_name(tmp_path):
+    """A file linked into the record folder from elsewhere (a mounted Google Drive) is recorded
+    under the link's name; a file named through a linked folder, resolved or not, too."""
+    elsewhere = tmp_path / "drive" / "weights.pt"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"weights")
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / "params.pt").symlink_to(elsewhere)
+    digest = D.verify_or_record(folder / "params.pt", folder)
+    assert json.loads((folder / D.CHECKSUMS_FILE).read_text()) == {"params.pt": hashlib.sha256(b"weights").hexdigest()}
+    assert digest == hashlib.sha256(b"weights").hexdigest()
+    (tmp_path / "linked").symlink_to(elsewhere.parent, target_is_directory=True)
+    D.verify_or_record(elsewhere, tmp_path / "linked")  # the real path of a file in a linked folder
+    assert json.loads((elsewhere.parent / D.CHECKSUMS_FILE).read_text()) == {"weights.pt": digest}
+    with pytest.raises(ValueError, match=r"is not inside the record folder"):
+        D.verify_or_record(elsewhere, folder)
+
+
+def test_a_digest_computed_by_the_caller_is_not_computed_again(tmp_path, monkeypatch):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    calls = []
+    monkeypatch.setattr(D.downloads, "sha256_file", lambda p: calls.append(p))
+    assert D.verify_or_record(path, digest=hashlib.sha256(b"abc").hexdigest()) == hashlib.sha256(b"abc").hexdigest()
+    assert calls == []

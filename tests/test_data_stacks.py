@@ -3,14 +3,69 @@ world and from real images, also when the cache folder cannot be written."""
 
 from __future__ import annotations
 
+import os
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torchvision import transforms
 
 from helpers import data as D
 from helpers.config import CacheDirError, DataSettings, get_profile
 from test_data_folders import save_image
+
+#: The authors' reading, transcribed from their figure_code/heatmap.py (repository
+#: MagamedT/cam-can-see-through-walls, commit 26bc4578251b76206f0fbd4af597e2489ada7955):
+#: CustomImageDataset lists sorted(os.listdir(directory)) filtered on the lower-case name
+#: ending in .png/.jpg/.jpeg and reads Image.open(path).convert('RGB'); load_dataset applies
+#: ToTensor+Normalize to 'stackmix', Resize(256)+CenterCrop(224)+ToTensor+Normalize otherwise.
+AUTHORS_NORMALIZE = transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+AUTHORS_TRANSFORMS = {
+    "stackmix": transforms.Compose([transforms.ToTensor(), AUTHORS_NORMALIZE]),
+    "stackgen": transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+                                    AUTHORS_NORMALIZE]),
+}
+
+
+def authors_load_dataset(directory: Path) -> tuple[list[str], torch.Tensor]:
+    """The authors' load_dataset on ``directory`` (its files and its batch)."""
+    names = [f for f in sorted(os.listdir(directory)) if f.lower().endswith((".png", ".jpg", ".jpeg"))]
+    tf = AUTHORS_TRANSFORMS[directory.name]
+    return names, torch.stack([tf(Image.open(directory / f).convert("RGB")) for f in names])
+
+
+def _real_profile(root: Path):
+    return get_profile("full").replace(data=DataSettings(source="imagefolder", num_classes=2, train_images=0,
+                                                         val_images=0, root=str(root)))
+
+
+def _noise(rng, h, w, channels=3, lo=0, hi=256):
+    return rng.integers(lo, hi, size=(h, w, channels), dtype=np.uint8)
+
+
+def _authors_folders(root: Path) -> Path:
+    """STACK-MIX: 224x224 PNGs of noise whose rows above 170 and from 170 on differ (bright red
+    above, dark blue below), named so that sorting by name matters; STACK-GEN: JPEGs of odd
+    sizes and an RGBA PNG (whose alpha the authors drop, not compose). Plus files their code
+    does not list."""
+    rng = np.random.default_rng(0)
+    mix, gen = root / "stackmix", root / "stackgen"
+    mix.mkdir(parents=True)
+    gen.mkdir(parents=True)
+    for name in ("10.png", "9.png", "B.png", "a.PNG"):
+        img = np.concatenate([_noise(rng, 170, 224) | np.array([192, 0, 0], np.uint8),
+                              _noise(rng, 54, 224) & np.array([63, 63, 255], np.uint8)])
+        Image.fromarray(img).save(mix / name)
+    for name, (w, h) in (("z.jpg", (331, 250)), ("b.jpeg", (250, 377)), ("c.JPG", (300, 300))):
+        Image.fromarray(_noise(rng, h, w)).save(gen / name, quality=90)
+    Image.fromarray(_noise(rng, 260, 280, channels=4), mode="RGBA").save(gen / "d.png")
+    for folder in (mix, gen):
+        (folder / "notes.txt").write_text("not an image")
+        Image.fromarray(_noise(rng, 224, 224)).save(folder / "0.webp")  # not listed by the authors
+    return root
 
 
 def test_stack_images_rows():
@@ -131,3 +186,52 @@ def test_training_examples_quick():
     x, y, names, source = D.training_examples("quick", n=3, seed=0)
     assert x.shape == (3, 3, 224, 224) and y.shape == (3,) and source == "synthetic world"
     assert names == D.SYNTHETIC_CLASSES
+
+
+@pytest.mark.parametrize("folder, build", [("stackmix", D.stack_mix), ("stackgen", D.stack_gen)])
+def test_the_authors_stacks_are_read_exactly_as_the_authors_read_them(tmp_path, monkeypatch, folder, build):
+    """Same files, same order, same tensors as the authors' load_dataset (bit for bit: the same
+    transforms on the same decoded images). STACK-MIX is not resized: resizing it to 256 and
+    cropping would move the seam from row 170 to about row 178."""
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    _authors_folders(D.authors_dir())
+    names, expected = authors_load_dataset(D.authors_dir() / folder)
+    s = build(_real_profile(tmp_path / "nowhere"), n=len(names))
+    assert s.meta["files"] == names == (["10.png", "9.png", "B.png", "a.PNG"] if folder == "stackmix"
+                                        else ["b.jpeg", "c.JPG", "d.png", "z.jpg"])
+    assert not s.is_stand_in and s.images.shape == (len(names), 3, 224, 224)
+    assert torch.equal(s.images, expected)  # exact: repeat
+    if folder == "stackmix":
+        resized = torch.stack([D.eval_transform(256)(Image.open(D.authors_dir() / folder / f).convert("RGB"))
+                               for f in names])
+        assert float((resized - expected).abs().amax()) > 1.0  # the resize would move the seam
+        raw = D.denormalize(s.images)
+        assert bool(torch.all(raw[:, 0, :170] > 0.74)) and bool(torch.all(raw[:, 0, 170:] < 0.25))
+    else:
+        assert s.meta["conversions"] == "1 image(s) of mode RGBA converted to RGB"
+
+
+def test_the_authors_stack_mix_is_224x224_and_complete(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    _authors_folders(D.authors_dir())
+    prof = _real_profile(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=r"holds 4 image file\(s\); expected at least 5(.|\n)*download_authors_release"):
+        D.stack_mix(prof, n=5)
+    Image.new("RGB", (256, 256)).save(D.authors_dir() / "stackmix" / "11.png")
+    with pytest.raises(ValueError, match=r"11\.png of the authors' STACK-MIX set is 256x256; expected 224x224"):
+        D.stack_mix(prof, n=5)
+
+
+def test_the_authors_stacks_from_a_zip_in_the_cache(tmp_path, monkeypatch):
+    """Only the repository's zip in the cache: reading a set unpacks it first (no network)."""
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    root = _authors_folders(tmp_path / "made")
+    D.authors_dir().mkdir(parents=True)
+    with zipfile.ZipFile(D.authors_dir() / D.AUTHORS_STACKS_ZIP, "w") as zf:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                zf.write(p, f"processed_datasets_gradcam/{p.relative_to(root).as_posix()}")
+    names, expected = authors_load_dataset(root / "stackmix")
+    s = D.stack_mix(_real_profile(tmp_path / "nowhere"), n=4)
+    assert s.meta["files"] == names and torch.equal(s.images, expected)  # exact: repeat
+    assert (D.authors_dir() / "stackmix" / "10.png").is_file() and not (D.authors_dir() / "stackgen").exists()

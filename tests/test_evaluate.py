@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cams, evaluate as E, metrics
-from helpers.evaluate import cli as E_cli, keys as E_keys, run as E_run, store as E_store
+from helpers import cams, data as D, evaluate as E, metrics
+from helpers.evaluate import cli as E_cli, keys as E_keys, paper_table, run as E_run, store as E_store
 from helpers import results as R
 from helpers.config import get_profile
 from helpers.models import rvgg, rvgg_to_authors_state_dict
@@ -81,7 +81,7 @@ def test_mu_recomputed_directly(results, models, sets):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     row = R.cell(R.table(results), "gradcam", "walled", "STACK-MIX")
     assert row["mu_mean"] == pytest.approx(np.mean(expected), rel=1e-5)
-    assert row["mu_std"] == pytest.approx(np.std(expected), rel=1e-4, abs=1e-7)
+    assert row["mu_std"] == pytest.approx(np.std(expected, ddof=1), rel=1e-4, abs=1e-7)
     assert row["zero_fraction"] == pytest.approx(np.mean(maps == 0), abs=1e-9)
     # the baseline's mu uses the walled model's rows too
     base = cams.saliency(models["baseline"], images, "gradcam")
@@ -134,8 +134,6 @@ def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path,
     """Checkpoints saved in the authors' flat layout load through helpers.data and give the
     same table as the models themselves."""
     monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path))
-    from helpers import data as D
-
     folder = D.authors_dir()
     folder.mkdir(parents=True, exist_ok=True)  # authors_dir() is only a path
     for walled, name in D.AUTHORS_CHECKPOINTS.items():
@@ -146,8 +144,11 @@ def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path,
     assert E_keys.resolve_source(real, "auto", False) == "authors"
     assert E_keys.resolve_source(profile, "auto", False) == "trained"  # synthetic data: our own models
     methods = ["gradcam", "hirescam"]
-    theirs = E.evaluate(real, methods=methods, sets=sets, source="authors", folder=tmp_path / "a",
-                        show_progress=False)
+    # these checkpoints are not the ones the authors published (pinned digests): each gets a warning
+    with pytest.warns(D.UnpublishedCheckpointWarning) as caught:
+        theirs = E.evaluate(real, methods=methods, sets=sets, source="authors", folder=tmp_path / "a",
+                            show_progress=False)
+    assert {str(w.message).split()[0] for w in caught} == {str(folder / n) for n in D.AUTHORS_CHECKPOINTS.values()}
     assert theirs["source"] == "authors"
     ours = R.table(results)
     for a in theirs["rows"]:
@@ -353,3 +354,33 @@ def test_the_results_table_of_an_evaluation_renders_and_prints(results):
     assert "LayerCAM <small>(not in the paper)</small>" in html and "profile: test" in html
     text = R.table_text(df)
     assert "HiResCAM" in text and "0.000 +- 0.000" in text
+
+def test_the_paper_table_comparison():
+    """--paper-table's comparison: ours is the mean over the two sets of the walled model's mu,
+    the difference ours minus the paper's; notes when the setting is not the paper's."""
+    values = {("gradcam", "STACK-MIX"): 0.2, ("gradcam", "STACK-GEN"): 0.3,
+              ("hirescam", "STACK-MIX"): 0.0, ("hirescam", "STACK-GEN"): 0.0}
+    rows = [{"model": "walled", "dataset": s, "method": m, "mu_mean": v, "mu_std": 0.1, "n_images": 100}
+            for (m, s), v in values.items()]
+    df = R.table(rows)
+    cmp = paper_table.comparison(df).set_index("method")
+    assert cmp.loc["gradcam", "ours"] == pytest.approx(0.25, abs=1e-12)
+    assert cmp.loc["gradcam", "difference"] == pytest.approx(0.25 - 0.227, abs=1e-12)
+    assert cmp.loc["hirescam", "difference"] == pytest.approx(0.0, abs=1e-12)
+    text = paper_table.comparison_text(df)
+    assert "GradCAM      walled       0.227    0.250        +0.023" in text
+    assert "HiResCAM     walled       0.000    0.000        +0.000" in text
+    assert "The other cells are not available to us." in text and "Note:" not in text
+    rows[1]["dataset"] = rows[3]["dataset"] = "STACK-GEN (stand-in)"
+    for r in rows:
+        r["n_images"] = 2
+    text = paper_table.comparison_text(R.table(rows))
+    assert "not the paper's STACK-MIX, STACK-GEN" in text and "2 image(s) per set, the paper 100" in text
+
+
+def test_the_paper_table_settings():
+    assert paper_table.paper_table_settings(None, "auto", None) == {"profile": "full", "source": "authors",
+                                                                    "methods": "paper"}
+    assert paper_table.paper_table_settings("Full", "authors", "paper")["profile"] == "full"
+    with pytest.raises(ValueError, match="--profile quick.*--source trained.*--methods gradcam"):
+        paper_table.paper_table_settings("quick", "trained", "gradcam")

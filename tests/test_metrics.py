@@ -92,8 +92,11 @@ def test_first_zero_row_edge_cases():
 
 def test_summarize():
     s = metrics.summarize([0.1, 0.3])
-    assert s["mean"] == pytest.approx(0.2) and s["std"] == pytest.approx(0.1)
+    # the sample standard deviation (ddof 1), as torch.std computes it: sqrt(((0.1)^2 + (0.1)^2) / 1)
+    assert s["mean"] == pytest.approx(0.2) and s["std"] == pytest.approx(0.1 * 2**0.5)
+    assert s["std"] == pytest.approx(float(torch.tensor([0.1, 0.3], dtype=torch.float64).std()))
     assert (s["min"], s["max"], s["n"]) == (0.1, 0.3, 2)
+    assert np.isnan(metrics.summarize([0.4])["std"])  # one image: undefined, as torch.std says
     with pytest.raises(ValueError):
         metrics.summarize([])
 

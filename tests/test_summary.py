@@ -176,3 +176,18 @@ def test_cpu_runs_reads_what_helpers_train_writes(tmp_path: Path, monkeypatch):
     (folder / "broken.json").write_text('{"date": "x"}')
     with pytest.raises(ValueError, match="no 'runs' list"):
         S.cpu_runs(folder)
+
+
+def test_a_gpu_run_tied_to_the_end_is_not_presented_as_rvgg(tmp_path):
+    """384 steps (24576 images in batches of 64) with tie_steps=400: tied to the end; a run with a
+    tie fraction of 0.5 is not (the old GPU session's numbers, written by hand)."""
+    def run(**train):
+        return {"images": 24576, "width": 1.0, "seconds": 1.0, "train": {"batch_size": 64, **train}}
+
+    session = {"training": {"training": {"walled": run(tie_steps=400), "baseline": run(tie_fraction=0.5)}}}
+    assert S.tied_runs(session) == {"walled": (384, 384)}
+    note = S.gpu_caveat_html(session)
+    assert "Not a trained rVGG" in note and "walled (384 of 384 steps tied)" in note
+    assert S.gpu_caveat_html({"training": {"training": {"b": run(tie_fraction=0.5)}}}) == ""
+    (tmp_path / "training.json").write_text(json.dumps(session["training"]))
+    assert "Not a trained rVGG" in S.gpu_session_html(tmp_path)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import train as T
+from helpers.models import rvgg
 from tests.train_support import TINY, private_cache  # noqa: F401 (a fixture)
 
 
@@ -44,16 +45,33 @@ def test_weight_standardization_by_hand_and_baked_checkpoints():
     fan_in = 2 * 9
     assert torch.allclose(out.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-6)
     assert torch.allclose(out.std(dim=(1, 2, 3)), torch.full((3,), 1.7139 / math.sqrt(fan_in)), rtol=1e-4)
-    # training with it (and with a position-tied head) leaves a plain rVGG in the checkpoint
-    model, info = T.train_or_load("quick", walled=True, pair=False, **dict(TINY, weight_standardization=True, tie_steps=100,
-                                                              init="pooled"))
+    # training with it (and with a position-tied head for half the steps) leaves a plain rVGG in
+    # the checkpoint: a freshly built rvgg(...) loads it and gives the same logits
+    model, info = T.train_or_load("quick", walled=True, pair=False, **dict(TINY, weight_standardization=True,
+                                                                           tie_fraction=0.5, init="pooled"))
     state = torch.load(info["checkpoint"], weights_only=True)["model"]
     assert not any("parametrizations" in k for k in state) and "features.0.weight" in state
-    # the head stayed shared across the visible positions (tied for the whole run)
+    plain = rvgg(num_classes=model.num_classes, width=model.width, wall_rows=model.wall_rows, dropout=0.0)
+    plain.load_state_dict(state, strict=True)
+    assert [type(m) for m in plain.modules()] == [type(m) for m in model.modules()]
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(plain.eval()(x), model.eval()(x), rtol=1e-5, atol=1e-6)
+    # the tie ended halfway: the head's weights now differ across the visible positions
     w1 = model.classifier[0].weight.detach().view(model.classifier[0].out_features, -1, 14, 14)
-    assert torch.allclose(w1[:, :, 0, 0], w1[:, :, 4, 9], atol=1e-6)
+    assert float((w1[:, :, 0, 0] - w1[:, :, 4, 9]).abs().max()) > 1e-6
     assert float(w1[:, :, 5:].abs().max()) == 0.0  # exact: wall
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_a_tie_that_would_last_the_whole_run_is_refused():
+    assert T.tied_steps(0.5, 800) == 400 and T.tied_steps(0.0, 10) == 0
+    with pytest.raises(ValueError, match="to the end"):
+        T.tied_steps(0.9, 4)  # round(3.6) = 4 of 4 steps
+    with pytest.raises(ValueError, match=r"tie_fraction must be in \[0, 1\)"):
+        T.training_config("quick", tie_fraction=1.0)
+    with pytest.raises(ValueError, match="to the end"):
+        T.train_or_load("quick", walled=True, pair=False, **dict(TINY, tie_fraction=0.9, init="pooled"))
 
 
 def test_frozen_convolutions_keep_their_initial_weights(tmp_path):

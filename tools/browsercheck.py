@@ -483,6 +483,10 @@ def _check_page(rep: PageReport, info: dict, requests: list, html_dir: Path, bas
     if info.get("raw_tables"):
         rep.problems.append(f"{info['raw_tables']} Markdown table(s) shown as plain text (|---| in a "
                             "paragraph): the table was not parsed")
+    for cut in info.get("cut_tables", []):
+        rep.problems.append(f"a table runs {cut['overflow']} px past the right edge of the content column "
+                            f"({cut['caption']!r}...): let its cells wrap (class camwalls-wrap) or wrap it "
+                            "in a sideways-scrolling box (div.camwalls-scroll)")
     img_problems, rep.figures = _image_problems(info.get("images", []), html_dir, base_url)
     rep.problems += img_problems
     rep.images = len(info.get("images", []))

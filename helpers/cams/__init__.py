@@ -39,7 +39,7 @@ activations and gradients of the shared pass ``ps``, else in a file of its own; 
 """
 
 from .api import CamResult, activations_and_gradients, compute_cams, postprocess, saliency
-from .opticam import opticam
+from .opticam import iteration_sweep, opticam
 from .registry import LEFT_OUT, METHOD_OPTIONS, METHODS, PAPER_METHODS, CamMethod, get_method, method_keys
 from .shared_pass import fast_layout, resolve_targets
 
@@ -55,6 +55,7 @@ __all__ = [
     "compute_cams",
     "postprocess",
     "opticam",
+    "iteration_sweep",
     "resolve_targets",
     "activations_and_gradients",
     "METHOD_OPTIONS",

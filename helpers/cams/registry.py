@@ -115,7 +115,7 @@ LEFT_OUT: dict[str, str] = {
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
     "scorecam": ("chunk", "visible_rows"), "ablationcam": ("chunk",), "kpcacam": ("kernel", "gamma"),
     "fem": ("k",), "randomcam": ("seed",), "finercam": ("alpha", "n_compare"),
-    "opticam": ("iterations", "lr"),
+    "opticam": ("iterations", "lr", "stop"),
 }
 
 _ALIASES = {

@@ -5,7 +5,8 @@ Every batch is a float tensor ``(N, 3, 224, 224)`` normalized with the ImageNet 
 standard deviation (what every model of the book takes); :func:`denormalize` brings it back to
 ``[0, 1]`` for display. The synthetic world is a pure function of a seed (no image file
 anywhere) and works wherever ``$CAMWALLS_HOME`` points; real images and the authors' release are
-downloaded into the cache with SHA-256 digests recorded on first download and checked afterwards.
+downloaded into the cache with SHA-256 digests recorded on first download and checked afterwards
+(the authors' checkpoints against the digests they published).
 
 * ``transforms`` -- ImageNet normalization, :func:`denormalize`, the paper's torchvision
   transforms;
@@ -14,7 +15,10 @@ downloaded into the cache with SHA-256 digests recorded on first download and ch
   stream, :data:`DATA_VERSION` (part of every checkpoint's cache key);
 * ``downloads`` -- files fetched once and checked ever after (the SHA-256 record);
 * ``folders`` -- real images: reading files as RGB, checking folders, ImageFolder, Imagenette;
-* ``release`` -- the authors' checkpoints and stack folders: download, checks, loading;
+* ``release`` -- the authors' checkpoints (pinned to their published digests) and stack
+  folders: what they are, and their checks;
+* ``release_sources`` -- getting the release: Google Drive, else the authors' GitHub repository
+  (Git LFS checkpoints, the stacks' zip), zips and symbolic links; loading the checkpoints;
 * ``stacks`` -- STACK-MIX, STACK-GEN and their stand-ins, and a look at the training images.
 
 ``from helpers import data; data.stack_mix(...)`` and ``from helpers.data import stack_mix``
@@ -41,14 +45,31 @@ from .folders import (
 from .release import (
     AUTHORS_CHECKPOINTS,
     AUTHORS_FOLDERS,
+    AUTHORS_IMAGE_EXTENSIONS,
+    AUTHORS_LFS_COMMIT,
+    AUTHORS_PUBLISHED_CHECKPOINTS,
+    AUTHORS_REPOSITORY,
     AUTHORS_STACK_IMAGES,
+    AUTHORS_STACKS_ZIP,
+    AUTHORS_STACKS_ZIP_URL,
     AuthorsReleaseError,
-    authors_checkpoint,
+    PublishedFile,
+    UnpublishedCheckpointWarning,
     authors_dir,
-    download_authors_release,
-    load_authors_model,
+    authors_lfs_url,
+    authors_stack_files,
     validate_authors_checkpoint,
     validate_authors_stack,
+    verify_authors_checkpoint,
+    verify_authors_release,
+)
+from .release_sources import (
+    AUTHORS_SOURCES,
+    authors_checkpoint,
+    authors_stack_folder,
+    download_authors_release,
+    load_authors_model,
+    unpack_authors_stacks,
 )
 from .render import SYNTHETIC_CLASSES, render_synthetic
 from .stacks import StackSet, stack_gen, stack_gen_standin, stack_images, stack_mix, training_examples
@@ -94,6 +115,21 @@ __all__ = [
     "AUTHORS_DRIVE_URL",
     "validate_authors_checkpoint",
     "validate_authors_stack",
+    "verify_authors_checkpoint",
+    "verify_authors_release",
+    "AUTHORS_IMAGE_EXTENSIONS",
+    "AUTHORS_LFS_COMMIT",
+    "AUTHORS_PUBLISHED_CHECKPOINTS",
+    "AUTHORS_REPOSITORY",
+    "AUTHORS_STACKS_ZIP",
+    "AUTHORS_STACKS_ZIP_URL",
+    "AUTHORS_SOURCES",
+    "PublishedFile",
+    "UnpublishedCheckpointWarning",
+    "authors_lfs_url",
+    "authors_stack_files",
+    "authors_stack_folder",
+    "unpack_authors_stacks",
     "ImageReadError",
     "authors_dir",
     "CHECKSUMS_FILE",

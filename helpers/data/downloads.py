@@ -2,9 +2,11 @@
 
 A file's digest is recorded the first time it is seen -- only after its content passed the
 caller's check, so a truncated download is refused, not recorded -- and compared on every later
-call; a mismatch says whether the file present is sound and what to delete. :func:`fetch_file`
-downloads what is missing (Imagenette's archive); :mod:`helpers.data.release` uses the same
-record for the authors' release.
+call; a mismatch says whether the file present is sound and what to delete. The record is
+keyed by each file's path inside the folder as written, so a file symlinked into the folder (from
+a mounted Google Drive) is keyed by the link's name. :func:`fetch_file` downloads what is missing
+(Imagenette's archive); :mod:`helpers.data.release` uses the same record for the authors'
+release, where a file whose digest the authors published is recorded as such.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from torchvision.datasets.utils import download_url
@@ -67,10 +69,27 @@ def _write_record(folder: Path, record: dict[str, str]) -> None:
 
 
 def _record_key(path: Path, folder: Path) -> str:
-    try:
-        return path.resolve().relative_to(folder.resolve()).as_posix()
-    except ValueError as err:
-        raise ValueError(f"{path} is not inside the record folder {folder}; expected a file below it.") from err
+    """The record's key for ``path``: its path relative to ``folder``, as written (``..`` and
+    ``.`` folded, symbolic links *not* followed), so that a file symlinked into the folder (a
+    checkpoint on a mounted Google Drive, linked into the cache) is keyed by the link's name.
+    Only a path that is not below ``folder`` as written is compared with symbolic links
+    resolved on both sides (a resolved path given for a symlinked folder)."""
+    lexical = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    resolved = path.resolve(), folder.resolve()
+    for p, f in (lexical, resolved):
+        if p.is_relative_to(f) and p != f:
+            return p.relative_to(f).as_posix()
+    raise ValueError(f"{path} is not inside the record folder {folder}; expected a file below it.")
+
+
+def _set_record(path: Path, folder: Path, digest: str) -> None:
+    """Record ``digest`` for ``path`` in ``folder``'s record, replacing any other (for a file
+    whose digest is known from elsewhere: the authors' published checkpoints)."""
+    record = _load_record(folder)
+    key = _record_key(path, folder)
+    if record.get(key) != digest:
+        record[key] = digest
+        _write_record(folder, record)
 
 
 def _mismatch(path: Path, folder: Path, key: str, recorded: str, digest: str,
@@ -106,9 +125,11 @@ def _mismatch(path: Path, folder: Path, key: str, recorded: str, digest: str,
 
 
 def _verify_files(paths: Sequence[Path], folder: Path, validate_all: Callable[[], object] | None = None,
-                  validate_one: Callable[[Path], object] | None = None) -> dict[Path, str]:
+                  validate_one: Callable[[Path], object] | None = None,
+                  known: Mapping[Path, str] | None = None) -> dict[Path, str]:
     """Check ``paths`` against their recorded digests; record the new ones (one write), but only
-    after ``validate_all()`` returned (it is called when at least one digest is new).
+    after ``validate_all()`` returned (it is called when at least one digest is new). ``known``
+    holds digests already computed (a large file is not hashed twice).
 
     Returns:
         The digest of every path.
@@ -122,7 +143,7 @@ def _verify_files(paths: Sequence[Path], folder: Path, validate_all: Callable[[]
     digests, new = {}, {}
     for path in paths:
         key = _record_key(path, folder)
-        digest = sha256_file(path)
+        digest = known[path] if known and path in known else sha256_file(path)
         if key in record and record[key] != digest:
             raise _mismatch(path, folder, key, record[key], digest, validate_one)
         if key not in record:
@@ -137,13 +158,14 @@ def _verify_files(paths: Sequence[Path], folder: Path, validate_all: Callable[[]
 
 
 def verify_or_record(path: str | Path, record_folder: str | Path | None = None,
-                     validate: Callable[[Path], object] | None = None) -> str:
+                     validate: Callable[[Path], object] | None = None, digest: str | None = None) -> str:
     """Check ``path`` against the SHA-256 recorded for it, or record it if none is -- after
     ``validate(path)`` returned, when given, so that only content that passed its checks is
     ever recorded (a truncated download is refused, not recorded).
 
     The record is ``SHA256SUMS.json`` in ``record_folder`` (default: the file's folder), keyed
-    by the path relative to that folder.
+    by the path relative to that folder as written (a symbolic link inside the folder is keyed
+    by its own name, wherever it points).
 
     Args:
         path: the file.
@@ -151,6 +173,7 @@ def verify_or_record(path: str | Path, record_folder: str | Path | None = None,
         validate: a content check that raises on a bad file (for the authors' checkpoints:
             :func:`validate_authors_checkpoint`); run only when no digest is recorded yet (and,
             on a mismatch, to say whether the present file is sound).
+        digest: the file's SHA-256 when the caller computed it already (not hashed again).
 
     Returns:
         The file's digest.
@@ -164,7 +187,8 @@ def verify_or_record(path: str | Path, record_folder: str | Path | None = None,
     path = Path(path)
     folder = Path(record_folder) if record_folder is not None else path.parent
     check = (lambda: validate(path)) if validate is not None else None
-    return _verify_files([path], folder, validate_all=check, validate_one=validate)[path]
+    known = {path: digest} if digest is not None else None
+    return _verify_files([path], folder, validate_all=check, validate_one=validate, known=known)[path]
 
 
 def _download_url(url: str, dest: Path) -> None:

@@ -1,24 +1,29 @@
-"""The authors' release: their two checkpoints and their ``stackmix/`` and ``stackgen/`` folders,
-downloaded from their Google Drive folder into ``<cache>/authors`` and checked before use.
+"""The authors' release and its checks: their two checkpoints, pinned to the digests they
+published, and their ``stackmix/`` and ``stackgen/`` folders, in ``<cache>/authors``.
 
-A checkpoint must load as rVGG and pass the wall check; a stack folder must hold the paper's
-100 readable images (STACK-MIX ones 224x224). Only then is a file's SHA-256 recorded
-(:mod:`helpers.data.downloads`), and every later call compares it. Every error names the file,
-what was expected and what was found, and says to delete it and download it again.
+A checkpoint whose size and SHA-256 are the ones the authors published through Git LFS
+(:data:`AUTHORS_PUBLISHED_CHECKPOINTS`) is theirs. Any other file under that name gets an
+:class:`UnpublishedCheckpointWarning` (the Google Drive copy may have been re-saved) and the
+content checks: it must load as rVGG and pass the wall check. A stack folder must hold the
+paper's 100 readable images (STACK-MIX ones 224x224), listed as the authors list them
+(:func:`authors_stack_files`). Only what passed is recorded (:mod:`helpers.data.downloads`), and
+every later call compares the record. Every error names the file, what was expected and what
+was found, and says to delete it and download it again. Where the release comes from (Google
+Drive, the authors' GitHub repository, a zip): :mod:`helpers.data.release_sources`.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
+import os
+import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 from PIL import Image, UnidentifiedImageError
 
-from ..config import IMAGE_SIZE, CheckpointError, cache_dir, ensure_dir
-from ..models import AUTHORS_DRIVE_FOLDER, AUTHORS_DRIVE_URL, load_authors_weights
-from .downloads import MissingDataError, _verify_files, verify_or_record
-from .folders import IMAGE_EXTENSIONS
+from ..config import IMAGE_SIZE, CheckpointError, cache_dir
+from ..models import AUTHORS_DRIVE_URL, load_authors_weights
+from .downloads import _set_record, _verify_files, sha256_file, verify_or_record
 from .synthetic import FIRST_UNSEEN_ROW
 
 #: What the authors' release holds (files and folders), relative to :func:`authors_dir`.
@@ -26,21 +31,62 @@ AUTHORS_CHECKPOINTS = {True: "params_vgg16_masked.pt", False: "params_vgg16_base
 AUTHORS_FOLDERS = ("stackmix", "stackgen")
 #: Images in each of the authors' stack folders: the paper's STACK-MIX and STACK-GEN hold 100.
 AUTHORS_STACK_IMAGES = 100
+#: The files the authors' ``CustomImageDataset`` lists (``figure_code/heatmap.py``): names
+#: ending so, compared in lower case.
+AUTHORS_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 #: The display name of each stack folder.
 _STACK_NAMES = {"stackmix": "STACK-MIX", "stackgen": "STACK-GEN"}
+
+#: The authors' GitHub repository, and the commit whose ``vgg16_experiment/`` folder holds
+#: both checkpoints as Git LFS files.
+AUTHORS_REPOSITORY = "MagamedT/cam-can-see-through-walls"
+AUTHORS_LFS_COMMIT = "6ba9e36ba500561bb78812807a2337421e7438ef"
+#: The zip of the two stack folders at the root of the authors' repository (a plain git file).
+AUTHORS_STACKS_ZIP = "processed_datasets_gradcam.zip"
+AUTHORS_STACKS_ZIP_URL = f"https://github.com/{AUTHORS_REPOSITORY}/raw/HEAD/{AUTHORS_STACKS_ZIP}"
+
+
+class PublishedFile(NamedTuple):
+    """A file's SHA-256 and size in bytes, as published (a Git LFS pointer gives both)."""
+
+    sha256: str
+    size: int
+
+
+#: The checkpoints as the authors published them: the Git LFS pointers of
+#: ``vgg16_experiment/params_vgg16_{masked,baseline}.pt`` at :data:`AUTHORS_LFS_COMMIT`.
+AUTHORS_PUBLISHED_CHECKPOINTS = {
+    "params_vgg16_masked.pt": PublishedFile(
+        "25d860de9bd7a84bbf900b338f4b35fb3fadd05431194bd7f94c4c370e9b8bce", 959_763_686),
+    "params_vgg16_baseline.pt": PublishedFile(
+        "46b3efe49e2546dc7874a9cecbf004b1da04335ddb4df0d5819e8c0a91f9630a", 959_763_758),
+}
+
+
+def authors_lfs_url(name: str) -> str:
+    """Where GitHub serves the Git LFS file ``vgg16_experiment/<name>`` of
+    :data:`AUTHORS_LFS_COMMIT` (its media URL)."""
+    return (f"https://media.githubusercontent.com/media/{AUTHORS_REPOSITORY}/{AUTHORS_LFS_COMMIT}/"
+            f"vgg16_experiment/{name}")
 
 
 class AuthorsReleaseError(ValueError):
     """A file or folder of the authors' release that does not hold what it should (a checkpoint
-    that does not load as rVGG or fails the wall check, a stack folder with the wrong number of
-    images, an unreadable or wrongly sized image). The message names it and says to delete it and
-    download it again."""
+    that does not load as rVGG or fails the wall check, a download that is not the published
+    file, a stack folder with the wrong number of images, an unreadable or wrongly sized image,
+    a zip without the stack folders). The message names it and says what to do."""
+
+
+class UnpublishedCheckpointWarning(UserWarning):
+    """A file named as one of the authors' checkpoints whose size or SHA-256 differs from the
+    published one (:data:`AUTHORS_PUBLISHED_CHECKPOINTS`); its content is checked instead."""
 
 
 def _redownload(what: str = "it") -> str:
     """The advice for a broken item of the authors' release."""
     return (f"Delete {what} and download it again with helpers.data.download_authors_release() "
-            f"(needs a network), or by hand from the authors' Google Drive folder {AUTHORS_DRIVE_URL}.")
+            f"(needs a network: the authors' Google Drive folder, else their GitHub repository "
+            f"{AUTHORS_REPOSITORY}), or by hand from the authors' Google Drive folder {AUTHORS_DRIVE_URL}.")
 
 
 def _wrong_size_message(path: Path, size: tuple[int, int]) -> str:
@@ -63,7 +109,8 @@ def validate_authors_checkpoint(path: str | Path, walled: bool) -> None:
     walled checkpoint's weights under the wall are all zero; the baseline's are not).
 
     Loading a full-width checkpoint takes a few seconds and a few GB of memory; it is done once,
-    before the file's digest is recorded (later calls only compare digests).
+    before the file's digest is recorded (later calls only compare digests), and never for a
+    file that is the published one (:func:`verify_authors_checkpoint`).
 
     Raises:
         FileNotFoundError: when there is no file.
@@ -92,21 +139,82 @@ def validate_authors_checkpoint(path: str | Path, walled: bool) -> None:
         ) from err
 
 
-def _stack_files(folder: Path) -> tuple[list[tuple[Path, int]], list[str]]:
-    """The image files of a stack folder in sorted order with their labels, and the class names:
-    a flat folder (the authors' layout) gives label ``-1``; with class sub-folders, the images
-    inside them labelled by the sub-folder's index. Hidden files and folders are ignored."""
+def verify_authors_checkpoint(path: str | Path, walled: bool, record_folder: str | Path | None = None) -> str:
+    """Check one of the authors' checkpoints; return its SHA-256.
+
+    Its size is compared with the published one first (a file of another size is not hashed
+    against the published digest). A file with the published size and SHA-256
+    (:data:`AUTHORS_PUBLISHED_CHECKPOINTS`) is the authors': its digest is recorded, replacing
+    any other, and no content check is needed. Any other file gets an
+    :class:`UnpublishedCheckpointWarning`, then what every download gets
+    (:func:`helpers.data.verify_or_record`): the content checks
+    (:func:`validate_authors_checkpoint`) before its digest is first recorded, the recorded
+    digest on every later call. A file is hashed once per call.
+
+    Args:
+        path: the checkpoint (a symbolic link is fine: the record is keyed by its own name).
+        walled: which of the two it should be.
+        record_folder: the folder of the digest record (default: the file's folder).
+
+    Raises:
+        FileNotFoundError: when there is no file.
+        AuthorsReleaseError: when an unpublished file fails the content checks.
+        ValueError: when an unpublished file differs from its recorded digest.
+        helpers.config.CacheDirError: when the record cannot be written.
+    """
+    path = Path(path)
+    folder = Path(record_folder) if record_folder is not None else path.parent
+    name = AUTHORS_CHECKPOINTS[bool(walled)]
+    published = AUTHORS_PUBLISHED_CHECKPOINTS[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {path}; expected the authors' {name}. Download it with "
+                                "helpers.data.download_authors_release() (needs a network), or by hand from "
+                                f"{AUTHORS_DRIVE_URL} or {authors_lfs_url(name)}.")
+    size = path.stat().st_size
+    digest = None
+    if size == published.size:
+        digest = sha256_file(path)
+        if digest == published.sha256:
+            _set_record(path, folder, digest)
+            return digest
+        found = f"it has the published size, but its SHA-256 is {digest[:16]}..., not {published.sha256[:16]}..."
+    else:
+        found = f"it is {size:,} bytes, the published file {published.size:,}"
+    warnings.warn(UnpublishedCheckpointWarning(
+        f"{path} is not the {'walled' if walled else 'baseline'} checkpoint the authors published "
+        f"through Git LFS (commit {AUTHORS_LFS_COMMIT[:12]} of {AUTHORS_REPOSITORY}): {found}. The "
+        "Google Drive copy may have been re-saved, or this is another file; its content is checked "
+        "instead (it must load as rVGG and pass the wall check). For the published file, delete this "
+        f"one and run helpers.data.download_authors_release(sources=('github',)), or download "
+        f"{authors_lfs_url(name)}."), stacklevel=2)
+    return verify_or_record(path, folder, validate=lambda p: validate_authors_checkpoint(p, walled=bool(walled)),
+                            digest=digest)
+
+
+def _is_authors_image(path: Path) -> bool:
+    """Whether the authors' ``CustomImageDataset`` lists ``path`` (its name ends in one of
+    :data:`AUTHORS_IMAGE_EXTENSIONS`), skipping what it could not read: folders, and hidden
+    files (``.DS_Store``, macOS's ``._`` companions)."""
+    return path.name.lower().endswith(AUTHORS_IMAGE_EXTENSIONS) and not path.name.startswith(".") and path.is_file()
+
+
+def authors_stack_files(folder: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """The image files of a stack folder in the authors' order, with their labels, and the
+    class names. The authors' layout is a flat folder, listed as their ``CustomImageDataset``
+    lists it (``sorted(os.listdir(folder))``, names ending in ``.png``, ``.jpg`` or ``.jpeg`` in
+    any case); its images get the label ``-1``. A folder with no such file but class
+    sub-folders gives the images inside them, labelled by the sub-folder's index in sorted
+    order. Hidden files and folders are skipped."""
+    folder = Path(folder)
     if not folder.is_dir():
         return [], []
-
-    def images(d: Path) -> list[Path]:
-        return [p for p in sorted(d.iterdir()) if p.is_file() and not p.name.startswith(".")
-                and p.suffix.lower() in IMAGE_EXTENSIONS]
-
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subdirs:
-        return [(p, i) for i, d in enumerate(subdirs) for p in images(d)], [d.name for d in subdirs]
-    return [(p, -1) for p in images(folder)], []
+    names = sorted(os.listdir(folder))
+    flat = [folder / n for n in names if _is_authors_image(folder / n)]
+    if flat:
+        return [(p, -1) for p in flat], []
+    subdirs = [folder / n for n in names if not n.startswith(".") and (folder / n).is_dir()]
+    files = [(d / n, i) for i, d in enumerate(subdirs) for n in sorted(os.listdir(d)) if _is_authors_image(d / n)]
+    return files, [d.name for d in subdirs]
 
 
 def validate_authors_stack(folder: str | Path, expected: int | None = None) -> list[Path]:
@@ -116,7 +224,7 @@ def validate_authors_stack(folder: str | Path, expected: int | None = None) -> l
     are 224x224 (STACK-GEN images may have any size: they are resized when read).
 
     Returns:
-        The image files, in the order they are read.
+        The image files, in the order they are read (:func:`authors_stack_files`).
 
     Raises:
         AuthorsReleaseError: (a ``ValueError``) naming the folder or the file, what was
@@ -125,13 +233,13 @@ def validate_authors_stack(folder: str | Path, expected: int | None = None) -> l
     folder = Path(folder)
     expected = AUTHORS_STACK_IMAGES if expected is None else expected
     name = _STACK_NAMES.get(folder.name, folder.name)
-    files = [p for p, _ in _stack_files(folder)[0]]
+    files = [p for p, _ in authors_stack_files(folder)[0]]
     if len(files) != expected:
         what = "no folder" if not folder.is_dir() else f"{len(files)} image file(s)"
         raise AuthorsReleaseError(
             f"The authors' {name} folder {folder} holds {what}; expected {expected} images "
-            f"({', '.join(IMAGE_EXTENSIONS)}). The download is incomplete or the folder is not the "
-            "authors': " + _redownload("the folder")
+            f"({', '.join(AUTHORS_IMAGE_EXTENSIONS)}). The download is incomplete or the folder is not "
+            "the authors': " + _redownload("the folder")
         )
     for path in files:
         try:
@@ -154,133 +262,22 @@ def _verify_authors_stack(dest: Path, folder_name: str) -> None:
     new ones only after the whole folder passed :func:`validate_authors_stack`. The image count
     is checked every time (cheap: a listing)."""
     folder = dest / folder_name
-    files = [p for p, _ in _stack_files(folder)[0]]
+    files = [p for p, _ in authors_stack_files(folder)[0]]
     if len(files) != AUTHORS_STACK_IMAGES:
         validate_authors_stack(folder)  # raises, naming the count
     _verify_files(files, dest, validate_all=lambda: validate_authors_stack(folder))
 
 
-def _download_drive_folder(folder_id: str, dest: Path) -> None:
-    """Download a public Google Drive folder into ``dest`` with ``gdown``."""
-    try:  # imported here: gdown (requests, beautifulsoup) takes half a second, needed only now
-        import gdown
-    except ImportError as err:  # pragma: no cover - gdown is a dependency of the book
-        raise MissingDataError(
-            "Downloading the authors' release needs the package gdown (pip install gdown)."
-        ) from err
-    gdown.download_folder(id=folder_id, output=str(dest), quiet=True)
-
-
-def download_authors_release(dest: str | Path | None = None,
-                             downloader: Callable[[str, Path], None] | None = None,
-                             force: bool = False) -> Path:
-    """The authors' release (checkpoints and ``stackmix/``, ``stackgen/``) in ``dest``
-    (default :func:`authors_dir`), downloaded from their Google Drive folder with ``gdown`` when
-    something is missing, then checked: every checkpoint must load as rVGG and pass the wall
-    check (:func:`validate_authors_checkpoint`), every stack folder must hold
-    :data:`AUTHORS_STACK_IMAGES` readable images (STACK-MIX ones 224x224,
-    :func:`validate_authors_stack`). The SHA-256 of a file is recorded only once its content
-    passed these checks, and compared on every later call.
-
-    Args:
-        dest: target folder (created only when something has to be downloaded).
-        downloader: ``f(folder_id, dest)`` (default: ``gdown.download_folder``); tests pass a fake.
-        force: download even when everything is present.
-
-    Returns:
-        ``dest``.
+def verify_authors_release(dest: str | Path) -> None:
+    """Check everything of the release in ``dest``: both checkpoints
+    (:func:`verify_authors_checkpoint`) and both stack folders (their images' record, or
+    :func:`validate_authors_stack` before they are first recorded).
 
     Raises:
-        helpers.config.CacheDirError: when ``dest`` cannot be created or written (before the
-            download starts).
-        MissingDataError: offline, naming the missing items and where to put them by hand.
-        AuthorsReleaseError: when a checkpoint or a stack folder fails its checks (naming it;
-            nothing is recorded for it).
-        ValueError: when a file differs from its recorded digest.
+        As :func:`verify_authors_checkpoint` and :func:`validate_authors_stack`.
     """
-    dest = Path(dest) if dest is not None else authors_dir()
-    missing = _authors_missing(dest)
-    if missing or force:
-        ensure_dir(dest)
-        try:
-            (downloader or _download_drive_folder)(AUTHORS_DRIVE_FOLDER, dest)
-        except Exception as err:  # noqa: BLE001
-            raise MissingDataError(
-                f"Could not download the authors' release ({type(err).__name__}: {err}). Missing: "
-                f"{', '.join(missing) or 'nothing (a forced download)'}. Download the Google Drive "
-                f"folder {AUTHORS_DRIVE_URL} by hand and put its content in {dest} (files "
-                f"{', '.join(AUTHORS_CHECKPOINTS.values())}, folders "
-                f"{', '.join(f + '/' for f in AUTHORS_FOLDERS)} with {AUTHORS_STACK_IMAGES} images each)."
-            ) from err
-        # gdown puts the folder's content in dest, or in dest/<folder name>: accept both.
-        _flatten_single_subfolder(dest)
-        still = _authors_missing(dest)
-        if still:
-            raise MissingDataError(
-                f"After the download, still missing in {dest}: {', '.join(still)}. Expected the "
-                f"files and folders of the authors' Google Drive folder {AUTHORS_DRIVE_URL}; put "
-                "the missing ones there by hand."
-            )
+    dest = Path(dest)
     for walled, name in AUTHORS_CHECKPOINTS.items():
-        verify_or_record(dest / name, dest,
-                         validate=lambda p, w=walled: validate_authors_checkpoint(p, walled=w))
+        verify_authors_checkpoint(dest / name, walled, dest)
     for folder in AUTHORS_FOLDERS:
         _verify_authors_stack(dest, folder)
-    return dest
-
-
-def _authors_missing(dest: Path) -> list[str]:
-    """What of the release is not in ``dest``: checkpoints that are not files, stack folders
-    that hold no image file (an empty or image-less folder is missing, not complete)."""
-    missing = [name for name in AUTHORS_CHECKPOINTS.values() if not (dest / name).is_file()]
-    missing += [f"{name}/" for name in AUTHORS_FOLDERS if not _stack_files(dest / name)[0]]
-    return missing
-
-
-def _flatten_single_subfolder(dest: Path) -> None:
-    if _authors_missing(dest):
-        for sub in dest.iterdir():
-            if sub.is_dir() and sub.name not in AUTHORS_FOLDERS and not _authors_missing(sub):
-                for item in sub.iterdir():
-                    target = dest / item.name
-                    if not target.exists():
-                        shutil.move(str(item), str(target))
-                break
-
-
-def authors_checkpoint(walled: bool = True, download: bool = False,
-                       downloader: Callable[[str, Path], None] | None = None) -> Path:
-    """Path of the authors' checkpoint (``params_vgg16_masked.pt`` when ``walled``, else
-    ``params_vgg16_baseline.pt``), checked against its recorded SHA-256; a file seen for the
-    first time (copied by hand) is first checked with :func:`validate_authors_checkpoint`.
-
-    Raises:
-        MissingDataError: when it is not in :func:`authors_dir` (and ``download`` is false or
-            fails), saying where to put it.
-        AuthorsReleaseError: when the file does not load as rVGG or fails the wall check.
-        ValueError: when it differs from its recorded digest.
-        helpers.config.CacheDirError: when the digest cannot be recorded (folder not writable).
-    """
-    folder = authors_dir()
-    path = folder / AUTHORS_CHECKPOINTS[bool(walled)]
-    if not path.is_file():
-        if not download:
-            raise MissingDataError(
-                f"The authors' checkpoint {path.name} is not in {folder}. Call "
-                "helpers.data.download_authors_release() (needs a network), or download it from "
-                f"{AUTHORS_DRIVE_URL} and copy it there."
-            )
-        download_authors_release(folder, downloader=downloader)
-    verify_or_record(path, folder, validate=lambda p: validate_authors_checkpoint(p, walled=bool(walled)))
-    return path
-
-
-def load_authors_model(walled: bool = True, download: bool = False, map_location: str = "cpu"):
-    """The authors' trained rVGG (full width, 1000 ImageNet classes) in eval mode, through
-    :func:`helpers.models.load_authors_weights` (``torch.load(weights_only=True)``).
-
-    Raises:
-        As :func:`authors_checkpoint`.
-    """
-    return load_authors_weights(authors_checkpoint(walled, download=download), walled=walled,
-                                map_location=map_location)

@@ -4,12 +4,16 @@ profile's training images.
 
 * **STACK-MIX** (:func:`stack_mix`, the paper's recipe): the rows above the wall hold one image
   of a class resized to them, the unseen rows below it another image of the same class resized
-  to them. The ``"conflict"`` variant puts an image of *another* class below the wall.
+  to them. The ``"conflict"`` variant puts an image of *another* class below the wall. The
+  authors' own 224x224 stacks, when they are in the cache, are read as they are (no resizing).
 * **STACK-GEN** (:func:`stack_gen`): the authors' generated images (resize 256, centre crop
   224) when they are in the cache; offline a *stand-in*: composed scenes with two instances of
   one class, one above the wall and one partly or wholly below it, drawn from a distribution
   other than the training one (other backgrounds, sizes and placements). It is named a
   stand-in everywhere it appears.
+
+The authors' images are read exactly as their ``figure_code/heatmap.py`` reads them: files in
+sorted name order, ``Image.open(...).convert("RGB")``, and the transforms above.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
 from ..config import IMAGE_SIZE, Profile, get_profile
-from .folders import ImageLoader, real_dataset
-from .release import AUTHORS_STACK_IMAGES, _redownload, _stack_files, _wrong_size_message, authors_dir
+from .folders import ImageReadError, real_dataset
+from .release import AUTHORS_STACK_IMAGES, _redownload, _wrong_size_message, authors_stack_files
+from .release_sources import authors_stack_folder
 from .render import _EXTENT, SYNTHETIC_CLASSES, _background, _bold_colours, _rand, render_synthetic
 from .synthetic import FIRST_UNSEEN_ROW, mix_seed, synthetic_batch
 from .transforms import as_is_transform, eval_transform, normalize
@@ -136,8 +142,9 @@ def stack_mix(profile: str | Profile | None = None, n: int | None = None, seed: 
 
     In the ``quick`` profile the source images come from the synthetic world (a seed other
     than any training seed); with real data, the authors' own ``stackmix/`` images when they
-    are in the cache (``<cache>/authors/stackmix``, variant ``"same"``; read as they are, at
-    224x224, as the authors do), else stacks built from the validation split of the profile's
+    are in the cache (``<cache>/authors/stackmix``, or in a zip there, unpacked first; variant
+    ``"same"``; the first ``n`` in sorted name order, read as they are, at 224x224, as the
+    authors do), else stacks built from the validation split of the profile's
     dataset (:func:`real_dataset`). The synthetic world never looks at the cache, so it works
     wherever ``$CAMWALLS_HOME`` points.
 
@@ -162,8 +169,8 @@ def stack_mix(profile: str | Profile | None = None, n: int | None = None, seed: 
     gen = torch.Generator().manual_seed(mix_seed(seed, 1701))
     name = "STACK-MIX" if variant == "same" else f"STACK-MIX ({variant})"
     if variant == "same" and prof.data.source != "synthetic":
-        authors = authors_dir() / "stackmix"
-        if authors.is_dir() and any(authors.iterdir()):
+        authors = authors_stack_folder("stackmix")
+        if authors is not None:
             return _authors_stack(authors, "STACK-MIX", prof, n)
     if prof.data.source == "synthetic":
         k = prof.data.num_classes
@@ -244,7 +251,8 @@ def stack_gen_standin(n: int = 100, seed: int = 0, num_classes: int = 10, profil
 def stack_gen(profile: str | Profile | None = None, n: int | None = None, seed: int | None = None
               ) -> StackSet:
     """STACK-GEN: the authors' generated images when their ``stackgen/`` folder is in the cache
-    (``<cache>/authors/stackgen``; resize 256, centre crop 224, as in the paper), else the
+    (``<cache>/authors/stackgen``, or in a zip there, unpacked first; the first ``n`` in sorted
+    name order, resized to 256 and centre-cropped to 224, as the authors do), else the
     offline stand-in (:func:`stack_gen_standin` in the synthetic world; with real data, scenes
     composed from two validation images of one class), named as a stand-in.
 
@@ -253,8 +261,8 @@ def stack_gen(profile: str | Profile | None = None, n: int | None = None, seed: 
     """
     prof, n, seed = _resolve(profile, n, seed)
     if prof.data.source != "synthetic":
-        folder = authors_dir() / "stackgen"
-        if folder.is_dir() and any(folder.iterdir()):
+        folder = authors_stack_folder("stackgen")
+        if folder is not None:
             return _authors_stack(folder, "STACK-GEN", prof, n)
     if prof.data.source == "synthetic":
         return stack_gen_standin(n, seed, prof.data.num_classes, prof.name)
@@ -271,22 +279,40 @@ def _indices_by_class(dataset) -> dict[int, list[int]]:
     return out
 
 
+def _read_as_authors(path: Path, name: str) -> tuple[Any, str]:
+    """An image file read as the authors' ``CustomImageDataset`` reads it,
+    ``Image.open(path).convert("RGB")`` (an alpha channel is dropped, not composed onto a
+    background), and its original mode.
+
+    Raises:
+        ImageReadError: naming the file, when PIL cannot decode it.
+    """
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB"), im.mode
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(f"Cannot read the image {path} of the authors' {name} set ({type(err).__name__}: "
+                             f"{err}). The file is corrupt or truncated: " + _redownload("it")) from err
+
+
 def _authors_stack(folder: Path, name: str, prof: Profile, n: int) -> StackSet:
-    """The first ``n`` of the authors' stack images in ``folder``, as the authors read them:
-    STACK-MIX as it is (already 224x224: no resizing, so the wall stays at
-    :data:`FIRST_UNSEEN_ROW`), STACK-GEN
-    resized to 256 and centre-cropped to 224. With class sub-folders the labels are their
-    indices in sorted order; a flat folder (the authors' layout) gives ``-1``.
+    """The first ``n`` of the authors' stack images in ``folder``, read exactly as the authors'
+    ``load_dataset`` reads them (``figure_code/heatmap.py`` of their repository): the files in
+    their order (:func:`helpers.data.authors_stack_files`: sorted names), each
+    ``Image.open(...).convert("RGB")``; STACK-MIX then ``ToTensor`` and ``Normalize`` only (its
+    files are 224x224 stacks already: no resizing, so the wall stays at
+    :data:`FIRST_UNSEEN_ROW`), STACK-GEN ``Resize(256)``, ``CenterCrop(224)``, ``ToTensor`` and
+    ``Normalize``. With class sub-folders the labels are their indices in sorted order; a flat
+    folder (the authors' layout) gives ``-1``.
 
     Raises:
         ValueError: when the folder holds no image or fewer than ``n``, or a STACK-MIX image is
             not 224x224 (naming the file and saying to download the release again).
         ImageReadError: for an image that cannot be decoded (naming it).
     """
-    loader = ImageLoader()
     as_is = name == "STACK-MIX"
     tf = as_is_transform() if as_is else eval_transform(256)
-    files, classes = _stack_files(folder)
+    files, classes = authors_stack_files(folder)
     if len(files) < n:
         raise ValueError(
             f"The authors' {name} folder {folder} holds {len(files)} image file(s); expected at least "
@@ -294,18 +320,21 @@ def _authors_stack(folder: Path, name: str, prof: Profile, n: int) -> StackSet:
             + _redownload("the folder")
         )
     files = files[:n]
-    tensors = []
+    tensors, modes = [], {}
     for path, _ in files:
-        img = loader(path)
+        img, mode = _read_as_authors(path, name)
         if as_is and img.size != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(_wrong_size_message(path, img.size))
+        if mode != "RGB":
+            modes[mode] = modes.get(mode, 0) + 1
         tensors.append(tf(img))
     images = torch.stack(tensors)
     labels = torch.tensor([c for _, c in files])
     how = "read as they are (224x224)" if as_is else "resized to 256, centre crop 224"
+    conversions = "; ".join(f"{k} image(s) of mode {m} converted to RGB" for m, k in sorted(modes.items()))
     return StackSet(images, labels, labels.clone(), name, classes, prof.name,
-                    {"source": f"the authors' {name} images in {folder} ({how})",
-                     "files": [p.name for p, _ in files], "conversions": loader.conversions.describe()})
+                    {"source": f"the authors' {name} images in {folder} ({how}, as the authors read them)",
+                     "files": [p.name for p, _ in files], "conversions": conversions or "no conversion"})
 
 
 def _composed_standin(prof: Profile, n: int, seed: int) -> StackSet:

@@ -26,9 +26,14 @@ and :func:`helpers.data.stack_gen`; ``"authors"`` -- the authors' released check
 folders when present); ``"auto"`` (default) picks ``"authors"`` when the profile uses real
 data and both checkpoints are in the cache, else ``"trained"``.
 
+``python -m helpers.evaluate --paper-table`` is the paper's Table 1 in one command: the full
+profile on the authors' release (downloaded first when missing, and checked), the paper's eight
+methods on both sets and both models, and the paper's numbers beside ours with the difference
+(:mod:`helpers.evaluate.paper_table`).
+
 The parts: ``keys`` (fingerprints and cache keys), ``inputs`` (models and stack sets),
-``run`` (the evaluation and reading one cell of it), ``store`` (the files), ``cli`` (the
-command line).
+``run`` (the evaluation and reading one cell of it), ``store`` (the files), ``paper_table``
+(the paper's Table 1 in one command), ``cli`` (the command line).
 """
 
 from .cli import main

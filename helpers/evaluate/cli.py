@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import cams, cli
 from .. import results as R
 from ..config import HOME_ENV, get_profile
+from .paper_table import comparison_text, ensure_release, paper_table_settings
 from .run import evaluate, load_current
 from .store import ResultsWriteError, results_paths, save_results
 
@@ -19,6 +20,10 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m helpers.evaluate``: compute (or load) Table 1 and print it.
+
+    With ``--paper-table``: the paper's Table 1 (:mod:`helpers.evaluate.paper_table`): the
+    full profile on the authors' release, put in the cache first (downloaded when missing,
+    checked), the paper's eight methods, and the paper's numbers beside ours.
 
     The results always go to the cache (:func:`~helpers.evaluate.results_paths`) first, where
     :func:`~helpers.evaluate.evaluation` finds them again; with ``--out`` they are then also
@@ -45,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="recompute even when current results exist")
     parser.add_argument("--out", default=None,
                         help="also write the results to this folder (they always go to the cache first)")
+    parser.add_argument("--paper-table", action="store_true",
+                        help="the paper's Table 1: the full profile on the authors' release (downloaded first "
+                        "when missing), the paper's eight methods; prints the paper's numbers beside ours")
     cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     return cli.run(lambda: _command(args), debug=args.debug)
@@ -59,6 +67,9 @@ def _command(args: argparse.Namespace) -> int:
         ResultsWriteError: when writing ``--out`` fails after the computation; the results
             are then in the cache (or in the folder the message names).
     """
+    if args.paper_table:  # its settings; the release comes after the cheap checks, before any work
+        settings = paper_table_settings(args.profile, args.source, args.methods)
+        args.profile, args.source, args.methods = settings["profile"], settings["source"], settings["methods"]
     methods = None
     if args.methods:
         methods = "paper" if args.methods.strip() == "paper" else [m.strip() for m in args.methods.split(",")]
@@ -71,6 +82,8 @@ def _command(args: argparse.Namespace) -> int:
     if args.out is not None:
         out = cli.ensure_writable_folder(args.out, "--out", "Pass --out a folder you can write to, or omit --out "
                                          "(the results always go to the cache).")
+    if args.paper_table:
+        print(f"the authors' release: {ensure_release()} (checked)", file=sys.stderr)
     cache = results_paths(prof)["json"].parent
     start = time.perf_counter()
     res, where = None, None
@@ -110,4 +123,6 @@ def _command(args: argparse.Namespace) -> int:
           f"{res['settings']['opticam_iterations']} iterations.")
     print(f"evaluation time: {res['total_seconds']:.1f} s (computed {res['created']}); this command: {wall:.1f} s")
     print(f"results: {paths['csv']}\n         {paths['json']}\n         {paths['maps']}")
+    if args.paper_table:
+        print("\n" + comparison_text(R.table(res)))
     return 0

@@ -26,7 +26,7 @@ __all__ = ["EVAL_VERSION", "model_fingerprint", "set_fingerprint", "authors_avai
            "eval_key", "models_key", "sets_key"]
 
 #: Bump when the evaluation changes what it computes (cached results are then recomputed).
-EVAL_VERSION = 2  # 2: the authors' STACK-MIX is read as they read it (no resize)
+EVAL_VERSION = 3  # 2: the authors' STACK-MIX is read as they read it (no resize); 3: std with ddof 1, Opti-CAM as published
 
 
 def _fingerprint_tensors(tensors: Sequence[torch.Tensor]) -> str:

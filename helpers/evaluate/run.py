@@ -123,7 +123,7 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
                 images = images[:n_target]
                 cell = {k: {"mu": [], "zero_fraction": [], "zero_row_fraction": [], "first_zero_row": [],
                             "all_zero": []} for k in keys}
-                scores: dict[str, list] = {"initial_score": [], "final_score": [], "logit": []}
+                scores: dict[str, list] = {"initial_score": [], "final_score": [], "logit": [], "steps": []}
                 tgt_all: list[np.ndarray] = []
                 lows: dict[str, list] = {k: [] for k in keys}
                 for start in range(0, images.shape[0], batch):
@@ -186,7 +186,10 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
                 secs = seconds[(model_name, set_name, key)]
                 note = ""
                 if key == "opticam":
-                    note = f"{ev.opticam_iterations} Adam steps, lr {ev.opticam_lr} (paper: 100, 0.1)"
+                    steps = c.get("steps") or []
+                    taken = f"; mean {np.mean(steps):.0f} steps" if steps else ""
+                    note = (f"{ev.opticam_iterations} Adam steps at most, lr {ev.opticam_lr}, the authors' early "
+                            f"stop{taken} (full profile: 100, 0.1)")
                     logit = float(np.mean(c.get("logit") or [np.nan]))
                     if logit > 0:
                         note += (f"; masked logit {np.mean(c['final_score']) / logit:.0%} of the unmasked one "
@@ -221,7 +224,7 @@ def evaluate(profile: str | Profile | None = None, *, methods: Sequence[str] | s
         "total_seconds": total,
         "methods": keys,
         "settings": {"stack_images": n_target, "batch_size": batch, "opticam_iterations": ev.opticam_iterations,
-                     "opticam_lr": ev.opticam_lr, "score_batch": ev.score_batch, "grid_images": ev.grid_images,
+                     "opticam_lr": ev.opticam_lr, "opticam_stop": "image", "score_batch": ev.score_batch, "grid_images": ev.grid_images,
                      "seed": ev.seed, "targets": "top class"},
         "unseen_rows": [int(rows_unseen[0]), int(rows_unseen[-1])],
         "unseen_row_count": int(len(rows_unseen)),

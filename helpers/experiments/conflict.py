@@ -13,7 +13,7 @@ from torch import nn
 
 from ..cams import METHODS
 from ..data import StackSet
-from ..metrics import PAPER_UNSEEN_ROWS
+from ..metrics import PAPER_UNSEEN_ROWS, summarize
 from .methods import check_images, measure_methods
 
 __all__ = ["conflict_report"]
@@ -51,7 +51,7 @@ def conflict_report(models: dict[str, nn.Module], stack: StackSet, methods: Sequ
         for key, m in measured.items():
             sel = top if top.any() else np.ones_like(top)
             out["rows"].append({"model": name, "method": key, "display": METHODS[key].display,
-                                "mu_mean": float(m["mu"][sel].mean()), "mu_std": float(m["mu"][sel].std()),
+                                "mu_mean": float(m["mu"][sel].mean()), "mu_std": summarize(m["mu"][sel])["std"],
                                 "peak_on_bottom": float((m["peak_row"][sel] >= first_bottom).mean()),
                                 "n": int(sel.sum())})
     return out

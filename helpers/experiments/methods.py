@@ -108,7 +108,7 @@ def summary_rows(measured: dict[str, dict[str, Any]], **extra: Any) -> list[dict
     rows = []
     for key, m in measured.items():
         rows.append({**extra, "method": key, "display": METHODS[key].display,
-                     "mu_mean": float(np.mean(m["mu"])), "mu_std": float(np.std(m["mu"])),
+                     "mu_mean": float(np.mean(m["mu"])), "mu_std": metrics.summarize(m["mu"])["std"],
                      "zero_mean": float(np.mean(m["zero"])),
                      "hidden_map_zero_share": (float(np.mean(m["hidden_map_zero"]))
                                                if np.isfinite(m["hidden_map_zero"]).all() else float("nan")),

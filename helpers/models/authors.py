@@ -78,7 +78,8 @@ def rvgg_to_authors_state_dict(state: Mapping[str, torch.Tensor]) -> "OrderedDic
 def _authors_remedy() -> str:
     """What to do with a broken or mislabelled file of the authors' release."""
     return ("Delete it and download it again: helpers.data.download_authors_release() (needs a "
-            f"network), or by hand from the authors' Google Drive folder {AUTHORS_DRIVE_URL}.")
+            f"network; Drive first, else their GitHub repository), or by hand from the authors' Google "
+            f"Drive folder {AUTHORS_DRIVE_URL}.")
 
 
 def load_authors_weights(source: str | Path | Mapping[str, torch.Tensor], walled: bool = True,

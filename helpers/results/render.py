@@ -129,7 +129,7 @@ def _layout(df: pd.DataFrame, methods: Sequence[str] | None, models: Sequence[st
 def _caption(stamp: str) -> str:
     g = rvgg_geometry()
     return (f"mu: share of the map's L2 norm in image rows {g.first_unseen_row}..{g.image_size - 1}, which "
-            f"the walled model cannot see (mean &plusmn; std over the images; lower is better; a uniform "
+            f"the walled model cannot see (mean &plusmn; standard deviation over the images, with ddof&nbsp;1 as the paper's torch.std; lower is better; a uniform "
             f"map scores {g.uniform_mu:.3f}). Paper: its Table 1, walled model (&ndash;: not known to us). "
             "mu&nbsp;&gt;&nbsp;0: share of the walled model's images whose map puts anything behind the "
             "wall (none: mu is exactly 0 on every image). Zero: share of the walled model's map pixels "

@@ -26,7 +26,7 @@ from .head import head_accuracy, train_walled_head
 from .loop import Batches, FitState, amp_dtype, autocast, dist_env, fit, init_distributed
 from .recipes import (ConvBN, ScaledWeightStandardization, add_batch_norm, bake_parametrizations, build_model,
                       finalize_model, fold_batch_norm, freeze_convolutions, learning_rate, standardize_weights,
-                      tie_positions_hook)
+                      tie_positions_hook, tied_steps)
 from .resnet import (FIXED_SET_LIMIT, RESNET_SETTINGS, RESNET_VERSION, ResNetSettings, resnet_batches,
                      resnet_checkpoint_path, resnet_training_config, train_or_load_resnet)
 from .rvgg import train, train_both, train_or_load, training_batches
@@ -41,7 +41,7 @@ __all__ = [
     "checkpoint_path", "profile_from_config",
     "build_model", "ScaledWeightStandardization", "standardize_weights", "freeze_convolutions",
     "bake_parametrizations", "ConvBN", "add_batch_norm", "fold_batch_norm", "finalize_model",
-    "tie_positions_hook", "learning_rate",
+    "tie_positions_hook", "tied_steps", "learning_rate",
     "train", "train_or_load", "train_both", "training_batches",
     # checkpoints
     "save_atomic", "load_checkpoint", "load_weights", "training_checkpoint", "save_checkpoint",

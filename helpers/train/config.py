@@ -85,6 +85,11 @@ def training_config(profile: str | Profile | None = None, walled: bool = True, *
                          f"{train_s.batch_size}, {train_s.lr}.")
     if train_s.optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {train_s.optimizer!r}.")
+    if not 0.0 <= float(train_s.tie_fraction) < 1.0:
+        raise ValueError(
+            f"tie_fraction must be in [0, 1), got {train_s.tie_fraction}: the position tie of the first "
+            "dense layer must end before the run does, or the trained model is a sum over positions, "
+            "not rVGG (whose first dense layer has a weight per position). Use e.g. tie_fraction=0.5.")
     if train_s.schedule not in ("step", "cosine"):
         raise ValueError(f"schedule must be 'step' or 'cosine', got {train_s.schedule!r}.")
     return {

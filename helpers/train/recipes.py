@@ -33,6 +33,7 @@ __all__ = [
     "fold_batch_norm",
     "finalize_model",
     "tie_positions_hook",
+    "tied_steps",
     "learning_rate",
 ]
 
@@ -44,7 +45,7 @@ def build_model(config: dict[str, Any]) -> RVGG:
     convolutions, N(0, 0.01) dense layers), the paper's. ``"pooled"`` (the quick profile) keeps
     the convolutions but starts the first dense layer with the same weights at every map
     position (a global sum over the positions it reads) and the other dense layers with Kaiming
-    weights (the last one scaled by 0.1); with ``tie_steps`` the head stays position-shared for
+    weights (the last one scaled by 0.1); with ``tie_fraction`` the head stays position-shared for
     a while, so the features learn without the head having to learn every position apart.
     ``"dirac"`` also starts every convolution after the first as an identity kernel plus
     ``init_noise`` times Kaiming noise (a shallow network at first). The architecture, hence
@@ -186,6 +187,25 @@ def tie_positions_hook(model: RVGG, active: Callable[[], bool]):
         return (mean * visible).expand_as(g).reshape(grad.shape).contiguous()
 
     return first.weight.register_hook(hook)
+
+
+def tied_steps(fraction: float, total_steps: int) -> int:
+    """How many of the first ``total_steps`` optimizer steps keep the first dense layer tied
+    across positions (:func:`tie_positions_hook`): ``round(fraction * total_steps)``.
+
+    Raises:
+        ValueError: when the tie would last the whole run (the trained head would be a sum over
+            positions, not rVGG's), or ``fraction`` is not in ``[0, 1)``.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"tie_fraction must be in [0, 1), got {fraction}.")
+    tied = int(round(fraction * total_steps))
+    if tied and tied >= total_steps:
+        raise ValueError(
+            f"tie_fraction={fraction} ties the first dense layer for {tied} of the run's {total_steps} "
+            "steps, i.e. to the end: the model would stay a sum over positions. Lower tie_fraction or "
+            "train for more steps.")
+    return tied
 
 
 @torch.no_grad()

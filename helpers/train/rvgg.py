@@ -44,7 +44,7 @@ from .checkpoints import (checkpoint_info, load_checkpoint, load_weights, resume
 from .config import checkpoint_path, profile_from_config, training_config
 from .loop import FitState, dist_env, fit, init_distributed
 from .recipes import (add_batch_norm, build_model, finalize_model, freeze_convolutions, learning_rate,
-                      standardize_weights, tie_positions_hook)
+                      standardize_weights, tie_positions_hook, tied_steps)
 from .streams import RealBatches, ShardedSynthetic
 
 __all__ = ["train", "train_or_load", "train_both"]
@@ -170,7 +170,7 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     batches = training_batches(config, rank, world, device)
     validate = _validation(config, model, device, channels_last)
     steps, epochs = len(batches), int(t["epochs"])
-    tie_steps = int(t.get("tie_steps", 0))
+    tie_steps = tied_steps(float(t.get("tie_fraction", 0.0)), steps * epochs)
     tie_handle = tie_positions_hook(model, lambda: state.step < tie_steps) if tie_steps > 0 else None
 
     def end_epoch(state: FitState) -> None:
