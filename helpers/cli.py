@@ -7,9 +7,7 @@ all follow the same pattern::
     def main(argv=None) -> int:
         parser = argparse.ArgumentParser(...)
         ...
-        cli.add_debug_argument(parser)          # --debug, listed in --help
-        args = parser.parse_args(argv)           # usage errors: argparse's message, exit 2
-        return cli.run(lambda: _command(args), debug=args.debug)
+        return cli.parse_and_run(parser, argv, _command)  # --debug added; usage errors: exit 2
 
 :func:`run` calls the command's body. An exception (any ``Exception``; ``KeyboardInterrupt``
 and ``SystemExit`` pass through untouched) becomes *one* line on stderr,
@@ -31,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["EXIT_ERROR", "DEBUG_OPTION", "NotWritableError", "add_debug_argument", "error_line", "run",
+__all__ = ["EXIT_ERROR", "DEBUG_OPTION", "NotWritableError", "add_debug_argument", "error_line", "run", "parse_and_run",
            "folder_problem", "ensure_writable_folder"]
 
 #: Exit status of a command that stopped on an error (argparse uses the same for usage errors).
@@ -54,6 +52,19 @@ def add_debug_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                         help="on an error, show the full Python traceback instead of the one-line "
                         "'error: ...' message")
     return parser
+
+
+def parse_and_run(parser: argparse.ArgumentParser, argv: list[str] | None,
+                  command: Callable[[argparse.Namespace], int | None]) -> int:
+    """What every command's ``main`` does: add ``--debug`` (:func:`add_debug_argument`), parse
+    ``argv`` (argparse's own message and exit status 2 on a usage error), then :func:`run`
+    ``command(args)``.
+
+    Returns:
+        ``command``'s exit status, or :data:`EXIT_ERROR` after an exception.
+    """
+    args = add_debug_argument(parser).parse_args(argv)
+    return run(lambda: command(args), debug=args.debug)
 
 
 def error_line(err: BaseException) -> str:

@@ -204,3 +204,24 @@ def test_check_notebooks_command_with_a_missing_notebook(tmp_path, capsys):
     assert main([str(tmp_path / "missing.ipynb")]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert f"No such notebook: {tmp_path / 'missing.ipynb'}" in line
+
+
+def test_parse_and_run_adds_debug_parses_and_turns_errors_into_one_line(capsys):
+    def body(args):
+        if args.fail:
+            raise ValueError("broken on purpose")
+        return 0
+
+    def parser():
+        p = argparse.ArgumentParser(prog="probe")
+        p.add_argument("--fail", action="store_true")
+        return p
+
+    assert cli.parse_and_run(parser(), [], body) == 0
+    assert cli.parse_and_run(parser(), ["--fail"], body) == cli.EXIT_ERROR
+    assert "error: broken on purpose" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="on purpose"):
+        cli.parse_and_run(parser(), ["--fail", "--debug"], body)
+    with pytest.raises(SystemExit) as usage:
+        cli.parse_and_run(parser(), ["--nope"], body)
+    assert usage.value.code == 2

@@ -42,9 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", default=None, help=f"comma-separated, among {list(CASES)}")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per case (best is kept)")
     parser.add_argument("--device", default=None)
-    cli.add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _command(args), debug=args.debug)
+    return cli.parse_and_run(parser, argv, _command)
 
 
 def _command(args: argparse.Namespace) -> int:

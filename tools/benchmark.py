@@ -248,9 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-amp", action="store_true", help="float32 instead of bf16 autocast")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the card's peak")
     parser.add_argument("--out", default=None, help="folder for the JSON (default results/benchmarks)")
-    cli.add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _command(args), debug=args.debug)
+    return cli.parse_and_run(parser, argv, _command)
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -585,9 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-install", action="store_true",
                         help="kept for old scripts: this command never installs anything "
                              "(`make browser` installs chromium chromium-driver)")
-    cli.add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _command(args), debug=args.debug)
+    return cli.parse_and_run(parser, argv, _command)
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -104,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.build", description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true",
                         help="execute every notebook again and rebuild every page")
-    cli.add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _command(args), debug=args.debug)
+    return cli.parse_and_run(parser, argv, _command)
 
 
 if __name__ == "__main__":

@@ -168,9 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     parser.add_argument("--fix", action="store_true", help="insert or repair what is missing, in place")
     parser.add_argument("--config", type=Path, default=ROOT / "_config.yml")
-    cli.add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _command(args), debug=args.debug)
+    return cli.parse_and_run(parser, argv, _command)
 
 
 def _command(args: argparse.Namespace) -> int:

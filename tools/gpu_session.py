@@ -174,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="another training setting (helpers.train.training_config), e.g. batch_norm=true")
     parser.add_argument("--scratch", default="/tmp/camwalls-gpu")
     parser.add_argument("--skip", default="", help="comma-separated stages to skip: benchmark,train,evaluate,bench_cams")
-    cli.add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _command(args), debug=args.debug)
+    return cli.parse_and_run(parser, argv, _command)
 
 
 STAGES = ("benchmark", "train", "evaluate", "bench_cams")

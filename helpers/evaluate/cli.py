@@ -53,9 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--paper-table", action="store_true",
                         help="the paper's Table 1: the full profile on the authors' release (downloaded first "
                         "when missing), the paper's eight methods; prints the paper's numbers beside ours")
-    cli.add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _command(args), debug=args.debug)
+    return cli.parse_and_run(parser, argv, _command)
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -81,9 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary-json", default=None, metavar="PATH",
                         help="also write the runs' summaries (accuracies, per-epoch history, time, "
                         "machine, command) to this JSON file, e.g. for results/")
-    cli.add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return cli.run(lambda: _command(parser, args, argv), debug=args.debug)
+    return cli.parse_and_run(parser, argv, lambda args: _command(parser, args, argv))
 
 
 def _read_config_json(path: Path) -> dict[str, Any]:
