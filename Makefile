@@ -1,6 +1,7 @@
 # The book's two commands (see README.md):
 #   make book   create .venv, install, build the HTML book executing every notebook
-#   make test   create .venv, install, run the unit tests, build the book, check it in a browser
+#   make test   create .venv, install, lint, run the unit tests, build the book, check it in a
+#               browser, run one chapter on its own as in Colab
 # Both work on a fresh clone; the profile comes from CAMWALLS_PROFILE (default: quick).
 
 PYTHON ?= python3
@@ -14,22 +15,31 @@ RESTRICTED_CPU := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE
 AVX2_CPU       := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 TIMED          := $(PY) tools/timed.py
 
-.PHONY: book test unit unit-restricted install clean check-book
+.PHONY: book test unit unit-restricted install clean check-book lint format
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
 book: $(STAMP)
 	$(PY) -m tools.build
 
 test: $(STAMP) browser
-	$(TIMED) "unit tests, native CPU" -- $(PY) -m pytest --durations=15
-	$(TIMED) "unit tests, restricted instruction set, 1 thread" -- env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider
+	$(TIMED) "lint and format (ruff)" -- sh -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .'
+	$(TIMED) "unit tests, native CPU" -- $(PY) -m pytest --durations=15 -n 2 --dist loadfile
+	$(TIMED) "unit tests, restricted instruction set, 1 thread" -- env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider -m "not isa_independent" -n 2 --dist loadfile
+	$(TIMED) "training the two quick models (at once, native CPU)" -- env CAMWALLS_PRETRAINED=0 $(PY) -m helpers.train --profile quick --no-progress
 	$(TIMED) "book build, instruction set capped at AVX2" -- env $(AVX2_CPU) $(PY) -m tools.build
 	$(TIMED) "browser check" -- $(PY) -m tools.browsercheck
+	$(TIMED) "one chapter on its own, as in Colab (the chapter of the day)" -- $(PY) -m tools.standalone
 
 unit: $(STAMP)
 	$(PY) -m pytest --durations=15
 
 unit-restricted: $(STAMP)
-	env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider
+	env $(RESTRICTED_CPU) $(PY) -m pytest -q -p no:cacheprovider -m "not isa_independent" -n 2 --dist loadfile
 
 check-book: $(STAMP) browser
 	$(PY) -m tools.browsercheck

@@ -40,5 +40,5 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("results",),
     ("train",),
     ("evaluate", "experiments"),
-    ("summary", "explorer"),
+    ("summary", "explorer", "teaching"),
 )

@@ -29,8 +29,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["EXIT_ERROR", "DEBUG_OPTION", "NotWritableError", "add_debug_argument", "error_line", "run", "parse_and_run",
-           "folder_problem", "ensure_writable_folder"]
+__all__ = [
+    "EXIT_ERROR",
+    "DEBUG_OPTION",
+    "NotWritableError",
+    "add_debug_argument",
+    "error_line",
+    "run",
+    "parse_and_run",
+    "folder_problem",
+    "ensure_writable_folder",
+]
 
 #: Exit status of a command that stopped on an error (argparse uses the same for usage errors).
 EXIT_ERROR = 2
@@ -48,14 +57,20 @@ def add_debug_argument(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     Returns:
         ``parser`` itself.
     """
-    parser.add_argument(DEBUG_OPTION, action="store_true",
-                        help="on an error, show the full Python traceback instead of the one-line "
-                        "'error: ...' message")
+    parser.add_argument(
+        DEBUG_OPTION,
+        action="store_true",
+        help="on an error, show the full Python traceback instead of the one-line "
+        "'error: ...' message",
+    )
     return parser
 
 
-def parse_and_run(parser: argparse.ArgumentParser, argv: list[str] | None,
-                  command: Callable[[argparse.Namespace], int | None]) -> int:
+def parse_and_run(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    command: Callable[[argparse.Namespace], int | None],
+) -> int:
     """What every command's ``main`` does: add ``--debug`` (:func:`add_debug_argument`), parse
     ``argv`` (argparse's own message and exit status 2 on a usage error), then :func:`run`
     ``command(args)``.
@@ -76,7 +91,9 @@ def error_line(err: BaseException) -> str:
     return f"error: {message} ({type(err).__name__}; run again with {DEBUG_OPTION} for the traceback)"
 
 
-def run(body: Callable[[], int | None], debug: bool = False, stream: TextIO | None = None) -> int:
+def run(
+    body: Callable[[], int | None], debug: bool = False, stream: TextIO | None = None
+) -> int:
     """Run a command's ``body`` and turn an exception into one line and an exit status.
 
     Args:
@@ -128,7 +145,10 @@ def folder_problem(folder: str | Path) -> str | None:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        return _obstacle(folder) or f"writing in it fails with {type(err).__name__}: {err.strerror or err}"
+        return (
+            _obstacle(folder)
+            or f"writing in it fails with {type(err).__name__}: {err.strerror or err}"
+        )
     return None
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "get_profile",
     "CacheDirError",
     "cache_dir",
+    "display_path",
     "ensure_dir",
     "cache_dir_error",
     "results_dir",
@@ -86,18 +87,34 @@ class TrainSettings:
     dropout: float = 0.5  # rVGG's classifier dropout (the paper's VGG16: 0.5)
     warmup_steps: int = 0  # linear learning-rate warm-up over the first steps
     grad_clip: float = 0.0  # clip the gradient norm to this (0: no clipping)
-    schedule: str = "step"  # "step" (StepLR, the paper's) or "cosine" (to zero, per step)
-    num_threads: int = 0  # torch.set_num_threads while training on the CPU (0: leave as is)
+    schedule: str = (
+        "step"  # "step" (StepLR, the paper's) or "cosine" (to zero, per step)
+    )
+    num_threads: int = (
+        0  # torch.set_num_threads while training on the CPU (0: leave as is)
+    )
     log_every: int = 10  # steps between two points of the training-loss curve
-    init: str = "torchvision"  # "torchvision" (VGG's), "pooled" or "dirac" (see helpers.train)
-    init_noise: float = 0.3  # "dirac": scale of the Kaiming noise added to the identity kernels
+    init: str = (
+        "torchvision"  # "torchvision" (VGG's), "pooled" or "dirac" (see helpers.train)
+    )
+    init_noise: float = (
+        0.3  # "dirac": scale of the Kaiming noise added to the identity kernels
+    )
     weight_standardization: bool = False  # train the convolutions through scaled weight
     #   standardization (a reparametrization, baked into plain weights at the end)
-    tie_fraction: float = 0.0  # share of the steps, at the start, with the first dense layer's weights
+    tie_fraction: float = (
+        0.0  # share of the steps, at the start, with the first dense layer's weights
+    )
     #   shared across positions (must end before the run does: helpers.train refuses 1.0)
     freeze_convs: int = 0  # the first convolutions keep their initial (random) weights
-    batch_norm: bool = False  # train with batch norm after every convolution, folded into the
+    batch_norm: bool = (
+        False  # train with batch norm after every convolution, folded into the
+    )
     #   convolution at the end (the trained model is a plain rVGG, see helpers.train)
+    visible_rows: bool = (
+        False  # a walled model trains on the input rows its logits depend on
+    )
+    #   (helpers.masked_forward.VisibleRowsNet: the same logits and gradients, less work)
 
 
 @dataclass(frozen=True)
@@ -109,10 +126,16 @@ class DataSettings:
     train_images: int  # per epoch; ignored for real folders (their size is the data's)
     val_images: int
     seed: int = 0
-    below_share: float = 0.15  # synthetic: share of training objects entirely below the wall
+    below_share: float = (
+        0.15  # synthetic: share of training objects entirely below the wall
+    )
     root: str = ""  # imagefolder: folder with train/ and val/ ("" = $CAMWALLS_DATA_ROOT or cache)
-    position_images: int = 200  # synthetic: images per position group in the final evaluation
-    instances: int = 1  # synthetic: up to this many instances of the class per training image
+    position_images: int = (
+        200  # synthetic: images per position group in the final evaluation
+    )
+    instances: int = (
+        1  # synthetic: up to this many instances of the class per training image
+    )
 
 
 @dataclass(frozen=True)
@@ -154,24 +177,61 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         width=1 / 16,
-        data=DataSettings(source="synthetic", num_classes=10, train_images=2560, val_images=256,
-                          below_share=0.15, position_images=200),
-        train=TrainSettings(epochs=5, batch_size=16, optimizer="adam", lr=2e-3, weight_decay=0.0,
-                            schedule="cosine", warmup_steps=20, dropout=0.0, init="pooled",
-                            weight_standardization=True, tie_fraction=0.5, num_threads=2, log_every=10),
+        data=DataSettings(
+            source="synthetic",
+            num_classes=10,
+            train_images=2560,
+            val_images=256,
+            below_share=0.15,
+            position_images=200,
+        ),
+        train=TrainSettings(
+            epochs=12,
+            batch_size=16,
+            optimizer="adam",
+            lr=2e-3,
+            weight_decay=0.0,
+            schedule="cosine",
+            warmup_steps=20,
+            dropout=0.0,
+            init="pooled",
+            weight_standardization=True,
+            tie_fraction=0.0,
+            visible_rows=True,
+            num_threads=2,
+            log_every=10,
+        ),
         # Opti-CAM: 10 Adam steps instead of the paper's 100, to fit the CPU time budget
         # (helpers.evaluate records the number with the results).
-        eval=EvalSettings(stack_images=100, batch_size=25, opticam_iterations=10, score_batch=128),
+        eval=EvalSettings(
+            stack_images=100, batch_size=25, opticam_iterations=10, score_batch=128
+        ),
         description="CPU, synthetic images, narrow rVGG (same geometry), minutes to train",
     ),
     "full": Profile(
         name="full",
         width=1.0,
-        data=DataSettings(source="imagefolder", num_classes=1000, train_images=0, val_images=0),
-        train=TrainSettings(epochs=90, batch_size=256, optimizer="sgd", lr=0.03, momentum=0.9,
-                            weight_decay=1e-4, lr_step_epochs=30, lr_gamma=0.1, seed=3,
-                            mixed_precision=True, channels_last=True, compile=False, num_workers=8),
-        eval=EvalSettings(stack_images=100, batch_size=50, opticam_iterations=100, score_batch=256),
+        data=DataSettings(
+            source="imagefolder", num_classes=1000, train_images=0, val_images=0
+        ),
+        train=TrainSettings(
+            epochs=90,
+            batch_size=256,
+            optimizer="sgd",
+            lr=0.03,
+            momentum=0.9,
+            weight_decay=1e-4,
+            lr_step_epochs=30,
+            lr_gamma=0.1,
+            seed=3,
+            mixed_precision=True,
+            channels_last=True,
+            compile=False,
+            num_workers=8,
+        ),
+        eval=EvalSettings(
+            stack_images=100, batch_size=50, opticam_iterations=100, score_batch=256
+        ),
         description="GPU, real images (ImageNet folder, Imagenette or the authors' release), "
         "full-width rVGG, the paper's recipe",
     ),
@@ -230,8 +290,9 @@ def _is_within(path: Path, base: Path) -> bool:
     return path == base or base in path.parents
 
 
-def cache_dir_error(path: str | Path, err: BaseException | None = None, problem: str | None = None
-                    ) -> CacheDirError:
+def cache_dir_error(
+    path: str | Path, err: BaseException | None = None, problem: str | None = None
+) -> CacheDirError:
     """A :class:`CacheDirError` explaining why the folder ``path`` cannot be created or written.
 
     ``problem`` (from :func:`helpers.cli.folder_problem`) says what was found; without it, the
@@ -250,8 +311,10 @@ def cache_dir_error(path: str | Path, err: BaseException | None = None, problem:
             problem = f"{path} cannot be written to"
     if _is_within(path, _home()):
         where = f" in the cache ({_home_setting()})"
-        todo = (f"Point {HOME_ENV} at a writable folder (for example `export {HOME_ENV}=/tmp/camwalls`), "
-                "or fix the file or the permissions in the way")
+        todo = (
+            f"Point {HOME_ENV} at a writable folder (for example `export {HOME_ENV}=/tmp/camwalls`), "
+            "or fix the file or the permissions in the way"
+        )
     else:
         where = ""
         todo = "Choose a writable folder, or fix the file or the permissions in the way"
@@ -311,6 +374,33 @@ def cache_dir(*parts: str, create: bool = True) -> Path:
     return path
 
 
+def display_path(path: str | Path) -> str:
+    """``path`` as the book prints it, free of this machine's folders: in the cache it reads
+    ``$CAMWALLS_HOME/checkpoints/quick/x.pt`` (whatever the cache root is here), under the
+    user's home folder ``~/...``, and any other path as given.
+
+    ``os.path.expandvars(os.path.expanduser(display_path(p)))`` is ``p`` again (as an absolute
+    path) wherever ``$CAMWALLS_HOME`` is set as when it was printed; when it is not set, the
+    default cache root ``~/.cache/camwalls`` prints as ``$CAMWALLS_HOME`` too, which is the
+    variable a reader sets to move it.
+    """
+    given = Path(path).expanduser()
+    absolute = Path(os.path.abspath(given))
+    roots = [(_home(), f"${HOME_ENV}")] + (
+        [(Path.home(), "~")] if given.is_absolute() else []
+    )
+    for root, name in roots:
+        pairs = (
+            (absolute, Path(os.path.abspath(root))),
+            (absolute.resolve(), root.resolve()),
+        )
+        for here, base in pairs:
+            if _is_within(here, base):
+                rel = here.relative_to(base).as_posix()
+                return name if rel == "." else f"{name}/{rel}"
+    return str(given)
+
+
 def results_dir(profile: str | Profile | None = None, create: bool = True) -> Path:
     """Where evaluation results (CSV/JSON) of a profile are written: ``<cache>/results/<name>``.
 
@@ -339,7 +429,10 @@ def get_device(preference: str | torch.device | None = None) -> torch.device:
     if pref == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if (
+            getattr(torch.backends, "mps", None) is not None
+            and torch.backends.mps.is_available()
+        ):
             return torch.device("mps")
         return torch.device("cpu")
     try:
@@ -354,7 +447,9 @@ def get_device(preference: str | torch.device | None = None) -> torch.device:
             "use 'cpu' or 'auto' (or run on a machine with a GPU)."
         )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"Device {pref!r} was requested but MPS is not available; use 'cpu'.")
+        raise ValueError(
+            f"Device {pref!r} was requested but MPS is not available; use 'cpu'."
+        )
     return device
 
 
@@ -368,7 +463,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-def profile_label(profile: str | Profile | None = None, device: torch.device | None = None) -> str:
+def profile_label(
+    profile: str | Profile | None = None, device: torch.device | None = None
+) -> str:
     """A short stamp for figures and tables, e.g. ``"profile: quick (cpu)"``."""
     prof = get_profile(profile)
     dev = device if device is not None else get_device()
@@ -390,7 +487,9 @@ class CheckpointError(ValueError):
     """A checkpoint file that torch cannot read: truncated, corrupt, or not a torch file."""
 
 
-def read_checkpoint_file(path: str | Path, remedy: str, map_location: str | torch.device = "cpu") -> Any:
+def read_checkpoint_file(
+    path: str | Path, remedy: str, map_location: str | torch.device = "cpu"
+) -> Any:
     """``torch.load(path, weights_only=True)``, with a clear error for a file that is not readable.
 
     Args:
@@ -410,7 +509,14 @@ def read_checkpoint_file(path: str | Path, remedy: str, map_location: str | torc
         raise FileNotFoundError(f"No checkpoint at {path}. {remedy}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as err:
         first = (str(err).strip().splitlines() or [""])[0].split(". ")[0]
         raise CheckpointError(
             f"Cannot read the checkpoint {path} ({path.stat().st_size:,} bytes): torch says "

@@ -80,7 +80,10 @@ class WallGeometry:
         """The first image row an element-wise map is zero on after upsampling."""
         return self.zero_rows[0]
 
-    n_zero = _count("zero_rows", "How many image rows an element-wise map is zero on after upsampling.")
+    n_zero = _count(
+        "zero_rows",
+        "How many image rows an element-wise map is zero on after upsampling.",
+    )
     zero_share = _share("zero_rows", "The upsampled zero rows' share of the image.")
 
     @property
@@ -110,19 +113,29 @@ def rvgg_geometry(wall_rows: int = WALL_ROWS) -> WallGeometry:
         ValueError: for a ``wall_rows`` that leaves no row unseen or no row visible (the
             numbers of this class would be undefined).
     """
-    with torch.random.fork_rng(devices=[]):  # the weights are irrelevant: leave the caller's RNG alone
+    with torch.random.fork_rng(
+        devices=[]
+    ):  # the weights are irrelevant: leave the caller's RNG alone
         model = rvgg(num_classes=10, width=1 / 64, wall_rows=wall_rows)
     visible = _ints(visible_map_rows(model))
     unseen = _ints(unseen_rows(model, IMAGE_SIZE))
     if not unseen or not visible:
-        raise ValueError(f"rVGG with wall_rows={wall_rows} has {len(unseen)} unseen input rows and "
-                         f"{len(visible)} visible map rows; expected some of each (0 < wall_rows < {MAP_SIZE}).")
+        raise ValueError(
+            f"rVGG with wall_rows={wall_rows} has {len(unseen)} unseen input rows and "
+            f"{len(visible)} visible map rows; expected some of each (0 < wall_rows < {MAP_SIZE})."
+        )
     hidden = tuple(r for r in range(MAP_SIZE) if r not in visible)
     rf = receptive_field(model.features)
     return WallGeometry(
-        image_size=IMAGE_SIZE, map_size=MAP_SIZE, visible_map_rows=visible, hidden_map_rows=hidden,
-        rf_size=int(rf.size), rf_stride=int(rf.stride), unseen_rows=unseen,
-        zero_rows=_ints(upsampled_zero_rows(hidden, MAP_SIZE, IMAGE_SIZE)))
+        image_size=IMAGE_SIZE,
+        map_size=MAP_SIZE,
+        visible_map_rows=visible,
+        hidden_map_rows=hidden,
+        rf_size=int(rf.size),
+        rf_stride=int(rf.stride),
+        unseen_rows=unseen,
+        zero_rows=_ints(upsampled_zero_rows(hidden, MAP_SIZE, IMAGE_SIZE)),
+    )
 
 
 def _span(rows: tuple[int, ...]) -> str:

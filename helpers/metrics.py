@@ -62,13 +62,17 @@ def as_maps(maps: Any) -> tuple[np.ndarray, bool]:
     try:
         arr = np.asarray(maps, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"expected saliency maps as an array (H, W) or (N, H, W), got "
-                        f"{type(maps).__name__}.") from None
+        raise TypeError(
+            f"expected saliency maps as an array (H, W) or (N, H, W), got "
+            f"{type(maps).__name__}."
+        ) from None
     single = arr.ndim == 2
     if single:
         arr = arr[None]
     if arr.ndim != 3:
-        raise ValueError(f"expected saliency maps of shape (H, W) or (N, H, W), got {arr.shape}.")
+        raise ValueError(
+            f"expected saliency maps of shape (H, W) or (N, H, W), got {arr.shape}."
+        )
     if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
         raise ValueError(f"expected non-empty maps, got shape {arr.shape}.")
     if not np.isfinite(arr).all():
@@ -84,11 +88,15 @@ def check_rows(rows: Sequence[int] | np.ndarray, height: int) -> np.ndarray:
     """
     idx = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1))
     if idx.size == 0:
-        raise ValueError("rows is empty: there is no unseen region to measure. For the baseline "
-                         "model use the walled model's unseen rows (helpers.wall.unseen_rows).")
+        raise ValueError(
+            "rows is empty: there is no unseen region to measure. For the baseline "
+            "model use the walled model's unseen rows (helpers.wall.unseen_rows)."
+        )
     if idx[0] < 0 or idx[-1] >= height:
-        raise ValueError(f"rows must lie in 0..{height - 1} for maps of height {height}, got "
-                         f"{idx[0]}..{idx[-1]}.")
+        raise ValueError(
+            f"rows must lie in 0..{height - 1} for maps of height {height}, got "
+            f"{idx[0]}..{idx[-1]}."
+        )
     return idx
 
 
@@ -97,14 +105,18 @@ def _rows_for(arr: np.ndarray, rows, model) -> np.ndarray:
         rows = unseen_rows(model, arr.shape[1])
     if rows is None:
         if arr.shape[1] != rvgg_geometry().image_size:
-            raise ValueError(f"maps of height {arr.shape[1]}: pass rows= (the default rows "
-                             f"{PAPER_UNSEEN_ROWS[0]}..{PAPER_UNSEEN_ROWS[-1]} are those of a "
-                             f"{rvgg_geometry().image_size}-row image).")
+            raise ValueError(
+                f"maps of height {arr.shape[1]}: pass rows= (the default rows "
+                f"{PAPER_UNSEEN_ROWS[0]}..{PAPER_UNSEEN_ROWS[-1]} are those of a "
+                f"{rvgg_geometry().image_size}-row image)."
+            )
         rows = PAPER_UNSEEN_ROWS
     return check_rows(rows, arr.shape[1])
 
 
-def dead_zone_share(maps: Any, rows: Sequence[int] | None = None, model: Any = None) -> np.ndarray | float:
+def dead_zone_share(
+    maps: Any, rows: Sequence[int] | None = None, model: Any = None
+) -> np.ndarray | float:
     """mu: the share of each map's L2 norm in ``rows``.
 
     Args:
@@ -176,5 +188,10 @@ def summarize(values: Sequence[float] | np.ndarray) -> dict[str, float]:
     if arr.size == 0:
         raise ValueError("no values to summarize.")
     std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
-    return {"mean": float(arr.mean()), "std": std, "min": float(arr.min()),
-            "max": float(arr.max()), "n": int(arr.size)}
+    return {
+        "mean": float(arr.mean()),
+        "std": std,
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "n": int(arr.size),
+    }

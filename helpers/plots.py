@@ -48,43 +48,77 @@ WALL_COLOR = "#e8112d"
 FIRST_UNSEEN_ROW = rvgg_geometry().first_unseen_row
 
 
-def to_display(image: torch.Tensor | np.ndarray, normalized: bool = False) -> np.ndarray:
+def to_display(
+    image: torch.Tensor | np.ndarray, normalized: bool = False
+) -> np.ndarray:
     """An ``(H, W, 3)`` float array in [0, 1] from a ``(3, H, W)`` tensor or ``(H, W[, 3])`` array.
 
     ``normalized=True`` undoes the ImageNet mean/std normalization first
     (:func:`helpers.data.denormalize`, in float64).
     """
-    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    arr = (
+        image.detach().cpu().numpy()
+        if isinstance(image, torch.Tensor)
+        else np.asarray(image)
+    )
     if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
         arr = np.transpose(arr, (1, 2, 0))
-    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] in (1, 3) and arr.shape[0] != arr.shape[-1]:
+    if (
+        arr.ndim == 3
+        and arr.shape[0] in (1, 3)
+        and arr.shape[-1] in (1, 3)
+        and arr.shape[0] != arr.shape[-1]
+    ):
         arr = np.transpose(arr, (1, 2, 0))
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, axis=-1)
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
     if normalized:
-        chw = torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 0), dtype=np.float64))
+        chw = torch.from_numpy(
+            np.ascontiguousarray(np.moveaxis(arr, -1, 0), dtype=np.float64)
+        )
         arr = np.moveaxis(denormalize(chw).numpy(), 0, -1)
     if arr.dtype == np.uint8:
         arr = arr / 255.0
     return np.clip(arr.astype(np.float64), 0.0, 1.0)
 
 
-def draw_wall(ax: plt.Axes, first_unseen_row: float = FIRST_UNSEEN_ROW, size: int = IMAGE_SIZE,
-              scale: float = 1.0, label: str | None = None, color: str = WALL_COLOR) -> None:
+def draw_wall(
+    ax: plt.Axes,
+    first_unseen_row: float = FIRST_UNSEEN_ROW,
+    size: int = IMAGE_SIZE,
+    scale: float = 1.0,
+    label: str | None = None,
+    color: str = WALL_COLOR,
+) -> None:
     """Draw the wall on an image axis: a dashed line at ``first_unseen_row`` and a hatched strip
     below it. ``scale`` converts image rows to the axis' pixel rows (``14/224`` on a raw map)."""
     top = first_unseen_row * scale - 0.5
     bottom = size * scale - 0.5
     width = size * scale
-    ax.add_patch(Rectangle((-0.5, top), width, bottom - top, fill=False, hatch="///",
-                           edgecolor=color, linewidth=0.0, alpha=0.8))
+    ax.add_patch(
+        Rectangle(
+            (-0.5, top),
+            width,
+            bottom - top,
+            fill=False,
+            hatch="///",
+            edgecolor=color,
+            linewidth=0.0,
+            alpha=0.8,
+        )
+    )
     ax.axhline(top, color=color, linestyle="--", linewidth=1.6, label=label)
 
 
-def show_image(ax: plt.Axes, image, title: str | None = None, wall: bool = True,
-               normalized: bool = False) -> None:
+def show_image(
+    ax: plt.Axes,
+    image,
+    title: str | None = None,
+    wall: bool = True,
+    normalized: bool = False,
+) -> None:
     """Show an image with (optionally) the wall drawn."""
     ax.imshow(to_display(image, normalized=normalized), interpolation="nearest")
     if wall:
@@ -95,15 +129,27 @@ def show_image(ax: plt.Axes, image, title: str | None = None, wall: bool = True,
         ax.set_title(title, fontsize=9)
 
 
-def show_map(ax: plt.Axes, cam: np.ndarray | torch.Tensor, title: str | None = None, wall: bool = True,
-             vmin: float | None = 0.0, vmax: float | None = None, colorbar: bool = False,
-             first_unseen_row: float = FIRST_UNSEEN_ROW, size: int = IMAGE_SIZE):
+def show_map(
+    ax: plt.Axes,
+    cam: np.ndarray | torch.Tensor,
+    title: str | None = None,
+    wall: bool = True,
+    vmin: float | None = 0.0,
+    vmax: float | None = None,
+    colorbar: bool = False,
+    first_unseen_row: float = FIRST_UNSEEN_ROW,
+    size: int = IMAGE_SIZE,
+):
     """Show a saliency map (any size) with :data:`CAM_CMAP`; the wall (``first_unseen_row`` of a
     ``size``-row image, rVGG's by default) is scaled to the map's own number of rows."""
-    arr = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
+    arr = (
+        cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
+    )
     im = ax.imshow(arr, cmap=CAM_CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
     if wall:
-        draw_wall(ax, first_unseen_row=first_unseen_row, size=size, scale=arr.shape[0] / size)
+        draw_wall(
+            ax, first_unseen_row=first_unseen_row, size=size, scale=arr.shape[0] / size
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -113,21 +159,40 @@ def show_map(ax: plt.Axes, cam: np.ndarray | torch.Tensor, title: str | None = N
     return im
 
 
-def overlay(ax: plt.Axes, image, cam: np.ndarray | torch.Tensor, title: str | None = None,
-            alpha: float = 0.5, wall: bool = True, normalized: bool = False,
-            first_unseen_row: float = FIRST_UNSEEN_ROW) -> None:
+def overlay(
+    ax: plt.Axes,
+    image,
+    cam: np.ndarray | torch.Tensor,
+    title: str | None = None,
+    alpha: float = 0.5,
+    wall: bool = True,
+    normalized: bool = False,
+    first_unseen_row: float = FIRST_UNSEEN_ROW,
+) -> None:
     """The image in grey with the map (same size) on top in :data:`CAM_CMAP`, and the wall at
     ``first_unseen_row`` (rVGG's, :data:`FIRST_UNSEEN_ROW`, by default; give the row for other
     models)."""
     rgb = to_display(image, normalized=normalized)
     grey = rgb.mean(axis=-1)
     ax.imshow(grey, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    arr = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
-    ax.imshow(arr, cmap=CAM_CMAP, alpha=alpha, vmin=0, vmax=max(float(arr.max()), 1e-12),
-              interpolation="bilinear")
+    arr = (
+        cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam)
+    )
+    ax.imshow(
+        arr,
+        cmap=CAM_CMAP,
+        alpha=alpha,
+        vmin=0,
+        vmax=max(float(arr.max()), 1e-12),
+        interpolation="bilinear",
+    )
     if wall:
-        draw_wall(ax, first_unseen_row=first_unseen_row, size=grey.shape[0],
-                  scale=arr.shape[0] / grey.shape[0])
+        draw_wall(
+            ax,
+            first_unseen_row=first_unseen_row,
+            size=grey.shape[0],
+            scale=arr.shape[0] / grey.shape[0],
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -140,14 +205,32 @@ def stamp(fig: plt.Figure, profile=None, extra: str = "") -> None:
     fig.text(0.995, 0.005, text, ha="right", va="bottom", fontsize=7, color="0.35")
 
 
-def image_grid(images: Sequence, nrows: int, ncols: int, titles: Sequence[str] | None = None,
-               cell: float = 1.6, wall: bool = True, normalized: bool = False, suptitle: str | None = None):
+def image_grid(
+    images: Sequence,
+    nrows: int,
+    ncols: int,
+    titles: Sequence[str] | None = None,
+    cell: float = 1.6,
+    wall: bool = True,
+    normalized: bool = False,
+    suptitle: str | None = None,
+):
     """A grid of images with the wall; returns ``(fig, axes)``."""
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, cell * nrows + (0.4 if suptitle else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(cell * ncols, cell * nrows + (0.4 if suptitle else 0)),
+        squeeze=False,
+    )
     for i, ax in enumerate(axes.flat):
         if i < len(images):
-            show_image(ax, images[i], title=titles[i] if titles else None, wall=wall, normalized=normalized)
+            show_image(
+                ax,
+                images[i],
+                title=titles[i] if titles else None,
+                wall=wall,
+                normalized=normalized,
+            )
         else:
             ax.axis("off")
     if suptitle:
@@ -164,19 +247,38 @@ def training_curves(infos: dict, axes: Sequence[plt.Axes] | None = None):
         fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
     else:
         fig = axes[0].figure
-    styles = {0: ("#1f4e9c", "-"), 1: ("#d9731a", "--"), 2: ("#2a9d3a", ":"), 3: ("#7b3294", "-.")}
+    styles = {
+        0: ("#1f4e9c", "-"),
+        1: ("#d9731a", "--"),
+        2: ("#2a9d3a", ":"),
+        3: ("#7b3294", "-."),
+    }
     for i, (label, info) in enumerate(infos.items()):
         colour, ls = styles[i % len(styles)]
         curve = np.asarray(info.get("curve") or [], dtype=float)
         if curve.size:
-            axes[0].plot(curve[:, 0], curve[:, 1], color=colour, linestyle=ls, label=label)
+            axes[0].plot(
+                curve[:, 0], curve[:, 1], color=colour, linestyle=ls, label=label
+            )
         hist = info.get("history") or []
         if hist:
             steps = [h["step"] for h in hist]
-            axes[1].plot(steps, [100 * h["val_acc"] for h in hist], color=colour, linestyle=ls,
-                         marker="o", label=f"{label} (validation)")
-            axes[1].plot(steps, [100 * h["train_acc"] for h in hist], color=colour, linestyle=ls,
-                         alpha=0.35, label=f"{label} (training)")
+            axes[1].plot(
+                steps,
+                [100 * h["val_acc"] for h in hist],
+                color=colour,
+                linestyle=ls,
+                marker="o",
+                label=f"{label} (validation)",
+            )
+            axes[1].plot(
+                steps,
+                [100 * h["train_acc"] for h in hist],
+                color=colour,
+                linestyle=ls,
+                alpha=0.35,
+                label=f"{label} (training)",
+            )
     axes[0].set_xlabel("training step")
     axes[0].set_ylabel("cross-entropy")
     axes[0].set_title("training loss", fontsize=10)
@@ -191,8 +293,12 @@ def training_curves(infos: dict, axes: Sequence[plt.Axes] | None = None):
     return fig, axes
 
 
-def accuracy_by_row_plot(results: dict, chance: float | None = None, ax: plt.Axes | None = None,
-                         first_unseen_row: float = FIRST_UNSEEN_ROW):
+def accuracy_by_row_plot(
+    results: dict,
+    chance: float | None = None,
+    ax: plt.Axes | None = None,
+    first_unseen_row: float = FIRST_UNSEEN_ROW,
+):
     """Accuracy against the object's top row for several models: ``results`` maps a label to
     the list returned by ``helpers.train.accuracy_by_row``. The rows behind the wall are
     hatched, chance is a dotted line. Returns ``(fig, ax)``."""
@@ -202,12 +308,28 @@ def accuracy_by_row_plot(results: dict, chance: float | None = None, ax: plt.Axe
         fig = ax.figure
     markers = ["o", "s", "^", "D"]
     for i, (label, rows) in enumerate(results.items()):
-        ax.plot([r["mean_top"] for r in rows], [100 * r["accuracy"] for r in rows],
-                marker=markers[i % len(markers)], label=label)
-    ax.axvspan(first_unseen_row, IMAGE_SIZE, facecolor="none", edgecolor=WALL_COLOR, hatch="///",
-               linewidth=0.0, alpha=0.6)
-    ax.axvline(first_unseen_row, color=WALL_COLOR, linestyle="--", linewidth=1.4,
-               label=f"wall (row {first_unseen_row:g})")
+        ax.plot(
+            [r["mean_top"] for r in rows],
+            [100 * r["accuracy"] for r in rows],
+            marker=markers[i % len(markers)],
+            label=label,
+        )
+    ax.axvspan(
+        first_unseen_row,
+        IMAGE_SIZE,
+        facecolor="none",
+        edgecolor=WALL_COLOR,
+        hatch="///",
+        linewidth=0.0,
+        alpha=0.6,
+    )
+    ax.axvline(
+        first_unseen_row,
+        color=WALL_COLOR,
+        linestyle="--",
+        linewidth=1.4,
+        label=f"wall (row {first_unseen_row:g})",
+    )
     if chance is not None:
         ax.axhline(100 * chance, color="0.3", linestyle=":", label="chance")
     ax.set_xlim(0, IMAGE_SIZE)
@@ -224,8 +346,13 @@ def accuracy_by_row_plot(results: dict, chance: float | None = None, ax: plt.Axe
 # Many maps at once (the chapters' grids): one image array instead of hundreds of axes
 # --------------------------------------------------------------------------------------------
 
-def _paint_wall(rgb: np.ndarray, first_unseen_row: int = FIRST_UNSEEN_ROW, color: str = WALL_COLOR,
-                period: int = 14) -> np.ndarray:
+
+def _paint_wall(
+    rgb: np.ndarray,
+    first_unseen_row: int = FIRST_UNSEEN_ROW,
+    color: str = WALL_COLOR,
+    period: int = 14,
+) -> np.ndarray:
     """The wall drawn into an ``(H, W, 3)`` array: diagonal hatching on the unseen rows and a
     dashed line on the first one (the look of :func:`draw_wall`, without matplotlib patches)."""
     out = rgb.copy()
@@ -243,22 +370,42 @@ def _paint_wall(rgb: np.ndarray, first_unseen_row: int = FIRST_UNSEEN_ROW, color
     return out
 
 
-def overlay_rgb(image, cam: np.ndarray | torch.Tensor, alpha: float = 0.5, normalized: bool = False,
-                wall: bool = True, first_unseen_row: int = FIRST_UNSEEN_ROW) -> np.ndarray:
+def overlay_rgb(
+    image,
+    cam: np.ndarray | torch.Tensor,
+    alpha: float = 0.5,
+    normalized: bool = False,
+    wall: bool = True,
+    first_unseen_row: int = FIRST_UNSEEN_ROW,
+) -> np.ndarray:
     """What :func:`overlay` draws, as an ``(H, W, 3)`` float array in ``[0, 1]``: the image in
     grey, the map (scaled by its maximum) in :data:`CAM_CMAP` on top, and the wall."""
     grey = to_display(image, normalized=normalized).mean(axis=-1)
-    arr = cam.detach().cpu().numpy() if isinstance(cam, torch.Tensor) else np.asarray(cam, dtype=np.float64)
+    arr = (
+        cam.detach().cpu().numpy()
+        if isinstance(cam, torch.Tensor)
+        else np.asarray(cam, dtype=np.float64)
+    )
     if arr.shape != grey.shape:
-        raise ValueError(f"the map {arr.shape} and the image {grey.shape} must have the same size.")
+        raise ValueError(
+            f"the map {arr.shape} and the image {grey.shape} must have the same size."
+        )
     top = max(float(arr.max()), 1e-12)
     colored = plt.get_cmap(CAM_CMAP)(np.clip(arr / top, 0, 1))[..., :3]
     rgb = (1 - alpha) * grey[..., None] + alpha * colored
     return _paint_wall(rgb, first_unseen_row) if wall else rgb
 
 
-def cam_grid(images: Sequence, rows: dict, normalized: bool = True, values: dict | None = None,
-             alpha: float = 0.6, cell: float = 0.9, step: int = 2, title: str | None = None):
+def cam_grid(
+    images: Sequence,
+    rows: dict,
+    normalized: bool = True,
+    values: dict | None = None,
+    alpha: float = 0.6,
+    cell: float = 0.9,
+    step: int = 2,
+    title: str | None = None,
+):
     """A grid of saliency maps over images, drawn as one picture (fast for hundreds of maps).
 
     Args:
@@ -280,7 +427,12 @@ def cam_grid(images: Sequence, rows: dict, normalized: bool = True, values: dict
     for label, maps in rows.items():
         if len(maps) < k:
             raise ValueError(f"row {label!r} has {len(maps)} maps for {k} images.")
-        tiles.append([overlay_rgb(img, maps[j], alpha=alpha, normalized=normalized) for j, img in enumerate(images)])
+        tiles.append(
+            [
+                overlay_rgb(img, maps[j], alpha=alpha, normalized=normalized)
+                for j, img in enumerate(images)
+            ]
+        )
     size = tiles[0][0].shape[0]
     gap = 6
     small = (size + step - 1) // step
@@ -290,12 +442,17 @@ def cam_grid(images: Sequence, rows: dict, normalized: bool = True, values: dict
     for i, row in enumerate(tiles):
         for j, tile in enumerate(row):
             y, x = i * (small + gap // step), j * (small + gap // step)
-            mosaic[y:y + small, x:x + small] = tile[::step, ::step]
-    fig, ax = plt.subplots(figsize=(cell * k + 1.3, cell * len(tiles) + (0.4 if title else 0.1)))
+            mosaic[y : y + small, x : x + small] = tile[::step, ::step]
+    fig, ax = plt.subplots(
+        figsize=(cell * k + 1.3, cell * len(tiles) + (0.4 if title else 0.1))
+    )
     ax.imshow(mosaic, interpolation="antialiased")
     ax.set_xticks([])
-    ax.set_yticks([(i * (small + gap // step)) + small / 2 for i in range(len(tiles))],
-                  ["image"] + list(rows), fontsize=8)
+    ax.set_yticks(
+        [(i * (small + gap // step)) + small / 2 for i in range(len(tiles))],
+        ["image"] + list(rows),
+        fontsize=8,
+    )
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -304,8 +461,14 @@ def cam_grid(images: Sequence, rows: dict, normalized: bool = True, values: dict
             if label not in values:
                 continue
             for j, v in enumerate(values[label][:k]):
-                ax.text(j * (small + gap // step) + 2, i * (small + gap // step) + small - 3, f"{v:.2f}",
-                        color="white", fontsize=5.5, va="bottom")
+                ax.text(
+                    j * (small + gap // step) + 2,
+                    i * (small + gap // step) + small - 3,
+                    f"{v:.2f}",
+                    color="white",
+                    fontsize=5.5,
+                    va="bottom",
+                )
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout(pad=0.3)

@@ -42,11 +42,19 @@ def _spatial_layers(layers: Iterable[nn.Module]) -> list[tuple[int, int, int, in
             p = _pair(m.padding)[0]
             d = _pair(getattr(m, "dilation", 1))[0]
             if isinstance(m, nn.Conv2d) and m.padding_mode != "zeros":
-                raise ValueError(f"padding_mode {m.padding_mode!r} is not supported (only 'zeros').")
-            if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) and getattr(m, "ceil_mode", False):
-                raise ValueError("ceil_mode pooling is not supported by the row arithmetic.")
+                raise ValueError(
+                    f"padding_mode {m.padding_mode!r} is not supported (only 'zeros')."
+                )
+            if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) and getattr(
+                m, "ceil_mode", False
+            ):
+                raise ValueError(
+                    "ceil_mode pooling is not supported by the row arithmetic."
+                )
             out.append((k, s, p, d))
-        elif isinstance(m, (nn.ReLU, nn.Dropout, nn.Identity, nn.BatchNorm2d, nn.LeakyReLU, nn.GELU)):
+        elif isinstance(
+            m, (nn.ReLU, nn.Dropout, nn.Identity, nn.BatchNorm2d, nn.LeakyReLU, nn.GELU)
+        ):
             continue  # row-wise (or identity) layers do not move rows
         elif isinstance(m, nn.Sequential):
             out.extend(_spatial_layers(m))
@@ -75,8 +83,9 @@ def receptive_field(layers: Iterable[nn.Module]) -> RowSpan:
     return RowSpan(size=size, stride=jump)
 
 
-def input_rows_reaching(layers: Sequence[nn.Module], map_rows: Iterable[int],
-                        image_size: int = IMAGE_SIZE) -> np.ndarray:
+def input_rows_reaching(
+    layers: Sequence[nn.Module], map_rows: Iterable[int], image_size: int = IMAGE_SIZE
+) -> np.ndarray:
     """Sorted input rows (0-indexed) that influence at least one of ``map_rows`` of the output
     of ``layers`` on a ``image_size``-row input (boolean mask of length ``image_size`` -> indices).
     """
@@ -102,10 +111,16 @@ def input_rows_reaching(layers: Sequence[nn.Module], map_rows: Iterable[int],
     return np.flatnonzero(rows)
 
 
-def rows_reaching(layers: Sequence[nn.Module], map_rows: Sequence[int], image_size: int) -> np.ndarray:
+def rows_reaching(
+    layers: Sequence[nn.Module], map_rows: Sequence[int], image_size: int
+) -> np.ndarray:
     """Input rows reaching ``map_rows`` through a plain stack of convolutions and poolings
     (every other layer, e.g. ReLU, batch norm, dropout or a row-zeroing wall, is skipped): :func:`input_rows_reaching`
     on the spatial layers only. Sorted indices."""
-    spatial = [m for layer in layers for m in (layer.modules() if isinstance(layer, nn.Sequential) else [layer])
-               if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
+    spatial = [
+        m
+        for layer in layers
+        for m in (layer.modules() if isinstance(layer, nn.Sequential) else [layer])
+        if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))
+    ]
     return input_rows_reaching(spatial, list(map_rows), image_size)

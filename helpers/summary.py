@@ -71,18 +71,26 @@ def load_table(source: Any = None, profile: Any = None) -> pd.DataFrame:
 
 
 def _fmt(x: float, digits: int = 3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+    return (
+        "n/a"
+        if x is None or (isinstance(x, float) and math.isnan(x))
+        else f"{x:.{digits}f}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # GPU benchmarks and the run stamp
 # --------------------------------------------------------------------------------------------
 
+
 def repo_root(start: str | Path | None = None) -> Path | None:
     """The book's repository root (a folder with ``_config.yml`` and ``helpers/``), searched
     upwards from ``start`` (default: the working directory), then from this package; ``None``
     when the helpers are installed without the book (e.g. pip in Colab)."""
-    starts = [Path(start) if start is not None else Path.cwd(), Path(__file__).resolve().parent]
+    starts = [
+        Path(start) if start is not None else Path.cwd(),
+        Path(__file__).resolve().parent,
+    ]
     for base in starts:
         for folder in (base.resolve(), *base.resolve().parents):
             if (folder / "_config.yml").is_file() and (folder / "helpers").is_dir():
@@ -127,9 +135,13 @@ def benchmark_records(folder: str | Path | None = None) -> list[dict[str, Any]]:
         return []
     records = []
     for path in sorted(folder.glob("*.json")):
-        data = _read_json(path, "Benchmark file", "rerun the benchmark or delete the file")
+        data = _read_json(
+            path, "Benchmark file", "rerun the benchmark or delete the file"
+        )
         if not isinstance(data, Mapping):
-            raise ValueError(f"Benchmark file {path} should hold a JSON object, found {type(data).__name__}.")
+            raise ValueError(
+                f"Benchmark file {path} should hold a JSON object, found {type(data).__name__}."
+            )
         records.append({"file": path.name, **_flatten(data)})
     return records
 
@@ -143,7 +155,9 @@ def _newest_first(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: r.get("date", ""), reverse=True)
 
 
-def read_results(folder: str | Path | None = None, include_tiny: bool = False) -> list[dict[str, Any]]:
+def read_results(
+    folder: str | Path | None = None, include_tiny: bool = False
+) -> list[dict[str, Any]]:
     """The throughput runs of ``python -m tools.benchmark`` among :func:`benchmark_records`
     (default folder: :func:`benchmark_dir`), newest first. Runs of its ``--tiny`` CPU
     configuration are left out unless ``include_tiny``.
@@ -151,22 +165,37 @@ def read_results(folder: str | Path | None = None, include_tiny: bool = False) -
     Raises:
         ValueError: a file that is not valid JSON (:func:`benchmark_records`).
     """
-    return _newest_first([r for r in benchmark_records(folder)
-                          if _throughput(r) and (include_tiny or not r.get("tiny"))])
+    return _newest_first(
+        [
+            r
+            for r in benchmark_records(folder)
+            if _throughput(r) and (include_tiny or not r.get("tiny"))
+        ]
+    )
 
 
 def results_table(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row (a dict of display strings and numbers) per benchmark run, for the book's tables."""
     rows = []
     for r in results:
-        rows.append({
-            "device": r["device"], "date": r["date"][:10], "torch": r["torch"], "precision": r["precision"],
-            "batch": r["batch_size"], "compile": r["compile"],
-            "train img/s": round(r["train_images_per_s"], 1),
-            "train MFU": "n/a" if r.get("train_mfu") is None else f"{100 * r['train_mfu']:.1f}%",
-            "inference img/s": round(r["inference_images_per_s"], 1),
-            "inference MFU": "n/a" if r.get("inference_mfu") is None else f"{100 * r['inference_mfu']:.1f}%",
-        })
+        rows.append(
+            {
+                "device": r["device"],
+                "date": r["date"][:10],
+                "torch": r["torch"],
+                "precision": r["precision"],
+                "batch": r["batch_size"],
+                "compile": r["compile"],
+                "train img/s": round(r["train_images_per_s"], 1),
+                "train MFU": "n/a"
+                if r.get("train_mfu") is None
+                else f"{100 * r['train_mfu']:.1f}%",
+                "inference img/s": round(r["inference_images_per_s"], 1),
+                "inference MFU": "n/a"
+                if r.get("inference_mfu") is None
+                else f"{100 * r['inference_mfu']:.1f}%",
+            }
+        )
     return rows
 
 
@@ -190,23 +219,40 @@ def benchmark_html(folder: str | Path | None = None) -> str:
     records = benchmark_records(folder_path)
     where = "results/benchmarks/" if folder is None else str(folder_path)
     if not records:
-        return (f"<p class=\"camwalls-note\">No GPU benchmark result is in <code>{html.escape(where)}</code>: "
-                "no GPU was available where this book was built, so there are no GPU throughput or MFU "
-                "figures to report. On a machine with a GPU, run the benchmark command "
-                "(<code>python -m tools.benchmark</code>); its JSON files land in that folder and appear "
-                "here at the next build.</p>")
+        return (
+            f'<p class="camwalls-note">No GPU benchmark result is in <code>{html.escape(where)}</code>: '
+            "no GPU was available where this book was built, so there are no GPU throughput or MFU "
+            "figures to report. On a machine with a GPU, run the benchmark command "
+            "(<code>python -m tools.benchmark</code>); its JSON files land in that folder and appear "
+            "here at the next build.</p>"
+        )
     standard = _newest_first([r for r in records if _throughput(r)])
     parts = []
     if standard:  # the files of tools.benchmark: one compact table, newest first
-        peaks = sorted({f"{r['device']}: {r['peak_tflops']:g} TFLOP/s" for r in standard if r.get("peak_tflops")})
-        cap = ("Full-width rVGG, random images already on the GPU, SGD with momentum; MFU: 3x the forward "
-               f"FLOPs per training image (1x for inference) over the card's dense bf16 peak ({'; '.join(peaks)})")
-        parts.append(html_table(results_table(standard), caption=cap, scroll=True))
+        peaks = sorted(
+            {
+                f"{r['device']}: {r['peak_tflops']:g} TFLOP/s"
+                for r in standard
+                if r.get("peak_tflops")
+            }
+        )
+        cap = (
+            "Full-width rVGG, random images already on the GPU, SGD with momentum; MFU: 3x the forward "
+            f"FLOPs per training image (1x for inference) over the card's dense bf16 peak ({'; '.join(peaks)})"
+        )
+        parts.append(
+            html_table(results_table(standard), caption=cap, wrap=True, scroll=True)
+        )
     for rec in (r for r in records if r not in standard):
         device = next((rec[k] for k in _DEVICE_KEYS if rec.get(k)), "unknown device")
         rows = [{"key": k, "value": _fmt_any(v)} for k, v in rec.items() if k != "file"]
-        parts.append(html_table(rows, [("key", "quantity"), ("value", "value")],
-                                caption=f"{rec['file']}: measured on {device}"))
+        parts.append(
+            html_table(
+                rows,
+                [("key", "quantity"), ("value", "value")],
+                caption=f"{rec['file']}: measured on {device}",
+            )
+        )
     return "\n".join(parts)
 
 
@@ -226,15 +272,17 @@ def run_stamp(profile: Any = None) -> str:
     if dev.type == "cuda":
         where = f"cuda ({torch.cuda.get_device_name(dev)})"
     else:
-        where = f"{dev.type} ({os.cpu_count()} cores, {platform.machine() or 'unknown'})"
+        where = (
+            f"{dev.type} ({os.cpu_count()} cores, {platform.machine() or 'unknown'})"
+        )
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return (f"profile {prof.name} ({prof.description}) on {where}; torch {torch.__version__}; {when}")
-
+    return f"profile {prof.name} ({prof.description}) on {where}; torch {torch.__version__}; {when}"
 
 
 # --------------------------------------------------------------------------------------------
 # The GPU session (python -m tools.gpu_session): full-width training, Table 1 and CAM speed on a GPU
 # --------------------------------------------------------------------------------------------
+
 
 def gpu_dir(root: str | Path | None = None) -> Path | None:
     """``<repo>/results/gpu`` (whether or not it exists), or ``None`` without a checkout."""
@@ -253,7 +301,11 @@ def gpu_session(folder: str | Path | None = None) -> dict[str, Any]:
     for name in ("training", "evaluation", "bench_cams"):
         file = path / f"{name}.json"
         if file.is_file():
-            out[name] = _read_json(file, "GPU session file", "rerun python -m tools.gpu_session or delete the file")
+            out[name] = _read_json(
+                file,
+                "GPU session file",
+                "rerun python -m tools.gpu_session or delete the file",
+            )
     return out
 
 
@@ -291,8 +343,11 @@ def tied_runs(session: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
     for name, run in session.get("training", {}).get("training", {}).items():
         t = run.get("train", {})
         steps = int(run.get("images", 0)) // max(1, int(t.get("batch_size", 1)))
-        tied = (int(t["tie_steps"]) if "tie_steps" in t
-                else int(round(float(t.get("tie_fraction", 0.0)) * steps)))
+        tied = (
+            int(t["tie_steps"])
+            if "tie_steps" in t
+            else int(round(float(t.get("tie_fraction", 0.0)) * steps))
+        )
         if steps and tied >= steps:
             out[name] = (min(tied, steps), steps)
     return out
@@ -303,15 +358,20 @@ def gpu_caveat_html(session: Mapping[str, Any]) -> str:
     tied = tied_runs(session)
     if not tied:
         return ""
-    which = ", ".join(f"{name} ({steps} of {total} steps tied)" for name, (steps, total) in tied.items())
-    return ("<p class=\"camwalls-note\"><b>Not a trained rVGG.</b> In this GPU run the first dense layer "
-            f"kept the same weights at every map position for the whole run: {html.escape(which)}. Its head "
-            "is a sum over positions, not rVGG's dense layer with a weight per position, so these "
-            "networks are not presented as trained rVGGs (one sign: the baseline's GradCAM equals its "
-            "HiResCAM). The timings stand; the accuracies and mu values describe that other network. "
-            "The tie is now a fraction of the steps and <code>helpers.train</code> refuses one that lasts to "
-            "the end; the rerun of <code>python -m tools.gpu_session</code> with the fixed recipe waits "
-            "for a GPU.</p>")
+    which = ", ".join(
+        f"{name} ({steps} of {total} steps tied)"
+        for name, (steps, total) in tied.items()
+    )
+    return (
+        '<p class="camwalls-note"><b>Not a trained rVGG.</b> In this GPU run the first dense layer '
+        f"kept the same weights at every map position for the whole run: {html.escape(which)}. Its head "
+        "is a sum over positions, not rVGG's dense layer with a weight per position, so these "
+        "networks are not presented as trained rVGGs (one sign: the baseline's GradCAM equals its "
+        "HiResCAM). The timings stand; the accuracies and mu values describe that other network. "
+        "The tie is now a fraction of the steps and <code>helpers.train</code> refuses one that lasts to "
+        "the end; the rerun of <code>python -m tools.gpu_session</code> with the fixed recipe waits "
+        "for a GPU.</p>"
+    )
 
 
 def _pct(x: Any) -> str:
@@ -328,18 +388,32 @@ def gpu_training_html(session: Mapping[str, Any]) -> str:
     for name, r in runs.items():
         pos = r.get("position_accuracy") or {}
         t = r.get("train", {})
-        recipe = (f"{t.get('optimizer')} lr {t.get('lr')}, batch {t.get('batch_size')}, "
-                  f"{t.get('epochs')} epochs{', batch norm (folded)' if t.get('batch_norm') else ''}")
-        rows.append({"model": name, "width": f"{r.get('width'):g}", "recipe": recipe, "images": str(r.get("images")),
-                     "seconds": _fmt(r.get("seconds"), 1), "images/s": _fmt(r.get("images_per_s"), 0),
-                     "val acc.": _pct(r.get("val_accuracy")), "above": _pct(pos.get("above")),
-                     "across": _pct(pos.get("straddle")), "below": _pct(pos.get("below"))})
-    cap = (f"Full-width rVGG trained on the synthetic world on {train.get('device')} "
-           f"(torch {train.get('torch')}, {str(train.get('date', ''))[:10]}); seconds: end to end, "
-           "synthetic images drawn on the CPU included; accuracy by where the object lies: entirely "
-           f"above row {rvgg_geometry().first_unseen_row}, across it, entirely below it (10 classes: "
-           "chance is 10%)")
-    return html_table(rows, caption=cap, styles={"recipe": "white-space: normal; min-width: 12em"}, scroll=True)
+        recipe = (
+            f"{t.get('optimizer')} lr {t.get('lr')}, batch {t.get('batch_size')}, "
+            f"{t.get('epochs')} epochs{', batch norm (folded)' if t.get('batch_norm') else ''}"
+        )
+        rows.append(
+            {
+                "model": name,
+                "width": f"{r.get('width'):g}",
+                "recipe": recipe,
+                "images": str(r.get("images")),
+                "seconds": _fmt(r.get("seconds"), 1),
+                "images/s": _fmt(r.get("images_per_s"), 0),
+                "val acc.": _pct(r.get("val_accuracy")),
+                "above": _pct(pos.get("above")),
+                "across": _pct(pos.get("straddle")),
+                "below": _pct(pos.get("below")),
+            }
+        )
+    cap = (
+        f"Full-width rVGG trained on the synthetic world on {train.get('device')} "
+        f"(torch {train.get('torch')}, {str(train.get('date', ''))[:10]}); seconds: end to end, "
+        "synthetic images drawn on the CPU included; accuracy by where the object lies: entirely "
+        f"above row {rvgg_geometry().first_unseen_row}, across it, entirely below it (10 classes: "
+        "chance is 10%)"
+    )
+    return html_table(rows, caption=cap, wrap=True, scroll=True)
 
 
 def gpu_bench_cams_html(session: Mapping[str, Any]) -> str:
@@ -347,22 +421,44 @@ def gpu_bench_cams_html(session: Mapping[str, Any]) -> str:
     bench = session.get("bench_cams")
     if not bench:
         return ""
-    rows = [{"case": r["case"], "library": 1000 * r["library_s"], "ours": 1000 * r["ours_s"],
-             "speedup": f"{r['speedup']:.1f}x", "diff": r["max_abs_diff"]} for r in bench.get("rows", [])]
-    cap = (f"pytorch-grad-cam against helpers.cams, milliseconds per image, {bench.get('images')} STACK-MIX "
-           f"images, full-width walled rVGG, on {bench.get('device')} ({str(bench.get('date', ''))[:10]})")
-    columns = [("case", "case"), ("library", "pytorch-grad-cam"), ("ours", "helpers.cams"), ("speedup", "speed-up"),
-               ("diff", "max abs diff")]
-    return html_table(rows, columns, caption=cap, formats={"library": ".1f", "ours": ".1f", "diff": ".1e"})
+    rows = [
+        {
+            "case": r["case"],
+            "library": 1000 * r["library_s"],
+            "ours": 1000 * r["ours_s"],
+            "speedup": f"{r['speedup']:.1f}x",
+            "diff": r["max_abs_diff"],
+        }
+        for r in bench.get("rows", [])
+    ]
+    cap = (
+        f"pytorch-grad-cam against helpers.cams, milliseconds per image, {bench.get('images')} STACK-MIX "
+        f"images, full-width walled rVGG, on {bench.get('device')} ({str(bench.get('date', ''))[:10]})"
+    )
+    columns = [
+        ("case", "case"),
+        ("library", "pytorch-grad-cam"),
+        ("ours", "helpers.cams"),
+        ("speedup", "speed-up"),
+        ("diff", "max abs diff"),
+    ]
+    return html_table(
+        rows,
+        columns,
+        caption=cap,
+        formats={"library": ".1f", "ours": ".1f", "diff": ".1e"},
+    )
 
 
 def gpu_session_html(folder: str | Path | None = None) -> str:
     """Everything the GPU session measured, as HTML; a note when it has not been run."""
     session = gpu_session(folder)
     if not session:
-        return ("<p class=\"camwalls-note\">No GPU session results are in <code>results/gpu/</code>. On a "
-                "machine with a CUDA GPU, <code>python -m tools.gpu_session --out results/gpu</code> writes "
-                "them; they appear here at the next build.</p>")
+        return (
+            '<p class="camwalls-note">No GPU session results are in <code>results/gpu/</code>. On a '
+            "machine with a CUDA GPU, <code>python -m tools.gpu_session --out results/gpu</code> writes "
+            "them; they appear here at the next build.</p>"
+        )
     parts = [gpu_caveat_html(session), gpu_training_html(session)]
     ev = session.get("evaluation")
     if ev:
@@ -372,8 +468,14 @@ def gpu_session_html(folder: str | Path | None = None) -> str:
             f"models, {ev['settings']['stack_images']} images per set, Opti-CAM with "
             f"{ev['settings']['opticam_iterations']} Adam steps: <b>{ev['total_seconds']:.1f} s</b> in all; "
             f"the paper's {len(ev['table1_methods'])} methods on the walled model (Table 1 proper): "
-            f"<b>{ev['table1_seconds']:.1f} s</b>.</p>")
-        parts.append(R.table_html(table, order="mu",
-                                  stamp=f"Full-width rVGG on the synthetic world, {ev.get('device')}."))
+            f"<b>{ev['table1_seconds']:.1f} s</b>.</p>"
+        )
+        parts.append(
+            R.table_html(
+                table,
+                order="mu",
+                stamp=f"Full-width rVGG on the synthetic world, {ev.get('device')}.",
+            )
+        )
     parts.append(gpu_bench_cams_html(session))
     return "\n".join(p for p in parts if p)

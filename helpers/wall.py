@@ -64,7 +64,9 @@ def visible_map_rows(model: nn.Module) -> np.ndarray:
     channels = int(model.map_channels)
     side = int(round((first.in_features / channels) ** 0.5))
     if channels * side * side != first.in_features:
-        raise ValueError(f"first dense layer reads {first.in_features} inputs, not {channels}*side^2.")
+        raise ValueError(
+            f"first dense layer reads {first.in_features} inputs, not {channels}*side^2."
+        )
     if isinstance(first, WalledLinear):
         mask = first.mask.view(channels, side, side)
         return np.flatnonzero((mask != 0).any(dim=(0, 2)).cpu().numpy())
@@ -90,12 +92,19 @@ def unseen_rows(model: nn.Module, image_size: int = IMAGE_SIZE) -> np.ndarray:
             f"{type(model).__name__} is defined for {expected}x{expected} inputs, got "
             f"image_size={image_size}."
         )
-    seen = input_rows_reaching(list(model.features), visible_map_rows(model), image_size)
+    seen = input_rows_reaching(
+        list(model.features), visible_map_rows(model), image_size
+    )
     return np.setdiff1d(np.arange(image_size), seen)
 
 
-def unseen_rows_by_gradient(model: nn.Module, image_size: int = IMAGE_SIZE, channels: int = 3,
-                            n_inputs: int = 4, seed: int = 0) -> np.ndarray:
+def unseen_rows_by_gradient(
+    model: nn.Module,
+    image_size: int = IMAGE_SIZE,
+    channels: int = 3,
+    n_inputs: int = 4,
+    seed: int = 0,
+) -> np.ndarray:
     """Rows where the input gradient of every logit is exactly zero for ``n_inputs`` random inputs.
 
     An independent, empirical check of :func:`unseen_rows`: each row returned here received no
@@ -109,7 +118,9 @@ def unseen_rows_by_gradient(model: nn.Module, image_size: int = IMAGE_SIZE, chan
     support = torch.zeros(image_size, dtype=torch.bool)
     try:
         for _ in range(n_inputs):
-            x = torch.randn(1, channels, image_size, image_size, generator=gen).to(param.device, param.dtype)
+            x = torch.randn(1, channels, image_size, image_size, generator=gen).to(
+                param.device, param.dtype
+            )
             x.requires_grad_(True)
             logits = model(x)
             # Random signs on the logits: a single backward that covers every class.
@@ -122,8 +133,13 @@ def unseen_rows_by_gradient(model: nn.Module, image_size: int = IMAGE_SIZE, chan
 
 
 @torch.no_grad()
-def perturbation_check(model: nn.Module, images: torch.Tensor, rows: Sequence[int] | None = None,
-                       fill: str | float = "noise", seed: int = 0) -> dict[str, float]:
+def perturbation_check(
+    model: nn.Module,
+    images: torch.Tensor,
+    rows: Sequence[int] | None = None,
+    fill: str | float = "noise",
+    seed: int = 0,
+) -> dict[str, float]:
     """Overwrite ``rows`` (default: :func:`unseen_rows`) of ``images`` and compare logits.
 
     ``fill``: ``"noise"`` (large Gaussian noise), ``"swap"`` (the rows of another image of the
@@ -151,12 +167,16 @@ def perturbation_check(model: nn.Module, images: torch.Tensor, rows: Sequence[in
     finally:
         model.train(was_training)
     diff = float((a - b).abs().max())
-    return {"max_abs_diff": diff, "identical": float(torch.equal(a, b)),
-            "max_abs_input_change": float((changed - images).abs().max())}
+    return {
+        "max_abs_diff": diff,
+        "identical": float(torch.equal(a, b)),
+        "max_abs_input_change": float((changed - images).abs().max()),
+    }
 
 
-def upsampled_zero_rows(zero_map_rows: Iterable[int], map_size: int = 14,
-                        image_size: int = IMAGE_SIZE) -> np.ndarray:
+def upsampled_zero_rows(
+    zero_map_rows: Iterable[int], map_size: int = 14, image_size: int = IMAGE_SIZE
+) -> np.ndarray:
     """Image rows that are exactly zero after bilinear upsampling (half-pixel centres, as
     ``cv2.resize`` and ``torch.nn.functional.interpolate(align_corners=False)`` do) of a map
     whose rows ``zero_map_rows`` are zero -- whatever the other rows hold.

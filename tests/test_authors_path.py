@@ -71,21 +71,24 @@ TOL = 1e-5
 
 # --- the authors' path, transcribed from figure_code/heatmap.py ----------------------------------
 
+
 class CustomImageDataset(torch.utils.data.Dataset):
     """Their ``CustomImageDataset``."""
 
     def __init__(self, directory, transform=None):
         self.directory = directory
         self.transform = transform
-        self.image_paths = [os.path.join(directory, file)
-                            for file in sorted(os.listdir(directory))
-                            if file.lower().endswith((".png", ".jpg", ".jpeg"))]
+        self.image_paths = [
+            os.path.join(directory, file)
+            for file in sorted(os.listdir(directory))
+            if file.lower().endswith((".png", ".jpg", ".jpeg"))
+        ]
 
     def __len__(self):
         return len(self.image_paths)
 
     def __getitem__(self, idx):
-        image = Image.open(self.image_paths[idx]).convert('RGB')
+        image = Image.open(self.image_paths[idx]).convert("RGB")
         if self.transform:
             image = self.transform(image)
         return image
@@ -93,26 +96,42 @@ class CustomImageDataset(torch.utils.data.Dataset):
 
 def authors_transform(dataset_name):
     """The transform of their ``load_dataset``."""
-    if dataset_name == 'stackmix':
-        return transforms.Compose([
+    if dataset_name == "stackmix":
+        return transforms.Compose(
+            [
+                transforms.ToTensor(),
+                transforms.Normalize(
+                    mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]
+                ),
+            ]
+        )
+    return transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
             transforms.ToTensor(),
             transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-        ])
-    return transforms.Compose([
-        transforms.Resize(256),
-        transforms.CenterCrop(224),
-        transforms.ToTensor(),
-        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
-    ])
+        ]
+    )
 
 
-def load_dataset(data_path, dataset_name='stackmix', transform=None):
+def load_dataset(data_path, dataset_name="stackmix", transform=None):
     """Their ``load_dataset`` (the whole set, ``images_idx=[]``), on the CPU; ``transform``
     replaces theirs (only to show what the old resize of STACK-MIX did)."""
     path_to_data = Path(data_path) / dataset_name
-    dataset = CustomImageDataset(directory=path_to_data, transform=transform or authors_transform(dataset_name))
-    size_dataset = len([name for name in os.listdir(path_to_data) if os.path.isfile(os.path.join(path_to_data, name))])
-    dataloader = torch.utils.data.DataLoader(dataset, batch_size=int(size_dataset), shuffle=False)
+    dataset = CustomImageDataset(
+        directory=path_to_data, transform=transform or authors_transform(dataset_name)
+    )
+    size_dataset = len(
+        [
+            name
+            for name in os.listdir(path_to_data)
+            if os.path.isfile(os.path.join(path_to_data, name))
+        ]
+    )
+    dataloader = torch.utils.data.DataLoader(
+        dataset, batch_size=int(size_dataset), shuffle=False
+    )
     return next(iter(dataloader))
 
 
@@ -120,10 +139,16 @@ def authors_architecture():
     """The network of their ``load_model``, before its weights are loaded."""
     model = torchvision.models.vgg16(weights=None)
     index_to_remove = 30  # the last max-pool
-    new_features = (list(model.features.children())[:index_to_remove]
-                    + list(model.features.children())[index_to_remove + 1:])
-    custom_model = nn.Sequential(*new_features, nn.Flatten(start_dim=1), model.classifier)
-    custom_model[28] = nn.Conv2d(512, 256, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+    new_features = (
+        list(model.features.children())[:index_to_remove]
+        + list(model.features.children())[index_to_remove + 1 :]
+    )
+    custom_model = nn.Sequential(
+        *new_features, nn.Flatten(start_dim=1), model.classifier
+    )
+    custom_model[28] = nn.Conv2d(
+        512, 256, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)
+    )
     custom_model[-1][0] = nn.Linear(256 * 14 * 14, custom_model[-1][0].out_features)
     return custom_model
 
@@ -144,7 +169,9 @@ def load_model(model_path, masked=False):
     """Their ``load_model``."""
     custom_model = authors_architecture()
     name = "params_vgg16_masked.pt" if masked else "params_vgg16_baseline.pt"
-    checkpoint = torch.load(Path(model_path) / name, map_location="cpu", weights_only=True)
+    checkpoint = torch.load(
+        Path(model_path) / name, map_location="cpu", weights_only=True
+    )
     custom_model.load_state_dict(checkpoint)
     if masked:
         apply_their_wall(custom_model)
@@ -152,7 +179,9 @@ def load_model(model_path, masked=False):
     return custom_model
 
 
-def get_heatmaps(model, dataset_batch, class_target=None, layers_idx=None, method="GradCAM"):
+def get_heatmaps(
+    model, dataset_batch, class_target=None, layers_idx=None, method="GradCAM"
+):
     """Their ``get_heatmaps`` (for the methods compared here)."""
     cam_methods = {"GradCAM": GradCAM, "HiResCAM": HiResCAM}
     model.eval()
@@ -165,10 +194,13 @@ def get_heatmaps(model, dataset_batch, class_target=None, layers_idx=None, metho
 def authors_mu(my_heatmap):
     """mu as their notebook computes it (its last cell)."""
     grayscale_heatmap = torch.tensor(my_heatmap)
-    return torch.norm(grayscale_heatmap[:, -54:, :], dim=(1, 2)) / torch.norm(grayscale_heatmap, dim=(1, 2))
+    return torch.norm(grayscale_heatmap[:, -54:, :], dim=(1, 2)) / torch.norm(
+        grayscale_heatmap, dim=(1, 2)
+    )
 
 
 # --- the rehearsal release -----------------------------------------------------------------------
+
 
 def _smooth_rgb(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A smooth random RGB picture (uint8): coarse noise, upsampled bilinearly."""
@@ -217,15 +249,21 @@ def write_full_width_checkpoints(folder: Path) -> None:
 
 # --- the comparison ------------------------------------------------------------------------------
 
+
 def _authors_results(release: Path) -> dict:
     """Everything the authors' path gives on the release: the batches, and per model, set and
     method the top-1 classes and mu."""
-    batches = {"STACK-MIX": load_dataset(release, "stackmix"), "STACK-GEN": load_dataset(release, "stackgen")}
+    batches = {
+        "STACK-MIX": load_dataset(release, "stackmix"),
+        "STACK-GEN": load_dataset(release, "stackgen"),
+    }
     out = {"batches": batches, "targets": {}, "mu": {}}
     for name, masked in (("walled", True), ("baseline", False)):
         model = load_model(release, masked=masked)
         logits = []  # what pytorch-grad-cam's forward pass gave: its top class is the one explained
-        model.register_forward_hook(lambda module, inputs, output: logits.append(output.detach()))
+        model.register_forward_hook(
+            lambda module, inputs, output: logits.append(output.detach())
+        )
         out["targets"][name], out["mu"][name] = {}, {}
         for set_name, batch in batches.items():
             out["mu"][name][set_name] = {}
@@ -242,7 +280,9 @@ def _authors_results(release: Path) -> dict:
 def assert_same_inputs(ours: torch.Tensor, theirs: torch.Tensor, name: str) -> None:
     """The project's input tensors of a set are the authors', to :data:`TOL`."""
     assert tuple(ours.shape) == tuple(theirs.shape), name
-    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=TOL, err_msg=name)
+    np.testing.assert_allclose(
+        ours.numpy(), theirs.numpy(), rtol=0, atol=TOL, err_msg=name
+    )
 
 
 @pytest.fixture(scope="module")
@@ -269,19 +309,27 @@ def test_the_release_is_in_the_authors_format(rehearsal):
     (strict state dicts), the wall is closed in the masked one only, and their listing gives
     the images in sorted order, skipping the text file."""
     release = rehearsal["release"]
-    walled = torch.load(release / "params_vgg16_masked.pt", weights_only=True)["31.0.weight"]
-    base = torch.load(release / "params_vgg16_baseline.pt", weights_only=True)["31.0.weight"]
+    walled = torch.load(release / "params_vgg16_masked.pt", weights_only=True)[
+        "31.0.weight"
+    ]
+    base = torch.load(release / "params_vgg16_baseline.pt", weights_only=True)[
+        "31.0.weight"
+    ]
     under = torch.ones(256, 14, 14, dtype=torch.bool)
     under[:, :5] = False
     under = under.reshape(-1)
     assert torch.count_nonzero(walled[:, under]) == 0  # exact: wall
     assert torch.count_nonzero(base[:, under]) > 0  # exact: integer
     for folder in ("stackmix", "stackgen"):
-        listed = [Path(p).name for p in CustomImageDataset(release / folder).image_paths]
+        listed = [
+            Path(p).name for p in CustomImageDataset(release / folder).image_paths
+        ]
         assert listed == sorted(listed) and len(listed) == N_IMAGES
         assert [p.name for p, _ in D.authors_stack_files(release / folder)[0]] == listed
     assert Image.open(release / "stackmix" / "b002.png").size == (224, 224)
-    assert {b.shape for b in rehearsal["authors"]["batches"].values()} == {(N_IMAGES, 3, 224, 224)}
+    assert {b.shape for b in rehearsal["authors"]["batches"].values()} == {
+        (N_IMAGES, 3, 224, 224)
+    }
 
 
 def test_same_input_tensors(cache):
@@ -296,7 +344,9 @@ def test_the_stackmix_resize_would_be_caught(cache, monkeypatch):
     """Putting back the resize of STACK-MIX (resize 256, centre crop 224, as STACK-GEN) makes
     the comparison fail: in the transcription, and in the project's own path."""
     theirs = cache["authors"]["batches"]["STACK-MIX"]
-    resized = load_dataset(cache["release"], "stackmix", transform=D.eval_transform(256))
+    resized = load_dataset(
+        cache["release"], "stackmix", transform=D.eval_transform(256)
+    )
     with pytest.raises(AssertionError):
         assert_same_inputs(resized, theirs, "STACK-MIX resized")
     # the seam: rows 170..177 of the resized stacks still show the top picture
@@ -315,25 +365,39 @@ def test_same_top1_and_mu_per_image(cache):
         # the rehearsal's checkpoints are not the ones the authors published (their digests are
         # pinned): the project says so, and checks their content instead
         warnings.filterwarnings("ignore", category=UnpublishedCheckpointWarning)
-        res = E.evaluate("full", methods=list(METHODS.values()), source="authors", n_images=N_IMAGES,
-                         device="cpu", write=False, show_progress=False)
+        res = E.evaluate(
+            "full",
+            methods=list(METHODS.values()),
+            source="authors",
+            n_images=N_IMAGES,
+            device="cpu",
+            write=False,
+            show_progress=False,
+        )
     assert res["source"] == "authors" and res["unseen_rows"] == [170, 223]
     theirs = cache["authors"]
     for model in ("walled", "baseline"):
         for set_name in ("STACK-MIX", "STACK-GEN"):
             where = f"{model}, {set_name}"
-            assert res["targets"][model][set_name] == theirs["targets"][model][set_name], where  # exact: integer
+            assert (
+                res["targets"][model][set_name] == theirs["targets"][model][set_name]
+            ), where  # exact: integer
             for key in METHODS.values():
                 expected = theirs["mu"][model][set_name][key]
-                assert np.isfinite(expected).all(), f"{where}, {key}: a map is zero everywhere"
+                assert np.isfinite(expected).all(), (
+                    f"{where}, {key}: a map is zero everywhere"
+                )
                 got = E.per_image(res, model, set_name, key)
-                np.testing.assert_allclose(got, expected, rtol=0, atol=TOL, err_msg=f"{where}, {key}")
+                np.testing.assert_allclose(
+                    got, expected, rtol=0, atol=TOL, err_msg=f"{where}, {key}"
+                )
     # HiResCAM on the walled model: exactly 0 on both paths
     for set_name in ("STACK-MIX", "STACK-GEN"):
         assert np.all(theirs["mu"]["walled"][set_name]["hirescam"] == 0)  # exact: wall
 
 
 # --- the paper-table command, rehearsed end to end -----------------------------------------------
+
 
 def write_narrow_checkpoints(folder: Path) -> None:
     """The two checkpoints in the authors' flat layout at 1/16 of the width, 10 classes (the
@@ -359,14 +423,21 @@ def offline(monkeypatch):
     and the full profile with 2 Opti-CAM iterations instead of 100 (the only setting changed: on
     a CPU, 100 iterations would take most of the time of the whole rehearsal)."""
     full = PROFILES["full"]
-    monkeypatch.setitem(PROFILES, "full", full.replace(eval=dataclasses.replace(full.eval, opticam_iterations=2)))
+    monkeypatch.setitem(
+        PROFILES,
+        "full",
+        full.replace(eval=dataclasses.replace(full.eval, opticam_iterations=2)),
+    )
     real = paper_table.download_authors_release
 
     def refuse(*args):
         raise AssertionError(f"nothing should be downloaded, asked for {args}")
 
-    monkeypatch.setattr(paper_table, "download_authors_release",
-                        lambda: real(downloader=refuse, url_downloader=refuse))
+    monkeypatch.setattr(
+        paper_table,
+        "download_authors_release",
+        lambda: real(downloader=refuse, url_downloader=refuse),
+    )
     monkeypatch.setenv("CAMWALLS_BOOK_BUILD", "1")  # no progress bar
 
 
@@ -396,41 +467,89 @@ def test_the_paper_table_command(layout, offline, tmp_path, monkeypatch, capsys)
     with warnings.catch_warnings():
         # the rehearsal's checkpoints are not the ones the authors published: the project says so
         warnings.filterwarnings("ignore", category=UnpublishedCheckpointWarning)
-        code = E.main(["--paper-table", "--images", "2", "--device", "cpu", "--out", str(out_dir)])
+        code = E.main(
+            ["--paper-table", "--images", "2", "--device", "cpu", "--out", str(out_dir)]
+        )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"the authors' release: {release} (checked)" in err
     saved = json.loads((out_dir / "table1.json").read_text())
-    assert (out_dir / "table1.csv").is_file() and E.results_paths("full")["json"].is_file()
+    assert (out_dir / "table1.csv").is_file() and E.results_paths("full")[
+        "json"
+    ].is_file()
     df = R.table(saved)
-    paper = ["gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam", "eigencam", "hirescam", "opticam"]
+    paper = [
+        "gradcam",
+        "gradcampp",
+        "xgradcam",
+        "scorecam",
+        "ablationcam",
+        "eigencam",
+        "hirescam",
+        "opticam",
+    ]
     assert sorted(df["method"].unique()) == sorted(paper) and len(df) == 8 * 2 * 2
-    assert set(df["set"]) == {"STACK-MIX", "STACK-GEN"} and set(df["model"]) == {"walled", "baseline"}
-    assert (df["source"] == "authors").all() and (df["profile"] == "full").all() and (df["n_images"] == 2).all()
-    assert saved["sets"]["STACK-MIX"]["source"].startswith("the authors' STACK-MIX images")
+    assert set(df["set"]) == {"STACK-MIX", "STACK-GEN"} and set(df["model"]) == {
+        "walled",
+        "baseline",
+    }
+    assert (
+        (df["source"] == "authors").all()
+        and (df["profile"] == "full").all()
+        and (df["n_images"] == 2).all()
+    )
+    assert saved["sets"]["STACK-MIX"]["source"].startswith(
+        "the authors' STACK-MIX images"
+    )
     # the comparison: ours is the mean over the two sets of the per-image means, minus the paper's
-    for key, paper_mu, name in (("gradcam", 0.227, "GradCAM"), ("hirescam", 0.0, "HiResCAM")):
-        ours = np.mean([np.mean(saved["per_image"]["walled"][s][key]["mu"]) for s in ("STACK-MIX", "STACK-GEN")])
-        line = next(x for x in out.splitlines() if x.startswith(f"{name} ") and " walled " in x)
-        assert line.split()[2:5] == [f"{paper_mu:.3f}", f"{ours:.3f}", f"{ours - paper_mu:+.3f}"], line
+    for key, paper_mu, name in (
+        ("gradcam", 0.227, "GradCAM"),
+        ("hirescam", 0.0, "HiResCAM"),
+    ):
+        ours = np.mean(
+            [
+                np.mean(saved["per_image"]["walled"][s][key]["mu"])
+                for s in ("STACK-MIX", "STACK-GEN")
+            ]
+        )
+        line = next(
+            x for x in out.splitlines() if x.startswith(f"{name} ") and " walled " in x
+        )
+        assert line.split()[2:5] == [
+            f"{paper_mu:.3f}",
+            f"{ours:.3f}",
+            f"{ours - paper_mu:+.3f}",
+        ], line
     assert "2 image(s) per set, the paper 100: a rehearsal" in out
     assert "Opti-CAM: 2 iterations" in out
     # run again: the current results are loaded, nothing is computed
-    monkeypatch.setattr(E_cli, "evaluate", lambda *a, **k: pytest.fail("computed again"))
+    monkeypatch.setattr(
+        E_cli, "evaluate", lambda *a, **k: pytest.fail("computed again")
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UnpublishedCheckpointWarning)
         assert E.main(["--paper-table", "--images", "2", "--device", "cpu"]) == 0
 
 
-def test_the_paper_table_command_fails_before_any_work(offline, tmp_path, monkeypatch, capsys):
+def test_the_paper_table_command_fails_before_any_work(
+    offline, tmp_path, monkeypatch, capsys
+):
     """Without the release (and no download possible), or with options that contradict the
     paper's setting, the command stops at once with one error line, before computing."""
     monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(E_cli, "evaluate", lambda *a, **k: pytest.fail("computed"))
     assert E.main(["--paper-table", "--images", "2"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and "params_vgg16_masked.pt" in err[0], err
-    for option in (["--profile", "quick"], ["--source", "trained"], ["--methods", "gradcam"]):
+    assert (
+        len(err) == 1
+        and err[0].startswith("error: ")
+        and "params_vgg16_masked.pt" in err[0]
+    ), err
+    for option in (
+        ["--profile", "quick"],
+        ["--source", "trained"],
+        ["--methods", "gradcam"],
+    ):
         assert E.main(["--paper-table", *option]) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--paper-table" in err[0] and option[0] in err[0], err

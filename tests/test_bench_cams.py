@@ -24,12 +24,23 @@ def test_benchmark_rows_agree_with_the_library_and_time_both():
     torch.manual_seed(0)
     model = rvgg(num_classes=10, width=1 / 32).eval()
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    rows = B.benchmark(model, images, ["ablationcam", "gradient family", "fullgrad"], repeat=1, batch_size=2,
-                       chunk=16)
+    rows = B.benchmark(
+        model,
+        images,
+        ["ablationcam", "gradient family", "fullgrad"],
+        repeat=1,
+        batch_size=2,
+        chunk=16,
+    )
     assert [r["case"] for r in rows] == ["ablationcam", "gradient family", "fullgrad"]
     for r in rows:
         assert r["speedup"] == pytest.approx(r["library_s"] / r["ours_s"])
-        assert set(r["per_method"]) == set(r["methods"]) == set(r["images_differing"]) == set(r["images_sign_flipped"])
+        assert (
+            set(r["per_method"])
+            == set(r["methods"])
+            == set(r["images_differing"])
+            == set(r["images_sign_flipped"])
+        )
         assert r["max_abs_diff"] == max(r["per_method"].values()) <= B.TOLERANCE
     # the library against itself in the other memory layout: measured, a number >= 0
     assert rows[2]["fullgrad_layout_spread"] >= 0
@@ -55,7 +66,9 @@ def test_principal_directions_are_compared_up_to_their_sign():
     eig = res["eigencam"]
     opposite = cams.postprocess(-eig.signed, "eigencam", (224, 224))["scaled"]
     assert np.abs(opposite - eig.scaled).max() > 0.1  # the other sign is another map
-    library = np.stack([eig.scaled[0], opposite[1]])  # image 1 "computed" with the other sign
+    library = np.stack(
+        [eig.scaled[0], opposite[1]]
+    )  # image 1 "computed" with the other sign
     d, flipped = B.map_differences(library, eig)
     assert d.max() <= 1e-6 and flipped.tolist() == [False, True]
     g = res["gradcam"]
@@ -65,7 +78,21 @@ def test_principal_directions_are_compared_up_to_their_sign():
 
 
 def test_command_writes_its_json(capsys):
-    assert bench_cams.main(["--model", "random", "--images", "1", "--cases", "ablationcam", "--repeat", "1"]) == 0
+    assert (
+        bench_cams.main(
+            [
+                "--model",
+                "random",
+                "--images",
+                "1",
+                "--cases",
+                "ablationcam",
+                "--repeat",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "ablationcam" in out and "written to" in out
     path = out.strip().splitlines()[-1].split("written to ")[-1]

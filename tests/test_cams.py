@@ -21,7 +21,10 @@ from helpers import cams, metrics
 from helpers.models import rvgg, theory_cnn
 
 ROOT = Path(__file__).resolve().parent.parent
-DEAD_CHANNELS = (1, 5)  # conv5_3 filters set to zero: flat (all-zero) activation channels
+DEAD_CHANNELS = (
+    1,
+    5,
+)  # conv5_3 filters set to zero: flat (all-zero) activation channels
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +54,12 @@ def images():
 @pytest.fixture(scope="module")
 def ours(model, images):
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing of ours may warn (the book fails on stderr)
-        return cams.compute_cams(model, images, None, batch_size=2, options={"opticam": {"iterations": 2}})
+        warnings.simplefilter(
+            "error"
+        )  # nothing of ours may warn (the book fails on stderr)
+        return cams.compute_cams(
+            model, images, None, batch_size=2, options={"opticam": {"iterations": 2}}
+        )
 
 
 @contextlib.contextmanager
@@ -77,7 +84,11 @@ def _quiet_and_fast(model, full_backward=False):
 
 
 def _release(cam):
-    ag = cam.activations_and_grads if hasattr(cam, "activations_and_grads") else cam.base_cam.activations_and_grads
+    ag = (
+        cam.activations_and_grads
+        if hasattr(cam, "activations_and_grads")
+        else cam.base_cam.activations_and_grads
+    )
     ag.gradients, ag.activations = [], []
     ag.release()
 
@@ -94,8 +105,19 @@ def _library(model, images, name):
 
 #: Library classes that only read the target layer's activations and gradients: one library
 #: forward/backward pass (GradCAM's) serves them all, through each class's own pipeline.
-_SHARED = ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM", "GradCAMElementWise",
-           "EigenCAM", "EigenGradCAM", "SegEigenCAM", "KPCA_CAM", "FEM")
+_SHARED = (
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "XGradCAM",
+    "HiResCAM",
+    "LayerCAM",
+    "GradCAMElementWise",
+    "EigenCAM",
+    "EigenGradCAM",
+    "SegEigenCAM",
+    "KPCA_CAM",
+    "FEM",
+)
 
 
 class _Captured:
@@ -103,7 +125,11 @@ class _Captured:
     class's clean-up cannot clear another's)."""
 
     def __init__(self, ag):
-        self.activations, self.gradients, self.handles = list(ag.activations), list(ag.gradients), []
+        self.activations, self.gradients, self.handles = (
+            list(ag.activations),
+            list(ag.gradients),
+            [],
+        )
 
     def release(self):
         pass
@@ -115,8 +141,10 @@ def library(model, images):
     with _quiet_and_fast(model):
         base = pgc.GradCAM(model, [model.target_layer])
         out["GradCAM"] = base(images, None)
-        targets = [pgc.utils.model_targets.ClassifierOutputTarget(int(c))
-                   for c in base.outputs.argmax(dim=1)]
+        targets = [
+            pgc.utils.model_targets.ClassifierOutputTarget(int(c))
+            for c in base.outputs.argmax(dim=1)
+        ]
         for name in _SHARED[1:]:
             cam = getattr(pgc, name)(model, [model.target_layer])
             cam.activations_and_grads.release()
@@ -129,7 +157,9 @@ def library(model, images):
     return out
 
 
-LIBRARY_METHODS = [m.key for m in cams.METHODS.values() if m.library and m.key != "randomcam"]
+LIBRARY_METHODS = [
+    m.key for m in cams.METHODS.values() if m.library and m.key != "randomcam"
+]
 
 
 @pytest.mark.parametrize("key", LIBRARY_METHODS)
@@ -161,16 +191,22 @@ def test_scorecam_skips_flat_channels_and_counts_them(ours):
     a = ours["scorecam"].extras
     assert a["flat_channels"] + a["forward_images"] + a["unread_masks"] == 2 * 8
     assert a["flat_channels"] >= 2 * len(DEAD_CHANNELS)
-    assert a["rows_share"] == 176 / 224  # the walled model's masked images run on the top 176 rows
+    assert (
+        a["rows_share"] == 176 / 224
+    )  # the walled model's masked images run on the top 176 rows
 
 
 def test_raw_maps_are_the_scaled_maps_before_min_max(model, images, ours):
     for key in ("gradcam", "hirescam", "scorecam", "opticam"):
         r = ours[key]
         assert r.low.shape == r.signed.shape == (2, 14, 14)
-        np.testing.assert_array_equal(r.low, np.maximum(r.signed, 0))  # exact: exact-float
+        np.testing.assert_array_equal(
+            r.low, np.maximum(r.signed, 0)
+        )  # exact: exact-float
         for i in range(2):
-            np.testing.assert_allclose(r.upsampled[i], cv2.resize(r.low[i], (224, 224)), rtol=0, atol=1e-6)
+            np.testing.assert_allclose(
+                r.upsampled[i], cv2.resize(r.low[i], (224, 224)), rtol=0, atol=1e-6
+            )
             up = r.upsampled[i]
             expected = (up - up.min()) / (up.max() - up.min())
             np.testing.assert_allclose(r.scaled[i], expected, atol=1e-5)
@@ -183,13 +219,19 @@ def test_raw_maps_are_the_scaled_maps_before_min_max(model, images, ours):
 def test_gradcam_by_hand(model, images, ours):
     """GradCAM's 14x14 map from autograd directly: relu(sum_k mean(dy/dA_k) A_k)."""
     store = {}
-    handle = model.target_layer.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
+    handle = model.target_layer.register_forward_hook(
+        lambda m, i, o: store.setdefault("a", o)
+    )
     x = images[:1].clone()
     logits = model(x)
     handle.remove()
     c = int(logits.argmax())
     (g,) = torch.autograd.grad(logits[0, c], store["a"])
-    expected = torch.relu((g.mean(dim=(2, 3), keepdim=True) * store["a"]).sum(1))[0].detach().numpy()
+    expected = (
+        torch.relu((g.mean(dim=(2, 3), keepdim=True) * store["a"]).sum(1))[0]
+        .detach()
+        .numpy()
+    )
     np.testing.assert_allclose(ours["gradcam"].low[0], expected, rtol=1e-4, atol=1e-6)
     assert ours["gradcam"].targets[0] == c
 
@@ -211,7 +253,9 @@ def test_the_wall_exactly(model, images, ours):
 
 def test_shapleycam_is_gradcam_when_the_head_is_piecewise_linear(ours):
     assert ours["shapleycam"].extras["max_abs_hvp"] == 0.0  # exact: wall
-    np.testing.assert_allclose(ours["shapleycam"].scaled, ours["gradcam"].scaled, atol=1e-6)
+    np.testing.assert_allclose(
+        ours["shapleycam"].scaled, ours["gradcam"].scaled, atol=1e-6
+    )
 
 
 def test_explicit_targets(model, images, ours):
@@ -222,11 +266,17 @@ def test_explicit_targets(model, images, ours):
 
     other = [(int(t) + 1) % 10 for t in top]
     a = cams.saliency(model, images, "hirescam", targets=other)
-    b = cams.saliency(model, images, "hirescam", targets=[ClassifierOutputTarget(t) for t in other])
+    b = cams.saliency(
+        model, images, "hirescam", targets=[ClassifierOutputTarget(t) for t in other]
+    )
     np.testing.assert_array_equal(a, b)  # exact: repeat
-    assert np.abs(a - ours["hirescam"].scaled).max() > 0.01  # another class, another map
+    assert (
+        np.abs(a - ours["hirescam"].scaled).max() > 0.01
+    )  # another class, another map
     one = cams.saliency(model, images, "gradcam", targets=3)
-    np.testing.assert_allclose(one, cams.saliency(model, images, "gradcam", targets=[3, 3]))
+    np.testing.assert_allclose(
+        one, cams.saliency(model, images, "gradcam", targets=[3, 3])
+    )
 
 
 def test_targets_of_the_wrong_length_are_an_error(model, images):
@@ -234,7 +284,10 @@ def test_targets_of_the_wrong_length_are_an_error(model, images):
         cams.saliency(model, images, "gradcam", targets=[1, 2, 3])
     # every method checks the classes, FullGrad (which has a pass of its own) included
     for method in ("gradcam", "fullgrad", "scorecam"):
-        with pytest.raises(ValueError, match=r"class indices in 0\.\.9 \(the model has 10 classes\), got 1\.\.10"):
+        with pytest.raises(
+            ValueError,
+            match=r"class indices in 0\.\.9 \(the model has 10 classes\), got 1\.\.10",
+        ):
             cams.saliency(model, images, method, targets=[1, 10])
     with pytest.raises(TypeError, match="class index"):
         cams.saliency(model, images, "gradcam", targets=["cat", 1])
@@ -251,7 +304,9 @@ def test_all_flat_activations_give_zero_maps_not_nan(model, images):
                 layer.bias.zero_()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = cams.compute_cams(m, images[:2], None, options={"opticam": {"iterations": 1}})
+        res = cams.compute_cams(
+            m, images[:2], None, options={"opticam": {"iterations": 1}}
+        )
     for key, r in res.items():
         for arr in (r.scaled, r.upsampled, r.low, r.signed):
             assert np.isfinite(arr).all(), key
@@ -298,20 +353,30 @@ def test_opticam_finds_the_known_answer():
     w = info["weights"][0]
     assert w[0] > 0.95 and w[0] == w.max()
     assert info["final_score"][0] > info["initial_score"][0] + 10
-    assert info["final_score"][0] >= 0.9 * info["logit"][0]  # masked to black: the blurred border costs more
-    assert info["logit"][0] == pytest.approx(9 * 14)  # 126 cells of R0, each pooled to 1
+    assert (
+        info["final_score"][0] >= 0.9 * info["logit"][0]
+    )  # masked to black: the blurred border costs more
+    assert info["logit"][0] == pytest.approx(
+        9 * 14
+    )  # 126 cells of R0, each pooled to 1
     # the map is then (almost) channel 0 alone
-    np.testing.assert_allclose(signed[0] / signed[0].max(), model.regions[0].numpy(), atol=0.06)
+    np.testing.assert_allclose(
+        signed[0] / signed[0].max(), model.regions[0].numpy(), atol=0.06
+    )
 
 
 def test_opticam_without_iterations_is_the_channel_mean(model, images):
     signed, info = cams.opticam(model, images[:2], iterations=0)
     store = {}
-    h = model.target_layer.register_forward_hook(lambda m, i, o: store.setdefault("a", o.detach()))
+    h = model.target_layer.register_forward_hook(
+        lambda m, i, o: store.setdefault("a", o.detach())
+    )
     with torch.no_grad():
         model(images[:2])
     h.remove()
-    np.testing.assert_allclose(signed, store["a"].relu().mean(dim=1).numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        signed, store["a"].relu().mean(dim=1).numpy(), rtol=1e-5, atol=1e-7
+    )
     np.testing.assert_allclose(info["weights"], 1 / 8)
     np.testing.assert_allclose(info["final_score"], info["initial_score"])
 
@@ -336,18 +401,45 @@ def test_registry_is_complete_and_cited():
     for m in cams.METHODS.values():
         assert m.cite in keys, m.key
         assert m.weights in ("global", "element-wise", "element-wise, centred")
-        assert m.prediction == {"global": "leaks", "element-wise": "blind",
-                                "element-wise, centred": "may leak"}[m.weights]
+        assert (
+            m.prediction
+            == {
+                "global": "leaks",
+                "element-wise": "blind",
+                "element-wise, centred": "may leak",
+            }[m.weights]
+        )
         assert m.key.isalnum() and m.key == m.key.lower()
         assert cams.get_method(m.display) is m
         if m.library:
             assert cams.get_method(m.library) is m
-    assert cams.PAPER_METHODS == ("gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam",
-                                  "eigencam", "hirescam", "opticam")
+    assert cams.PAPER_METHODS == (
+        "gradcam",
+        "gradcampp",
+        "xgradcam",
+        "scorecam",
+        "ablationcam",
+        "eigencam",
+        "hirescam",
+        "opticam",
+    )
     # every CAM class pytorch-grad-cam exports is either in the registry or left out with a reason
-    exported = {name for name in dir(pgc) if isinstance(getattr(pgc, name), type)
-                and (name.endswith("CAM") or name in ("FullGrad", "FEM", "SESS", "GuidedBackpropReLUModel",
-                                                      "DeepFeatureFactorization"))}
+    exported = {
+        name
+        for name in dir(pgc)
+        if isinstance(getattr(pgc, name), type)
+        and (
+            name.endswith("CAM")
+            or name
+            in (
+                "FullGrad",
+                "FEM",
+                "SESS",
+                "GuidedBackpropReLUModel",
+                "DeepFeatureFactorization",
+            )
+        )
+    }
     covered = {m.library for m in cams.METHODS.values() if m.library}
     left = {name.split(" ")[0] for name in cams.LEFT_OUT}
     assert exported - covered - left == set()
@@ -362,11 +454,19 @@ def test_every_method_has_a_runner_and_its_options_a_method():
     assert all(hasattr(cams, name) for name in cams.__all__)
 
 
-@pytest.mark.parametrize("name, match", [
-    ("grad-cam", None), ("Grad-CAM++", None), ("GradCAMPlusPlus", None), ("Opti-CAM", None),
-    ("KPCA_CAM", None), ("nosuchcam", "Unknown CAM method"), ("GuidedBackpropReLUModel", "not a CAM"),
-    ("SESS", "move the wall"),
-])
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("grad-cam", None),
+        ("Grad-CAM++", None),
+        ("GradCAMPlusPlus", None),
+        ("Opti-CAM", None),
+        ("KPCA_CAM", None),
+        ("nosuchcam", "Unknown CAM method"),
+        ("GuidedBackpropReLUModel", "not a CAM"),
+        ("SESS", "move the wall"),
+    ],
+)
 def test_method_names(name, match):
     if match is None:
         assert cams.get_method(name).key in cams.METHODS
@@ -391,7 +491,9 @@ def test_bad_input(model, images):
     with pytest.raises(ValueError, match="not a module of this model"):
         cams.saliency(model, images, "gradcam", target_layer=nn.ReLU())
     with pytest.raises(ValueError, match="target_layer"):
-        cams.saliency(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()), images, "gradcam")
+        cams.saliency(
+            nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()), images, "gradcam"
+        )
     with pytest.raises(ValueError, match="iterations"):
         cams.opticam(model, images, iterations=-1)
     with pytest.raises(ValueError, match="batch_size"):
@@ -402,7 +504,9 @@ def test_activations_and_gradients_know_the_wall(model, images, ours):
     A, G, targets = cams.activations_and_gradients(model, images)
     assert A.shape == G.shape == (2, 8, 14, 14)
     np.testing.assert_array_equal(targets, ours["gradcam"].targets)  # exact: integer
-    assert (G[:, :, 5:] == 0).all() and np.abs(G[:, :, :5]).max() > 0  # the wall, exactly
+    assert (G[:, :, 5:] == 0).all() and np.abs(
+        G[:, :, :5]
+    ).max() > 0  # the wall, exactly
     assert (A[:, :, 5:] > 0).any()  # ... but not in the activations
     # GradCAM from them by hand
     gradcam = np.maximum((G.mean(axis=(2, 3), keepdims=True) * A).sum(axis=1), 0)
@@ -412,14 +516,34 @@ def test_activations_and_gradients_know_the_wall(model, images, ours):
 def test_the_registry_file_reads_back_as_written_by_hand():
     from helpers.cams import registry
 
-    text = ('[[method]]\nkey = "toy"\ndisplay = "Toy"\ncite = "x"\nweights = "global"\nprediction = "leaks"\n'
-            "signal = \"gradient\"\nformula = '\\alpha_k'\nin_paper = false\nnote = \"grad_note\"\n")
+    text = (
+        '[[method]]\nkey = "toy"\ndisplay = "Toy"\ncite = "x"\nweights = "global"\nprediction = "leaks"\n'
+        'signal = "gradient"\nformula = \'\\alpha_k\'\nin_paper = false\nnote = "grad_note"\n'
+    )
     (toy,) = registry.read_methods(text)
-    assert toy == registry.CamMethod("toy", "Toy", "x", "global", "leaks", "gradient", "\\alpha_k", None, False,
-                                     registry.GRAD_NOTE)
+    assert toy == registry.CamMethod(
+        "toy",
+        "Toy",
+        "x",
+        "global",
+        "leaks",
+        "gradient",
+        "\\alpha_k",
+        None,
+        False,
+        registry.GRAD_NOTE,
+    )
     with pytest.raises(ValueError, match="unknown field"):
         registry.read_methods(text + 'colour = "red"\n')
     # the file holds the paper's eight methods first, in the order of its Table 1
     assert list(registry.PAPER_METHODS) == [m.key for m in registry.read_methods()][:8]
-    assert registry.PAPER_METHODS == ("gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam",
-                                      "eigencam", "hirescam", "opticam")
+    assert registry.PAPER_METHODS == (
+        "gradcam",
+        "gradcampp",
+        "xgradcam",
+        "scorecam",
+        "ablationcam",
+        "eigencam",
+        "hirescam",
+        "opticam",
+    )

@@ -62,8 +62,14 @@ class _MeanStd(nn.Module):
         return out
 
 
-def reference_opticam(model01: nn.Module, target_layer: nn.Module, images01: torch.Tensor,
-                      labels: torch.Tensor, max_iter: int, lr: float) -> tuple[torch.Tensor, int]:
+def reference_opticam(
+    model01: nn.Module,
+    target_layer: nn.Module,
+    images01: torch.Tensor,
+    labels: torch.Tensor,
+    max_iter: int,
+    lr: float,
+) -> tuple[torch.Tensor, int]:
     """``Basic_OptCAM(model01, device, max_iter, lr, target_layer, 'logit_predict', 'plain',
     'max_min', 'resnet')(images01, labels)``: the max-min normalized map ``(N, 1, H, W)`` and
     the step at which it stopped (``max_iter`` when the loss never rose)."""
@@ -79,11 +85,17 @@ def reference_opticam(model01: nn.Module, target_layer: nn.Module, images01: tor
         alpha = torch.softmax(w, dim=1)
         h, wd = feature.shape[2], feature.shape[3]
         sal = (alpha.repeat((1, 1, h, wd)) * feature).sum(axis=1).reshape((n, 1, h, wd))
-        sal = F.interpolate(sal, size=(images01.shape[2], images01.shape[3]), mode="bilinear",
-                            align_corners=False)
+        sal = F.interpolate(
+            sal,
+            size=(images01.shape[2], images01.shape[3]),
+            mode="bilinear",
+            align_corners=False,
+        )
         hi = sal.view(n, -1).max(dim=-1)[0]
         lo = sal.view(n, -1).min(dim=-1)[0]
-        delta = (hi - lo).reshape((n, 1, 1, 1)).repeat((1, 1, sal.shape[2], sal.shape[3]))
+        delta = (
+            (hi - lo).reshape((n, 1, 1, 1)).repeat((1, 1, sal.shape[2], sal.shape[3]))
+        )
         lo = lo.reshape((n, 1, 1, 1)).repeat((1, 1, sal.shape[2], sal.shape[3]))
         norm = (sal - lo) / delta
         return norm, norm.repeat((1, images01.shape[1], 1, 1)) * images01
@@ -92,7 +104,9 @@ def reference_opticam(model01: nn.Module, target_layer: nn.Module, images01: tor
     grab(images01)
     feature = torch.relu(grab.activations[0])
     grab.release()
-    w = (0.5 * torch.ones((n, feature.shape[1], 1, 1), dtype=torch.float)).requires_grad_(True)
+    w = (
+        0.5 * torch.ones((n, feature.shape[1], 1, 1), dtype=torch.float)
+    ).requires_grad_(True)
     optimizer = torch.optim.Adam([w], lr=lr)
     prev = 1e10
     f_images = f(images01)
@@ -112,7 +126,12 @@ def reference_opticam(model01: nn.Module, target_layer: nn.Module, images01: tor
 
 def _as_reference_map(signed: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Our ``S(u*)`` upsampled and max-min normalized as the reference does, ``(N, H, W)``."""
-    sal = F.interpolate(torch.from_numpy(signed)[:, None], size=size, mode="bilinear", align_corners=False)
+    sal = F.interpolate(
+        torch.from_numpy(signed)[:, None],
+        size=size,
+        mode="bilinear",
+        align_corners=False,
+    )
     lo = sal.amin(dim=(2, 3), keepdim=True)
     return ((sal - lo) / (sal.amax(dim=(2, 3), keepdim=True) - lo))[:, 0].numpy()
 
@@ -126,7 +145,7 @@ class _OneByOne(nn.Module):
         self.model, self.target_layer = model, model.target_layer
 
     def forward(self, x):
-        return torch.cat([self.model(x[i:i + 1]) for i in range(x.shape[0])])
+        return torch.cat([self.model(x[i : i + 1]) for i in range(x.shape[0])])
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +167,14 @@ def model():
 def x():
     """Normalized images whose round trip through ``[0, 1]`` is exact: ``_MeanStd(x * std +
     mean)`` is ``x`` bit for bit (one round trip of random images reaches such a point)."""
-    x = normalize(torch.rand(4, 3, 224, 224, generator=torch.Generator().manual_seed(2)))
+    x = normalize(
+        torch.rand(4, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    )
     mean, std = imagenet_stats(x)
     x = fast_layout(_MeanStd()(x * std + mean))
-    assert torch.equal(_MeanStd()(x * std + mean), x)  # exact: repeat (the same operations twice)
+    assert torch.equal(
+        _MeanStd()(x * std + mean), x
+    )  # exact: repeat (the same operations twice)
     return x
 
 
@@ -175,15 +198,25 @@ def reference_model(model):
     return nn.Sequential(_MeanStd(), _ChannelsLast(), model)
 
 
-def test_stop_batch_is_the_reference_on_the_batch(model, x, images01, labels, reference_model):
+def test_stop_batch_is_the_reference_on_the_batch(
+    model, x, images01, labels, reference_model
+):
     signed, info = cams.opticam(model, x, labels, iterations=50, lr=0.1, stop="batch")
-    ref, step = reference_opticam(reference_model, model.target_layer, images01, labels, 50, 0.1)
-    assert np.abs(_as_reference_map(signed, x.shape[-2:]) - ref[:, 0].numpy()).max() <= TOL
+    ref, step = reference_opticam(
+        reference_model, model.target_layer, images01, labels, 50, 0.1
+    )
+    assert (
+        np.abs(_as_reference_map(signed, x.shape[-2:]) - ref[:, 0].numpy()).max() <= TOL
+    )
     assert step < 50  # the loss summed over the batch rose: the early stop is tested
-    assert info["steps"].tolist() == [step] * len(x)  # exact: repeat (the same float operations)
+    assert info["steps"].tolist() == [step] * len(
+        x
+    )  # exact: repeat (the same float operations)
 
 
-def test_stop_image_is_the_reference_on_each_image_alone(model, x, images01, labels, reference_model):
+def test_stop_image_is_the_reference_on_each_image_alone(
+    model, x, images01, labels, reference_model
+):
     """Each image stops on its own loss; the optimization of the others goes on, on a smaller
     batch. One thread, and the model run one image at a time, so that an image's arithmetic
     does not depend on the batch (with several threads, a sum over one image's pixels is split
@@ -193,14 +226,31 @@ def test_stop_image_is_the_reference_on_each_image_alone(model, x, images01, lab
     try:
         with torch.no_grad():
             acts = []
-            hook = model.target_layer.register_forward_hook(lambda _m, _i, out: acts.append(out))
+            hook = model.target_layer.register_forward_hook(
+                lambda _m, _i, out: acts.append(out)
+            )
             for i in range(len(x)):
-                model(x[i:i + 1])
+                model(x[i : i + 1])
             hook.remove()
-        signed, info = cams.opticam(_OneByOne(model).eval(), x, labels, iterations=50, lr=0.1,
-                                    activations=torch.cat(acts))
-        refs = [reference_opticam(reference_model, model.target_layer, images01[i:i + 1], labels[i:i + 1],
-                                  50, 0.1) for i in range(len(x))]
+        signed, info = cams.opticam(
+            _OneByOne(model).eval(),
+            x,
+            labels,
+            iterations=50,
+            lr=0.1,
+            activations=torch.cat(acts),
+        )
+        refs = [
+            reference_opticam(
+                reference_model,
+                model.target_layer,
+                images01[i : i + 1],
+                labels[i : i + 1],
+                50,
+                0.1,
+            )
+            for i in range(len(x))
+        ]
     finally:
         torch.set_num_threads(threads)
     got = _as_reference_map(signed, x.shape[-2:])
@@ -216,15 +266,31 @@ def test_stop_image_is_the_reference_on_each_image_alone(model, x, images01, lab
 
 def test_compute_cams_gives_opticam_s_maps_and_records_the_settings(model, x, labels):
     signed, info = cams.opticam(model, x, labels, iterations=20, lr=0.1)
-    res = cams.compute_cams(model, x, ["opticam"], labels, batch_size=len(x),
-                            options={"opticam": {"iterations": 20, "lr": 0.1}})["opticam"]
+    res = cams.compute_cams(
+        model,
+        x,
+        ["opticam"],
+        labels,
+        batch_size=len(x),
+        options={"opticam": {"iterations": 20, "lr": 0.1}},
+    )["opticam"]
     # a raw map, relative to its largest value (TESTING.md); the same batch and kernels
-    np.testing.assert_allclose(res.signed, signed, rtol=0, atol=1e-5 * float(np.abs(signed).max()))
+    np.testing.assert_allclose(
+        res.signed, signed, rtol=0, atol=1e-5 * float(np.abs(signed).max())
+    )
     assert res.extras["steps"].tolist() == info["steps"].tolist()
-    assert (res.extras["iterations"], res.extras["lr"], res.extras["stop"]) == (20, 0.1, "image")
+    assert (res.extras["iterations"], res.extras["lr"], res.extras["stop"]) == (
+        20,
+        0.1,
+        "image",
+    )
     for name in ("final_score", "initial_score", "logit"):  # logits: 1e-5 relative
-        np.testing.assert_allclose(res.extras[name], info[name], rtol=0,
-                                   atol=1e-5 * np.abs(info["logit"]).max())
+        np.testing.assert_allclose(
+            res.extras[name],
+            info[name],
+            rtol=0,
+            atol=1e-5 * np.abs(info["logit"]).max(),
+        )
 
 
 class _Halves(nn.Module):
@@ -251,7 +317,9 @@ class _Halves(nn.Module):
 
 def test_a_masked_pixel_is_black_in_the_0_1_image():
     model = _Halves()
-    image01 = torch.rand(1, 3, 56, 56, generator=torch.Generator().manual_seed(4)) * 0.8 + 0.1
+    image01 = (
+        torch.rand(1, 3, 56, 56, generator=torch.Generator().manual_seed(4)) * 0.8 + 0.1
+    )
     cams.opticam(model, normalize(image01), [0], iterations=1)
     masked = model.seen[-1]  # the masked image of the one iteration
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -270,14 +338,22 @@ def test_iteration_sweep_is_the_evaluation_s_mu(model, x):
     assert list(sweep) == [0, 3, 10]
     # 0 iterations: the channel mean, post-processed as pytorch-grad-cam and mu by hand
     store = {}
-    h = model.target_layer.register_forward_hook(lambda m, i, o: store.setdefault("a", o.detach()))
+    h = model.target_layer.register_forward_hook(
+        lambda m, i, o: store.setdefault("a", o.detach())
+    )
     with torch.no_grad():
         model(x)
     h.remove()
-    scaled = postprocess(store["a"].relu().mean(dim=1).numpy(), "opticam")["scaled"].astype(np.float64)
+    scaled = postprocess(store["a"].relu().mean(dim=1).numpy(), "opticam")[
+        "scaled"
+    ].astype(np.float64)
     rows = slice(170, 224)
-    by_hand = np.sqrt((scaled[:, rows] ** 2).sum(axis=(1, 2)) / (scaled ** 2).sum(axis=(1, 2)))
-    np.testing.assert_allclose(sweep[0]["mu"], by_hand, rtol=0, atol=1e-4)  # mu: 1e-4 absolute
+    by_hand = np.sqrt(
+        (scaled[:, rows] ** 2).sum(axis=(1, 2)) / (scaled**2).sum(axis=(1, 2))
+    )
+    np.testing.assert_allclose(
+        sweep[0]["mu"], by_hand, rtol=0, atol=1e-4
+    )  # mu: 1e-4 absolute
     assert sweep[0]["steps"].tolist() == [0, 0]
     # more iterations: the maps of opticam itself
     for count in (3, 10):

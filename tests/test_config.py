@@ -29,7 +29,13 @@ def test_full_profile_is_the_papers_recipe():
     t = full.train
     assert (full.width, full.wall_rows, full.image_size) == (1.0, 9, 224)
     assert (t.epochs, t.batch_size, t.optimizer, t.lr, t.momentum, t.weight_decay) == (
-        90, 256, "sgd", 0.03, 0.9, 1e-4)
+        90,
+        256,
+        "sgd",
+        0.03,
+        0.9,
+        1e-4,
+    )
     assert (t.lr_step_epochs, t.lr_gamma, t.seed) == (30, 0.1, 3)
     assert full.eval.stack_images == 100
 
@@ -73,8 +79,12 @@ def test_device_choice(monkeypatch):
 def test_seed_everything_reproduces_all_generators():
     def draw():
         gen = config.seed_everything(7)
-        return (random.random(), np.random.rand(), torch.rand(1).item(),
-                torch.rand(1, generator=gen).item())
+        return (
+            random.random(),
+            np.random.rand(),
+            torch.rand(1).item(),
+            torch.rand(1, generator=gen).item(),
+        )
 
     assert draw() == draw()
     with pytest.raises(ValueError, match="non-negative"):
@@ -85,7 +95,10 @@ def test_profile_label_and_replace():
     assert config.profile_label("quick", torch.device("cpu")) == "profile: quick (cpu)"
     narrow = config.get_profile("quick").replace(width=0.5)
     assert narrow.width == 0.5 and config.get_profile("quick").width != 0.5
-    assert narrow.as_dict()["train"]["optimizer"] == config.get_profile("quick").train.optimizer
+    assert (
+        narrow.as_dict()["train"]["optimizer"]
+        == config.get_profile("quick").train.optimizer
+    )
 
 
 def test_progress_is_silent_during_book_builds(monkeypatch):
@@ -110,10 +123,14 @@ def test_home_pointing_at_a_regular_file(monkeypatch, tmp_path):
     # reading the paths works and creates nothing
     assert config.cache_dir("authors", create=False) == home / "authors"
     assert config.results_dir("quick", create=False) == home / "results" / "quick"
-    with pytest.raises(config.CacheDirError, match=(
+    with pytest.raises(
+        config.CacheDirError,
+        match=(
             r"Cannot create or write the folder .*file\.txt/checkpoints/quick in the cache "
             r"\(CAMWALLS_HOME='.*file\.txt'\): .*file\.txt is a regular file, not a folder\. "
-            r"Expected a writable folder.*Point CAMWALLS_HOME at a writable folder")) as info:
+            r"Expected a writable folder.*Point CAMWALLS_HOME at a writable folder"
+        ),
+    ) as info:
         config.cache_dir("checkpoints", "quick")
     assert isinstance(info.value, OSError)
     with pytest.raises(config.CacheDirError, match="CAMWALLS_HOME"):
@@ -124,7 +141,10 @@ def test_home_pointing_at_a_regular_file(monkeypatch, tmp_path):
 def test_home_below_a_regular_file_is_unwritable_even_for_root(monkeypatch, tmp_path):
     home = _regular_file(tmp_path) / "sub"
     monkeypatch.setenv(config.HOME_ENV, str(home))
-    with pytest.raises(config.CacheDirError, match=r"CAMWALLS_HOME='.*file\.txt/sub'.*file\.txt is a regular file"):
+    with pytest.raises(
+        config.CacheDirError,
+        match=r"CAMWALLS_HOME='.*file\.txt/sub'.*file\.txt is a regular file",
+    ):
         config.cache_dir("data")
     assert config.cache_dir("data", create=False) == home / "data"
 
@@ -142,9 +162,11 @@ def test_home_folder_without_write_permission(monkeypatch, tmp_path):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(cli.tempfile, "mkstemp", refuse)
-    with pytest.raises(config.CacheDirError,
-                       match=r"readonly/results/quick in the cache .*: writing in it fails with PermissionError: "
-                             r"Permission denied.*Point CAMWALLS_HOME at a writable folder"):
+    with pytest.raises(
+        config.CacheDirError,
+        match=r"readonly/results/quick in the cache .*: writing in it fails with PermissionError: "
+        r"Permission denied.*Point CAMWALLS_HOME at a writable folder",
+    ):
         config.ensure_dir(config.results_dir("quick", create=False))
     # a folder that exists stays usable for reading: cache_dir only makes sure it exists
     assert config.results_dir("quick").is_dir()
@@ -154,14 +176,20 @@ def test_unset_home_is_named_in_the_message(monkeypatch, tmp_path):
     monkeypatch.delenv(config.HOME_ENV, raising=False)
     fake_home = _regular_file(tmp_path)
     monkeypatch.setattr(config, "DEFAULT_HOME", fake_home)
-    with pytest.raises(config.CacheDirError, match=r"CAMWALLS_HOME is not set, so the default .*file\.txt is used"):
+    with pytest.raises(
+        config.CacheDirError,
+        match=r"CAMWALLS_HOME is not set, so the default .*file\.txt is used",
+    ):
         config.cache_dir("checkpoints")
 
 
 def test_ensure_dir_outside_the_cache(monkeypatch, tmp_path):
     monkeypatch.setenv(config.HOME_ENV, str(tmp_path / "home"))
     target = _regular_file(tmp_path) / "out"
-    with pytest.raises(config.CacheDirError, match=r"folder .*file\.txt/out: .*regular file.*Choose a writable folder") as info:
+    with pytest.raises(
+        config.CacheDirError,
+        match=r"folder .*file\.txt/out: .*regular file.*Choose a writable folder",
+    ) as info:
         config.ensure_dir(target)
     assert "CAMWALLS_HOME" not in str(info.value)
     assert config.ensure_dir(tmp_path / "a" / "b").is_dir()

@@ -22,7 +22,9 @@ def test_fetch_file_records_and_checks_sha256(tmp_path):
     D.fetch_file("http://example/file.bin", dest, downloader=fake)
     record = json.loads((dest.parent / D.CHECKSUMS_FILE).read_text())
     assert record == {"file.bin": hashlib.sha256(b"hello").hexdigest()}
-    D.fetch_file("http://example/file.bin", dest, downloader=fake)  # present: skipped, checked
+    D.fetch_file(
+        "http://example/file.bin", dest, downloader=fake
+    )  # present: skipped, checked
     assert len(calls) == 1
     dest.write_bytes(b"hellO")
     with pytest.raises(ValueError, match="SHA-256 mismatch"):
@@ -31,8 +33,12 @@ def test_fetch_file_records_and_checks_sha256(tmp_path):
     def offline(url, dest):
         raise OSError("no network")
 
-    with pytest.raises(D.MissingDataError, match=str(tmp_path / "other.bin").replace("\\", "\\\\")):
-        D.fetch_file("http://example/other.bin", tmp_path / "other.bin", downloader=offline)
+    with pytest.raises(
+        D.MissingDataError, match=str(tmp_path / "other.bin").replace("\\", "\\\\")
+    ):
+        D.fetch_file(
+            "http://example/other.bin", tmp_path / "other.bin", downloader=offline
+        )
 
 
 def test_verify_or_record_records_only_what_validates(tmp_path):
@@ -47,7 +53,9 @@ def test_verify_or_record_records_only_what_validates(tmp_path):
     assert not (tmp_path / D.CHECKSUMS_FILE).exists()
     seen = []
     digest = D.verify_or_record(path, validate=seen.append)
-    assert seen == [path] and json.loads((tmp_path / D.CHECKSUMS_FILE).read_text()) == {"f.bin": digest}
+    assert seen == [path] and json.loads((tmp_path / D.CHECKSUMS_FILE).read_text()) == {
+        "f.bin": digest
+    }
     D.verify_or_record(path, validate=seen.append)  # recorded: not validated again
     assert seen == [path]
 
@@ -62,11 +70,17 @@ def test_a_symlinked_file_is_keyed_by_the_links_name(tmp_path):
     folder.mkdir()
     (folder / "params.pt").symlink_to(elsewhere)
     digest = D.verify_or_record(folder / "params.pt", folder)
-    assert json.loads((folder / D.CHECKSUMS_FILE).read_text()) == {"params.pt": hashlib.sha256(b"weights").hexdigest()}
+    assert json.loads((folder / D.CHECKSUMS_FILE).read_text()) == {
+        "params.pt": hashlib.sha256(b"weights").hexdigest()
+    }
     assert digest == hashlib.sha256(b"weights").hexdigest()
     (tmp_path / "linked").symlink_to(elsewhere.parent, target_is_directory=True)
-    D.verify_or_record(elsewhere, tmp_path / "linked")  # the real path of a file in a linked folder
-    assert json.loads((elsewhere.parent / D.CHECKSUMS_FILE).read_text()) == {"weights.pt": digest}
+    D.verify_or_record(
+        elsewhere, tmp_path / "linked"
+    )  # the real path of a file in a linked folder
+    assert json.loads((elsewhere.parent / D.CHECKSUMS_FILE).read_text()) == {
+        "weights.pt": digest
+    }
     with pytest.raises(ValueError, match=r"is not inside the record folder"):
         D.verify_or_record(elsewhere, folder)
 
@@ -76,5 +90,8 @@ def test_a_digest_computed_by_the_caller_is_not_computed_again(tmp_path, monkeyp
     path.write_bytes(b"abc")
     calls = []
     monkeypatch.setattr(D.downloads, "sha256_file", lambda p: calls.append(p))
-    assert D.verify_or_record(path, digest=hashlib.sha256(b"abc").hexdigest()) == hashlib.sha256(b"abc").hexdigest()
+    assert (
+        D.verify_or_record(path, digest=hashlib.sha256(b"abc").hexdigest())
+        == hashlib.sha256(b"abc").hexdigest()
+    )
     assert calls == []

@@ -14,11 +14,17 @@ from PIL import Image
 from helpers import data as D
 
 
-def save_image(path: Path, mode: str = "RGB", size=(40, 30), fmt: str = "JPEG", colour=None) -> None:
+def save_image(
+    path: Path, mode: str = "RGB", size=(40, 30), fmt: str = "JPEG", colour=None
+) -> None:
     """An image file of one colour (``mode``, ``size`` as width x height, format ``fmt``), its
     folders created (the other data tests use it too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    colour = colour if colour is not None else {"RGB": (200, 30, 30), "L": 128, "RGBA": (0, 0, 255, 0)}[mode]
+    colour = (
+        colour
+        if colour is not None
+        else {"RGB": (200, 30, 30), "L": 128, "RGBA": (0, 0, 255, 0)}[mode]
+    )
     Image.new(mode, size, colour).save(path, format=fmt)
 
 
@@ -36,7 +42,10 @@ def test_image_folder_conversions(tmp_path):
     report = D.check_image_folder(root)
     assert report.classes == ["cat", "dog"] and report.counts == {"cat": 2, "dog": 2}
     assert [p.name for p in report.skipped] == ["notes.txt"]
-    assert report.modes == {"L": 1, "RGBA": 1} and report.sizes == {"224x224": 1, "other": 3}
+    assert report.modes == {"L": 1, "RGBA": 1} and report.sizes == {
+        "224x224": 1,
+        "other": 3,
+    }
     ds = D.image_folder(root)
     assert len(ds) == 4
     x, y = ds[2]  # dog/c.png: fully transparent blue, composed onto white
@@ -45,7 +54,9 @@ def test_image_folder_conversions(tmp_path):
     assert torch.allclose(x[:, 100, 100], white, atol=1e-2)
     g, _ = ds[1]  # grey 128 -> three equal channels before normalization
     raw = D.denormalize(g)
-    assert torch.allclose(raw[0], raw[1], atol=1e-2) and float(raw[0, 5, 5]) == pytest.approx(128 / 255, abs=0.01)
+    assert torch.allclose(raw[0], raw[1], atol=1e-2) and float(
+        raw[0, 5, 5]
+    ) == pytest.approx(128 / 255, abs=0.01)
     assert ds.conversions.modes == {"L": 1, "RGBA": 1}
     assert "converted from mode L" in ds.conversions.describe()
 

@@ -42,6 +42,7 @@ class FileURLRetrievalError(Exception):
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """The real downloaders fail here: a test that forgets its fake never reaches a network."""
+
     def offline(*args):
         raise OSError("no network in the tests")
 
@@ -53,8 +54,12 @@ def no_network(monkeypatch):
 def authors_states():
     """Narrow (width 1/32) walled and baseline rVGG state dicts in the authors' flat layout."""
     torch.manual_seed(0)
-    return {True: rvgg_to_authors_state_dict(rvgg(10, width=1 / 32).state_dict()),
-            False: rvgg_to_authors_state_dict(rvgg(10, width=1 / 32, wall_rows=0).state_dict())}
+    return {
+        True: rvgg_to_authors_state_dict(rvgg(10, width=1 / 32).state_dict()),
+        False: rvgg_to_authors_state_dict(
+            rvgg(10, width=1 / 32, wall_rows=0).state_dict()
+        ),
+    }
 
 
 @pytest.fixture
@@ -65,15 +70,30 @@ def small_release(monkeypatch, tmp_path):
     return tmp_path
 
 
-def _write_release(root: Path, states, stackmix_size=(224, 224), n=FAKE_STACK_IMAGES, stacks=True,
-                   checkpoints=True) -> Path:
+def _write_release(
+    root: Path,
+    states,
+    stackmix_size=(224, 224),
+    n=FAKE_STACK_IMAGES,
+    stacks=True,
+    checkpoints=True,
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for walled, name in D.AUTHORS_CHECKPOINTS.items():
         if checkpoints:
             torch.save(states[walled], root / name)
     for i in range(n if stacks else 0):
-        save_image(root / "stackmix" / f"{i:03d}.png", fmt="PNG", size=stackmix_size, colour=(10 * i, 0, 0))
-        save_image(root / "stackgen" / f"{i:03d}.jpg", size=(300 + i, 260), colour=(0, 10 * i, 0))
+        save_image(
+            root / "stackmix" / f"{i:03d}.png",
+            fmt="PNG",
+            size=stackmix_size,
+            colour=(10 * i, 0, 0),
+        )
+        save_image(
+            root / "stackgen" / f"{i:03d}.jpg",
+            size=(300 + i, 260),
+            colour=(0, 10 * i, 0),
+        )
     return root
 
 
@@ -86,7 +106,9 @@ def _zip_stacks(archive: Path, release_root: Path, top: str | None = None) -> Pa
             zf.writestr(f"{prefix}{folder}/", "")
             for p in sorted((release_root / folder).iterdir()):
                 zf.write(p, f"{prefix}{folder}/{p.name}")
-                zf.writestr(f"__MACOSX/{prefix}{folder}/._{p.name}", b"\0\5\26\7 not an image")
+                zf.writestr(
+                    f"__MACOSX/{prefix}{folder}/._{p.name}", b"\0\5\26\7 not an image"
+                )
             zf.writestr(f"{prefix}{folder}/.DS_Store", b"\0\0\0\1Bud1")
     return archive
 
@@ -96,8 +118,11 @@ def _pin(monkeypatch, folder: Path, sha256: str | None = None) -> None:
     files of the published size with another digest)."""
     for name in D.AUTHORS_CHECKPOINTS.values():
         data = (folder / name).read_bytes()
-        monkeypatch.setitem(D.AUTHORS_PUBLISHED_CHECKPOINTS, name,
-                            D.PublishedFile(sha256 or hashlib.sha256(data).hexdigest(), len(data)))
+        monkeypatch.setitem(
+            D.AUTHORS_PUBLISHED_CHECKPOINTS,
+            name,
+            D.PublishedFile(sha256 or hashlib.sha256(data).hexdigest(), len(data)),
+        )
 
 
 def _truncate(path: Path) -> None:
@@ -108,7 +133,9 @@ def _truncate(path: Path) -> None:
 def _count_calls(monkeypatch, module, name) -> list:
     calls = []
     original = getattr(module, name)
-    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(a) or original(*a, **k))
+    monkeypatch.setattr(
+        module, name, lambda *a, **k: calls.append(a) or original(*a, **k)
+    )
     return calls
 
 
@@ -117,12 +144,19 @@ def test_the_published_checkpoints_are_pinned():
     the pointers' text."""
     for name, pointer in LFS_POINTERS.items():
         fields = dict(line.split(" ", 1) for line in pointer.splitlines())
-        assert D.AUTHORS_PUBLISHED_CHECKPOINTS[name] == (fields["oid"].removeprefix("sha256:"), int(fields["size"]))
-        assert D.authors_lfs_url(name) == ("https://media.githubusercontent.com/media/MagamedT/"
-                                           "cam-can-see-through-walls/6ba9e36ba500561bb78812807a2337421e7438ef/"
-                                           f"vgg16_experiment/{name}")
+        assert D.AUTHORS_PUBLISHED_CHECKPOINTS[name] == (
+            fields["oid"].removeprefix("sha256:"),
+            int(fields["size"]),
+        )
+        assert D.authors_lfs_url(name) == (
+            "https://media.githubusercontent.com/media/MagamedT/"
+            "cam-can-see-through-walls/6ba9e36ba500561bb78812807a2337421e7438ef/"
+            f"vgg16_experiment/{name}"
+        )
     assert set(D.AUTHORS_PUBLISHED_CHECKPOINTS) == set(D.AUTHORS_CHECKPOINTS.values())
-    assert D.AUTHORS_STACKS_ZIP_URL.endswith("MagamedT/cam-can-see-through-walls/raw/HEAD/processed_datasets_gradcam.zip")
+    assert D.AUTHORS_STACKS_ZIP_URL.endswith(
+        "MagamedT/cam-can-see-through-walls/raw/HEAD/processed_datasets_gradcam.zip"
+    )
 
 
 @pytest.mark.filterwarnings(UNPUBLISHED)
@@ -131,121 +165,195 @@ def test_authors_release_with_a_fake_download(small_release, authors_states):
 
     def fake(folder_id, dest):
         assert folder_id == D.AUTHORS_DRIVE_FOLDER
-        _write_release(dest / "cam-release", authors_states)  # gdown may put the content in a sub-folder
+        _write_release(
+            dest / "cam-release", authors_states
+        )  # gdown may put the content in a sub-folder
 
     with pytest.raises(D.MissingDataError, match="params_vgg16_masked.pt"):
         D.authors_checkpoint(walled=True)
     assert not D.authors_dir().exists()  # looking did not create anything
     dest = D.download_authors_release(downloader=fake)
-    assert (dest / "params_vgg16_masked.pt").is_file() and (dest / "stackgen" / "000.jpg").is_file()
+    assert (dest / "params_vgg16_masked.pt").is_file() and (
+        dest / "stackgen" / "000.jpg"
+    ).is_file()
     record = json.loads((dest / D.CHECKSUMS_FILE).read_text())
-    assert set(record) >= {"params_vgg16_masked.pt", "params_vgg16_baseline.pt", "stackgen/000.jpg",
-                           "stackmix/003.png"}
+    assert set(record) >= {
+        "params_vgg16_masked.pt",
+        "params_vgg16_baseline.pt",
+        "stackgen/000.jpg",
+        "stackmix/003.png",
+    }
     assert D.authors_checkpoint(walled=False).name == "params_vgg16_baseline.pt"
     model = D.load_authors_model(walled=True)
     assert model.wall_rows == 9 and model.num_classes == 10
-    torch.save({"0.weight": torch.ones(1)}, dest / "params_vgg16_masked.pt")  # replaced file
-    with pytest.raises(ValueError, match=r"SHA-256 mismatch(.|\n)*fails the content check"):
+    torch.save(
+        {"0.weight": torch.ones(1)}, dest / "params_vgg16_masked.pt"
+    )  # replaced file
+    with pytest.raises(
+        ValueError, match=r"SHA-256 mismatch(.|\n)*fails the content check"
+    ):
         D.authors_checkpoint(walled=True)
 
     def offline(folder_id, dest):
         raise OSError("no network")
 
-    with pytest.raises(D.MissingDataError, match=r"Missing: params_vgg16_masked\.pt(.|\n)*drive\.google\.com"
-                                                 r"(.|\n)*OSError: no network(.|\n)*media\.githubusercontent\.com"):
+    with pytest.raises(
+        D.MissingDataError,
+        match=r"Missing: params_vgg16_masked\.pt(.|\n)*drive\.google\.com"
+        r"(.|\n)*OSError: no network(.|\n)*media\.githubusercontent\.com",
+    ):
         D.download_authors_release(tmp_path / "elsewhere", downloader=offline)
 
 
-def test_a_published_checkpoint_is_the_authors(small_release, authors_states, monkeypatch):
+def test_a_published_checkpoint_is_the_authors(
+    small_release, authors_states, monkeypatch
+):
     """A file with the published size and digest is not loaded to be checked, and its digest
     replaces whatever was recorded before."""
     dest = _write_release(small_release / "release", authors_states)
     _pin(monkeypatch, dest)
-    (dest / D.CHECKSUMS_FILE).write_text(json.dumps({"params_vgg16_masked.pt": "0" * 64}))
+    (dest / D.CHECKSUMS_FILE).write_text(
+        json.dumps({"params_vgg16_masked.pt": "0" * 64})
+    )
 
     def must_not_load(path, walled):
-        raise AssertionError(f"{path} was loaded: the published file needs no content check")
+        raise AssertionError(
+            f"{path} was loaded: the published file needs no content check"
+        )
 
     monkeypatch.setattr(release, "validate_authors_checkpoint", must_not_load)
     with warnings.catch_warnings():
         warnings.simplefilter("error", D.UnpublishedCheckpointWarning)
-        D.download_authors_release(dest, downloader=lambda *a: pytest.fail("nothing is missing"))
+        D.download_authors_release(
+            dest, downloader=lambda *a: pytest.fail("nothing is missing")
+        )
     record = json.loads((dest / D.CHECKSUMS_FILE).read_text())
     for name, published in D.AUTHORS_PUBLISHED_CHECKPOINTS.items():
-        assert record[name] == published.sha256 == hashlib.sha256((dest / name).read_bytes()).hexdigest()
+        assert (
+            record[name]
+            == published.sha256
+            == hashlib.sha256((dest / name).read_bytes()).hexdigest()
+        )
 
 
-def test_an_unpublished_checkpoint_warns_and_is_checked(small_release, authors_states, monkeypatch):
+def test_an_unpublished_checkpoint_warns_and_is_checked(
+    small_release, authors_states, monkeypatch
+):
     """Another size: a warning, no hashing against the published digest, the content checks. The
     published size with another digest: a warning naming the digest, the file hashed once."""
     folder = _write_release(D.authors_dir(), authors_states, stacks=False)
     pinned_hashes = _count_calls(monkeypatch, release, "sha256_file")
     record_hashes = _count_calls(monkeypatch, D.downloads, "sha256_file")
-    with pytest.warns(D.UnpublishedCheckpointWarning, match=r"params_vgg16_masked\.pt is not the walled checkpoint "
-                      r"the authors published(.|\n)*bytes, the published file 959,763,686(.|\n)*may have been re-saved"):
+    with pytest.warns(
+        D.UnpublishedCheckpointWarning,
+        match=r"params_vgg16_masked\.pt is not the walled checkpoint "
+        r"the authors published(.|\n)*bytes, the published file 959,763,686(.|\n)*may have been re-saved",
+    ):
         assert D.authors_checkpoint(walled=True) == folder / "params_vgg16_masked.pt"
     assert len(pinned_hashes) == 0 and len(record_hashes) == 1
     _truncate(folder / "params_vgg16_baseline.pt")
-    with pytest.warns(D.UnpublishedCheckpointWarning), pytest.raises(D.AuthorsReleaseError, match="Delete it"):
+    with (
+        pytest.warns(D.UnpublishedCheckpointWarning),
+        pytest.raises(D.AuthorsReleaseError, match="Delete it"),
+    ):
         D.authors_checkpoint(walled=False)
     torch.save(authors_states[False], folder / "params_vgg16_baseline.pt")
     _pin(monkeypatch, folder, sha256="f" * 64)
     pinned_hashes.clear()
     record_hashes.clear()
-    with pytest.warns(D.UnpublishedCheckpointWarning, match=r"published size, but its SHA-256 is [0-9a-f]{16}\.\.\., "
-                                                            r"not ffffffffffffffff"):
+    with pytest.warns(
+        D.UnpublishedCheckpointWarning,
+        match=r"published size, but its SHA-256 is [0-9a-f]{16}\.\.\., "
+        r"not ffffffffffffffff",
+    ):
         D.authors_checkpoint(walled=False)
-    assert len(pinned_hashes) == 1 and len(record_hashes) == 0  # hashed once, the digest reused
+    assert (
+        len(pinned_hashes) == 1 and len(record_hashes) == 0
+    )  # hashed once, the digest reused
 
 
-def _fake_github(published: Path, zip_bytes: bytes | None, requested: list, lfs_body=None):
+def _fake_github(
+    published: Path, zip_bytes: bytes | None, requested: list, lfs_body=None
+):
     """A downloader serving the Git LFS checkpoints from ``published`` and the stacks' zip."""
+
     def fetch(url, dest):
         requested.append(url)
         name = url.rsplit("/", 1)[-1]
         if url == D.AUTHORS_STACKS_ZIP_URL and zip_bytes is not None:
             dest.write_bytes(zip_bytes)
         elif url == D.authors_lfs_url(name):
-            dest.write_bytes(lfs_body(name) if lfs_body else (published / name).read_bytes())
+            dest.write_bytes(
+                lfs_body(name) if lfs_body else (published / name).read_bytes()
+            )
         else:
             raise OSError(f"404 {url}")
+
     return fetch
 
 
 @pytest.mark.parametrize("refused", ["everything", "the checkpoints"])
-def test_when_drive_refuses_github_gives_the_release(small_release, authors_states, monkeypatch, refused):
+def test_when_drive_refuses_github_gives_the_release(
+    small_release, authors_states, monkeypatch, refused
+):
     published = _write_release(small_release / "published", authors_states)
     _pin(monkeypatch, published)
-    archive = _zip_stacks(small_release / "processed_datasets_gradcam.zip", published, top="processed_datasets_gradcam")
+    archive = _zip_stacks(
+        small_release / "processed_datasets_gradcam.zip",
+        published,
+        top="processed_datasets_gradcam",
+    )
 
     def drive(folder_id, dest):
         if refused == "the checkpoints":
             _write_release(dest, authors_states, checkpoints=False)
-        raise FileURLRetrievalError("Too many users have viewed or downloaded this file recently.")
+        raise FileURLRetrievalError(
+            "Too many users have viewed or downloaded this file recently."
+        )
 
     requested = []
     dest = small_release / "release"
     with warnings.catch_warnings():
         warnings.simplefilter("error", D.UnpublishedCheckpointWarning)
-        D.download_authors_release(dest, downloader=drive,
-                                   url_downloader=_fake_github(published, archive.read_bytes(), requested))
-    expected = [D.authors_lfs_url(n) for n in ("params_vgg16_masked.pt", "params_vgg16_baseline.pt")]
-    assert requested == expected + ([D.AUTHORS_STACKS_ZIP_URL] if refused == "everything" else [])
+        D.download_authors_release(
+            dest,
+            downloader=drive,
+            url_downloader=_fake_github(published, archive.read_bytes(), requested),
+        )
+    expected = [
+        D.authors_lfs_url(n)
+        for n in ("params_vgg16_masked.pt", "params_vgg16_baseline.pt")
+    ]
+    assert requested == expected + (
+        [D.AUTHORS_STACKS_ZIP_URL] if refused == "everything" else []
+    )
     for name in D.AUTHORS_CHECKPOINTS.values():
         assert (dest / name).read_bytes() == (published / name).read_bytes()
     assert not list(dest.glob("*.download")) and not list(dest.glob(".*.unpacking"))
-    assert sorted(p.name for p in (dest / "stackmix").iterdir()) == [f"{i:03d}.png" for i in range(FAKE_STACK_IMAGES)]
+    assert sorted(p.name for p in (dest / "stackmix").iterdir()) == [
+        f"{i:03d}.png" for i in range(FAKE_STACK_IMAGES)
+    ]
     record = json.loads((dest / D.CHECKSUMS_FILE).read_text())
-    assert record["params_vgg16_masked.pt"] == D.AUTHORS_PUBLISHED_CHECKPOINTS["params_vgg16_masked.pt"].sha256
+    assert (
+        record["params_vgg16_masked.pt"]
+        == D.AUTHORS_PUBLISHED_CHECKPOINTS["params_vgg16_masked.pt"].sha256
+    )
     assert "stackgen/003.jpg" in record
 
 
-@pytest.mark.parametrize("body, match", [
-    ("half", r"it gave [0-9,]+ bytes, the published file is [0-9,]+ bytes"),
-    ("pointer", r"it gave a Git LFS pointer instead of the file"),
-])
-def test_a_wrong_lfs_download_is_not_kept(small_release, authors_states, monkeypatch, body, match):
-    published = _write_release(small_release / "published", authors_states, stacks=False)
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        ("half", r"it gave [0-9,]+ bytes, the published file is [0-9,]+ bytes"),
+        ("pointer", r"it gave a Git LFS pointer instead of the file"),
+    ],
+)
+def test_a_wrong_lfs_download_is_not_kept(
+    small_release, authors_states, monkeypatch, body, match
+):
+    published = _write_release(
+        small_release / "published", authors_states, stacks=False
+    )
     _pin(monkeypatch, published)
     hashes = _count_calls(monkeypatch, release_sources, "sha256_file")
 
@@ -255,7 +363,10 @@ def test_a_wrong_lfs_download_is_not_kept(small_release, authors_states, monkeyp
 
     dest = _write_release(small_release / "release", authors_states, checkpoints=False)
     fetch = _fake_github(published, None, [], lfs_body=lfs_body)
-    with pytest.raises(D.MissingDataError, match=r"not the checkpoint the authors published(.|\n)*" + match):
+    with pytest.raises(
+        D.MissingDataError,
+        match=r"not the checkpoint the authors published(.|\n)*" + match,
+    ):
         D.download_authors_release(dest, url_downloader=fetch, sources=("github",))
     assert hashes == []  # the size was wrong: nothing was hashed
     assert not list(dest.glob("*.pt")) and not list(dest.glob("*.download"))
@@ -266,7 +377,11 @@ def test_a_wrong_lfs_download_is_not_kept(small_release, authors_states, monkeyp
 @pytest.mark.parametrize("how", ["drive", "by hand"])
 def test_the_stacks_from_a_zip(small_release, authors_states, top, how):
     published = _write_release(small_release / "published", authors_states)
-    dest = _write_release(small_release / "release", authors_states, stacks=False) if how == "by hand" else None
+    dest = (
+        _write_release(small_release / "release", authors_states, stacks=False)
+        if how == "by hand"
+        else None
+    )
     archive_name = "processed_datasets_gradcam.zip" if how == "by hand" else "data.zip"
 
     def drive(folder_id, d):
@@ -275,22 +390,34 @@ def test_the_stacks_from_a_zip(small_release, authors_states, top, how):
 
     if how == "by hand":
         _zip_stacks(dest / archive_name, published, top)
-        D.download_authors_release(dest, downloader=lambda *a: pytest.fail("nothing to download"))
+        D.download_authors_release(
+            dest, downloader=lambda *a: pytest.fail("nothing to download")
+        )
     else:
         dest = D.download_authors_release(small_release / "release", downloader=drive)
     for folder in D.AUTHORS_FOLDERS:
-        assert sorted(os.listdir(dest / folder)) == sorted(os.listdir(published / folder))
+        assert sorted(os.listdir(dest / folder)) == sorted(
+            os.listdir(published / folder)
+        )
     assert not (dest / "__MACOSX").exists()
 
 
-def test_a_zip_without_the_stack_folders_says_what_it_holds(small_release, authors_states):
+def test_a_zip_without_the_stack_folders_says_what_it_holds(
+    small_release, authors_states
+):
     dest = _write_release(small_release / "release", authors_states, stacks=False)
     with zipfile.ZipFile(dest / "old.zip", "w") as zf:
         zf.writestr("processed_datasets_gradcam/gen_cropped/0.png", b"x")
-    with pytest.raises(D.AuthorsReleaseError, match=r"holds no stackmix/ or stackgen/ folder \(its top level: "
-                                                    r"processed_datasets_gradcam\)"):
+    with pytest.raises(
+        D.AuthorsReleaseError,
+        match=r"holds no stackmix/ or stackgen/ folder \(its top level: "
+        r"processed_datasets_gradcam\)",
+    ):
         D.unpack_authors_stacks(dest / "old.zip", dest)
-    with pytest.raises(D.MissingDataError, match=r"Missing: stackmix/, stackgen/(.|\n)*old\.zip holds no"):
+    with pytest.raises(
+        D.MissingDataError,
+        match=r"Missing: stackmix/, stackgen/(.|\n)*old\.zip holds no",
+    ):
         D.download_authors_release(dest)
     (dest / "old.zip").write_bytes(b"PK\3\4 truncated")
     with pytest.raises(D.AuthorsReleaseError, match=r"old\.zip is not a readable zip"):
@@ -307,14 +434,26 @@ def test_a_release_of_symbolic_links(small_release, authors_states):
     for name in D.AUTHORS_CHECKPOINTS.values():
         (dest / name).symlink_to(drive / name)
     (dest / "stackmix").symlink_to(drive / "stackmix", target_is_directory=True)
-    (dest / "linked").symlink_to(drive, target_is_directory=True)  # stackgen/ one folder down, linked
+    (dest / "linked").symlink_to(
+        drive, target_is_directory=True
+    )  # stackgen/ one folder down, linked
     D.download_authors_release(downloader=lambda *a: pytest.fail("nothing to download"))
     record = json.loads((dest / D.CHECKSUMS_FILE).read_text())
-    assert set(record) == {*D.AUTHORS_CHECKPOINTS.values(), *(f"{f}/{i:03d}.{'png' if f == 'stackmix' else 'jpg'}"
-                                                              for f in D.AUTHORS_FOLDERS for i in range(FAKE_STACK_IMAGES))}
-    assert (dest / "stackgen").is_symlink() and (drive / "stackgen" / "000.jpg").is_file()
+    assert set(record) == {
+        *D.AUTHORS_CHECKPOINTS.values(),
+        *(
+            f"{f}/{i:03d}.{'png' if f == 'stackmix' else 'jpg'}"
+            for f in D.AUTHORS_FOLDERS
+            for i in range(FAKE_STACK_IMAGES)
+        ),
+    }
+    assert (dest / "stackgen").is_symlink() and (
+        drive / "stackgen" / "000.jpg"
+    ).is_file()
     assert D.authors_checkpoint(walled=True) == dest / "params_vgg16_masked.pt"
-    D.download_authors_release(downloader=lambda *a: pytest.fail("nothing to download"))  # the record holds
+    D.download_authors_release(
+        downloader=lambda *a: pytest.fail("nothing to download")
+    )  # the record holds
 
 
 @pytest.mark.filterwarnings(UNPUBLISHED)
@@ -327,42 +466,71 @@ def test_a_truncated_checkpoint_is_refused_not_recorded(small_release, authors_s
         _truncate(dest / "params_vgg16_masked.pt")
 
     dest = tmp_path / "release"
-    with pytest.raises(D.AuthorsReleaseError, match=r"params_vgg16_masked\.pt(.|\n)*Delete it and download it again"):
+    with pytest.raises(
+        D.AuthorsReleaseError,
+        match=r"params_vgg16_masked\.pt(.|\n)*Delete it and download it again",
+    ):
         D.download_authors_release(dest, downloader=truncated)
-    record = json.loads((dest / D.CHECKSUMS_FILE).read_text()) if (dest / D.CHECKSUMS_FILE).exists() else {}
+    record = (
+        json.loads((dest / D.CHECKSUMS_FILE).read_text())
+        if (dest / D.CHECKSUMS_FILE).exists()
+        else {}
+    )
     assert "params_vgg16_masked.pt" not in record
     # as told: delete it and download again; the good copy is checked and recorded
     (dest / "params_vgg16_masked.pt").unlink()
-    D.download_authors_release(dest, downloader=lambda folder_id, d: _write_release(d, authors_states))
+    D.download_authors_release(
+        dest, downloader=lambda folder_id, d: _write_release(d, authors_states)
+    )
     record = json.loads((dest / D.CHECKSUMS_FILE).read_text())
-    assert record["params_vgg16_masked.pt"] == D.sha256_file(dest / "params_vgg16_masked.pt")
+    assert record["params_vgg16_masked.pt"] == D.sha256_file(
+        dest / "params_vgg16_masked.pt"
+    )
 
 
 @pytest.mark.filterwarnings(UNPUBLISHED)
-def test_a_checkpoint_copied_by_hand_is_checked_before_it_is_recorded(small_release, authors_states):
+def test_a_checkpoint_copied_by_hand_is_checked_before_it_is_recorded(
+    small_release, authors_states
+):
     folder = D.authors_dir()
     folder.mkdir(parents=True)
     torch.save(authors_states[True], folder / "params_vgg16_masked.pt")
     _truncate(folder / "params_vgg16_masked.pt")
-    with pytest.raises(D.AuthorsReleaseError, match=r"Cannot read the checkpoint(.|\n)*download_authors_release"):
+    with pytest.raises(
+        D.AuthorsReleaseError,
+        match=r"Cannot read the checkpoint(.|\n)*download_authors_release",
+    ):
         D.authors_checkpoint(walled=True)
     assert not (folder / D.CHECKSUMS_FILE).exists()
     # the two checkpoints swapped: each fails its wall check, nothing is recorded
     torch.save(authors_states[True], folder / "params_vgg16_baseline.pt")
     torch.save(authors_states[False], folder / "params_vgg16_masked.pt")
-    with pytest.raises(D.AuthorsReleaseError, match=r"params_vgg16_baseline\.pt was asked for as the baseline(.|\n)*exactly zero(.|\n)*walled=True"):
+    with pytest.raises(
+        D.AuthorsReleaseError,
+        match=r"params_vgg16_baseline\.pt was asked for as the baseline(.|\n)*exactly zero(.|\n)*walled=True",
+    ):
         D.authors_checkpoint(walled=False)
-    with pytest.raises(D.AuthorsReleaseError, match=r"walled checkpoint(.|\n)*under the wall(.|\n)*Delete it"):
+    with pytest.raises(
+        D.AuthorsReleaseError,
+        match=r"walled checkpoint(.|\n)*under the wall(.|\n)*Delete it",
+    ):
         D.authors_checkpoint(walled=True)
     assert not (folder / D.CHECKSUMS_FILE).exists()
 
 
 @pytest.mark.filterwarnings(UNPUBLISHED)
-def test_a_mismatch_says_whether_the_present_file_is_sound(small_release, authors_states):
+def test_a_mismatch_says_whether_the_present_file_is_sound(
+    small_release, authors_states
+):
     """A digest recorded by an older version from a broken copy: the good copy is not blamed blindly."""
     dest = _write_release(small_release / "release", authors_states)
-    (dest / D.CHECKSUMS_FILE).write_text(json.dumps({"params_vgg16_masked.pt": "0" * 64}))
-    with pytest.raises(ValueError, match=r"SHA-256 mismatch(.|\n)*passes the content check(.|\n)*delete the entry"):
+    (dest / D.CHECKSUMS_FILE).write_text(
+        json.dumps({"params_vgg16_masked.pt": "0" * 64})
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"SHA-256 mismatch(.|\n)*passes the content check(.|\n)*delete the entry",
+    ):
         D.download_authors_release(dest)
 
 
@@ -387,12 +555,20 @@ def test_a_stack_folder_without_images_is_missing(small_release, authors_states)
 
 
 @pytest.mark.filterwarnings(UNPUBLISHED)
-@pytest.mark.parametrize("problem, match", [
-    ("few", r"stackmix holds 3 image file\(s\); expected 4 images"),
-    ("size", r"000\.png of the authors' STACK-MIX set is 200x180; expected 224x224"),
-    ("corrupt", r"001\.png of the authors' STACK-MIX set cannot be decoded"),
-])
-def test_stack_folders_are_checked_before_they_are_recorded(small_release, authors_states, problem, match):
+@pytest.mark.parametrize(
+    "problem, match",
+    [
+        ("few", r"stackmix holds 3 image file\(s\); expected 4 images"),
+        (
+            "size",
+            r"000\.png of the authors' STACK-MIX set is 200x180; expected 224x224",
+        ),
+        ("corrupt", r"001\.png of the authors' STACK-MIX set cannot be decoded"),
+    ],
+)
+def test_stack_folders_are_checked_before_they_are_recorded(
+    small_release, authors_states, problem, match
+):
     dest = small_release / "release"
     if problem == "size":
         _write_release(dest, authors_states, stackmix_size=(200, 180))

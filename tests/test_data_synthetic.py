@@ -12,22 +12,33 @@ from helpers import data as D
 from helpers.data.synthetic import _sample_placement
 
 
-def _render_one(label: int, radius: float = 40.0, angle: float = 0.0, center=(112.0, 112.0)):
+def _render_one(
+    label: int, radius: float = 40.0, angle: float = 0.0, center=(112.0, 112.0)
+):
     bg = torch.full((1, 3, 224, 224), 0.5)
-    img, box = D.render_synthetic(torch.tensor([label]), torch.tensor([center]), torch.tensor([radius]),
-                                  torch.tensor([angle]), torch.tensor([[1.0, 1.0, 1.0]]), bg)
+    img, box = D.render_synthetic(
+        torch.tensor([label]),
+        torch.tensor([center]),
+        torch.tensor([radius]),
+        torch.tensor([angle]),
+        torch.tensor([[1.0, 1.0, 1.0]]),
+        bg,
+    )
     return img[0], box[0]
 
 
-@pytest.mark.parametrize("label, area", [
-    (0, math.pi * 0.95 ** 2),                       # disc of radius 0.95
-    (1, math.pi * (0.95 ** 2 - 0.65 ** 2)),         # ring between radii 0.65 and 0.95
-    (2, 1.9 * 0.56),                                # bar 1.9 x 0.56
-    (3, 2 * (1.9 * 0.4) - 0.4 ** 2),                # plus sign: two 1.9 x 0.4 bars minus overlap
-    (5, 3 * math.sqrt(3) / 4),                      # equilateral triangle inscribed in the unit circle
-    (6, 1.7 ** 2),                                  # stripes: square patch (colour and complement)
-    (9, math.pi * 0.95 ** 2),                       # bullseye: disc patch
-])
+@pytest.mark.parametrize(
+    "label, area",
+    [
+        (0, math.pi * 0.95**2),  # disc of radius 0.95
+        (1, math.pi * (0.95**2 - 0.65**2)),  # ring between radii 0.65 and 0.95
+        (2, 1.9 * 0.56),  # bar 1.9 x 0.56
+        (3, 2 * (1.9 * 0.4) - 0.4**2),  # plus sign: two 1.9 x 0.4 bars minus overlap
+        (5, 3 * math.sqrt(3) / 4),  # equilateral triangle inscribed in the unit circle
+        (6, 1.7**2),  # stripes: square patch (colour and complement)
+        (9, math.pi * 0.95**2),  # bullseye: disc patch
+    ],
+)
 def test_rendered_area_matches_closed_form(label, area):
     r = 40.0
     img, _ = _render_one(label, radius=r, angle=0.3)
@@ -40,8 +51,12 @@ def test_boxes_match_axis_aligned_bar():
     img, box = _render_one(2, radius=30.0, center=(100.0, 120.0))
     # half-width 0.95 * 30 = 28.5 px, half-height 0.28 * 30 = 8.4 px (plus anti-aliasing)
     top, bottom, left, right = box.tolist()
-    assert top == pytest.approx(100 - 8.4, abs=1) and bottom == pytest.approx(100 + 8.4, abs=1)
-    assert left == pytest.approx(120 - 28.5, abs=1) and right == pytest.approx(120 + 28.5, abs=1)
+    assert top == pytest.approx(100 - 8.4, abs=1) and bottom == pytest.approx(
+        100 + 8.4, abs=1
+    )
+    assert left == pytest.approx(120 - 28.5, abs=1) and right == pytest.approx(
+        120 + 28.5, abs=1
+    )
     rows = torch.nonzero((img - 0.5).abs().sum(0).sum(1) > 0).view(-1)
     assert (int(rows[0]), int(rows[-1]) + 1) == (int(top), int(bottom))
 
@@ -50,7 +65,9 @@ def test_synthetic_batch_is_a_function_of_the_seed():
     a = D.synthetic_batch(6, 123)
     b = D.synthetic_batch(6, 123)
     c = D.synthetic_batch(6, 124)
-    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)  # exact: repeat
+    assert torch.equal(a.images, b.images) and torch.equal(
+        a.labels, b.labels
+    )  # exact: repeat
     assert not torch.equal(a.images, c.images)  # exact: repeat
     assert a.images.shape == (6, 3, 224, 224) and a.images.dtype == torch.float32
     assert a.labels.dtype == torch.long and int(a.labels.max()) < 10
@@ -70,10 +87,19 @@ def test_below_objects_leave_the_visible_rows_untouched():
     labels = torch.arange(n)
     gen = torch.Generator().manual_seed(0)
     aspects = torch.ones(n)
-    centers, radii = _sample_placement(gen, labels, 224, (18.0, 44.0), "below", 0.0, aspects)
+    centers, radii = _sample_placement(
+        gen, labels, 224, (18.0, 44.0), "below", 0.0, aspects
+    )
     bg = torch.full((n, 3, 224, 224), 0.5)
-    img, boxes = D.render_synthetic(labels, centers, radii, torch.rand(n, generator=gen) * 6.28,
-                                    torch.zeros(n, 3), bg, aspects)
+    img, boxes = D.render_synthetic(
+        labels,
+        centers,
+        radii,
+        torch.rand(n, generator=gen) * 6.28,
+        torch.zeros(n, 3),
+        bg,
+        aspects,
+    )
     changed_rows = torch.nonzero((img - 0.5).abs().amax(dim=(0, 1, 3)) > 0).view(-1)
     assert int(changed_rows.min()) >= 170
     assert D.placement_groups(boxes) == ["below"] * n
@@ -107,14 +133,21 @@ def test_synthetic_bad_input():
 
 
 def test_placement_groups_by_hand():
-    boxes = torch.tensor([[10.0, 170.0, 0, 1], [170.0, 200.0, 0, 1], [160.0, 180.0, 0, 1]])
+    boxes = torch.tensor(
+        [[10.0, 170.0, 0, 1], [170.0, 200.0, 0, 1], [160.0, 180.0, 0, 1]]
+    )
     assert D.placement_groups(boxes) == ["above", "below", "straddle"]
     with pytest.raises(ValueError, match="N, 4"):
         D.placement_groups(torch.zeros(3))
 
 
 def test_top_row_placement_and_instances():
-    b = D.synthetic_batch(4, 11, placement=["top=0", "top=100", "top=170", "top=190"], radius_range=(14.0, 20.0))
+    b = D.synthetic_batch(
+        4,
+        11,
+        placement=["top=0", "top=100", "top=170", "top=190"],
+        radius_range=(14.0, 20.0),
+    )
     tops = b.boxes[:, 0]
     # the painted top is at the asked row or a little below (a rotated shape may not reach its
     # bounding circle), never above it
@@ -125,6 +158,9 @@ def test_top_row_placement_and_instances():
         D.synthetic_batch(1, 0, placement="top=300")
     one = D.synthetic_batch(6, 5, instances=1)
     many = D.synthetic_batch(6, 5, instances=3)
+
     # more instances: at least as much painted area (boxes bound every instance)
-    area = lambda bx: (bx[:, 1] - bx[:, 0]) * (bx[:, 3] - bx[:, 2])
+    def area(bx):
+        return (bx[:, 1] - bx[:, 0]) * (bx[:, 3] - bx[:, 2])
+
     assert float(area(many.boxes).sum()) > float(area(one.boxes).sum())

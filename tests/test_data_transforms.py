@@ -16,7 +16,9 @@ def test_normalize_matches_torchvision_and_round_trips():
     assert torch.allclose(D.denormalize(D.normalize(x)), x, atol=1e-6)
     assert torch.allclose(D.denormalize(D.normalize(x[0])), x[0], atol=1e-6)
     # values outside [0, 1] are clipped for display
-    assert float(D.denormalize(torch.full((3, 2, 2), 100.0)).max()) == 1.0  # exact: exact-float
+    assert (
+        float(D.denormalize(torch.full((3, 2, 2), 100.0)).max()) == 1.0
+    )  # exact: exact-float
 
 
 def test_normalize_rejects_wrong_shapes():
@@ -32,10 +34,18 @@ def test_denormalize_against_numbers_by_hand():
     z = torch.zeros(3, 1, 3)
     z[:, 0, 1] = 1.0
     z[:, 0, 2] = -100.0
-    expected = torch.tensor([[0.485, 0.485 + 0.229, 0.0],
-                             [0.456, 0.456 + 0.224, 0.0],
-                             [0.406, 0.406 + 0.225, 0.0]])
+    expected = torch.tensor(
+        [
+            [0.485, 0.485 + 0.229, 0.0],
+            [0.456, 0.456 + 0.224, 0.0],
+            [0.406, 0.406 + 0.225, 0.0],
+        ]
+    )
     assert torch.allclose(D.denormalize(z)[:, 0], expected, atol=1e-6)
     assert D.denormalize(z).dtype == torch.float32
-    assert D.denormalize(z.double()).dtype == torch.float64  # float64 in, float64 out (plots)
-    assert torch.allclose(D.denormalize(z.double())[:, 0], expected.double(), atol=1e-12)
+    assert (
+        D.denormalize(z.double()).dtype == torch.float64
+    )  # float64 in, float64 out (plots)
+    assert torch.allclose(
+        D.denormalize(z.double())[:, 0], expected.double(), atol=1e-12
+    )

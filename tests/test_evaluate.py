@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from helpers import cams, data as D, evaluate as E, metrics
-from helpers.evaluate import cli as E_cli, keys as E_keys, paper_table, run as E_run, store as E_store
+from helpers.evaluate import (
+    cli as E_cli,
+    keys as E_keys,
+    paper_table,
+    run as E_run,
+    store as E_store,
+)
 from helpers import results as R
 from helpers.config import get_profile
 from helpers.models import rvgg, rvgg_to_authors_state_dict
@@ -23,27 +29,47 @@ METHODS = ["gradcam", "hirescam", "layercam", "ablationcam", "opticam"]
 @pytest.fixture(scope="module")
 def profile():
     prof = get_profile("quick")
-    return prof.replace(eval=prof.eval.__class__(stack_images=2, batch_size=2, opticam_iterations=1,
-                                                 score_batch=8, grid_images=2, seed=0))
+    return prof.replace(
+        eval=prof.eval.__class__(
+            stack_images=2,
+            batch_size=2,
+            opticam_iterations=1,
+            score_batch=8,
+            grid_images=2,
+            seed=0,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
-    return {"walled": rvgg(10, width=1 / 32).eval(), "baseline": rvgg(10, width=1 / 32, wall_rows=0).eval()}
+    return {
+        "walled": rvgg(10, width=1 / 32).eval(),
+        "baseline": rvgg(10, width=1 / 32, wall_rows=0).eval(),
+    }
 
 
 @pytest.fixture(scope="module")
 def sets():
     g = torch.Generator().manual_seed(5)
-    return {"STACK-MIX": (torch.randn(2, 3, 224, 224, generator=g), torch.tensor([0, 1])),
-            "STACK-GEN (stand-in)": torch.randn(2, 3, 224, 224, generator=g)}
+    return {
+        "STACK-MIX": (torch.randn(2, 3, 224, 224, generator=g), torch.tensor([0, 1])),
+        "STACK-GEN (stand-in)": torch.randn(2, 3, 224, 224, generator=g),
+    }
 
 
 @pytest.fixture(scope="module")
 def results(profile, models, sets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("results")
-    res = E.evaluate(profile, methods=METHODS, models=models, sets=sets, folder=folder, show_progress=False)
+    res = E.evaluate(
+        profile,
+        methods=METHODS,
+        models=models,
+        sets=sets,
+        folder=folder,
+        show_progress=False,
+    )
     res["_folder"] = folder
     return res
 
@@ -63,7 +89,9 @@ def test_the_walls_bar(results):
     df = R.table(results)
     for method in ("hirescam", "layercam"):
         for _, r in R.select(df, method, "walled").iterrows():
-            assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0 and r["mu_zero_share"] == 1.0  # exact: wall
+            assert (
+                r["mu_mean"] == 0.0 and r["mu_max"] == 0.0 and r["mu_zero_share"] == 1.0
+            )  # exact: wall
             assert r["zero_row_fraction"] >= 136 / 224
             assert r["observed"] == "blind"
     for _, r in R.select(df, "gradcam", "walled").iterrows():
@@ -85,14 +113,21 @@ def test_mu_recomputed_directly(results, models, sets):
     assert row["zero_fraction"] == pytest.approx(np.mean(maps == 0), abs=1e-9)
     # the baseline's mu uses the walled model's rows too
     base = cams.saliency(models["baseline"], images, "gradcam")
-    np.testing.assert_allclose(E.per_image(results, "baseline", "STACK-MIX", "gradcam"),
-                               metrics.dead_zone_share(base, rows=range(170, 224)), rtol=1e-5)
+    np.testing.assert_allclose(
+        E.per_image(results, "baseline", "STACK-MIX", "gradcam"),
+        metrics.dead_zone_share(base, rows=range(170, 224)),
+        rtol=1e-5,
+    )
     # top1: the explained class against the labels given
     logits = models["walled"](images)
-    assert row["top1"] == pytest.approx(float((logits.argmax(1) == sets["STACK-MIX"][1]).float().mean()))
+    assert row["top1"] == pytest.approx(
+        float((logits.argmax(1) == sets["STACK-MIX"][1]).float().mean())
+    )
 
 
-def test_files_and_reload_without_recomputing(results, profile, models, sets, monkeypatch):
+def test_files_and_reload_without_recomputing(
+    results, profile, models, sets, monkeypatch
+):
     folder = results["_folder"]
     paths = E.results_paths(profile, folder)
     with paths["csv"].open() as fh:
@@ -100,7 +135,10 @@ def test_files_and_reload_without_recomputing(results, profile, models, sets, mo
     assert len(csv_rows) == len(results["rows"])
     assert float(csv_rows[0]["mu_mean"]) == pytest.approx(results["rows"][0]["mu_mean"])
     saved = json.loads(paths["json"].read_text())
-    assert saved["settings"]["opticam_iterations"] == 1 and saved["unseen_rows"] == [170, 223]
+    assert saved["settings"]["opticam_iterations"] == 1 and saved["unseen_rows"] == [
+        170,
+        223,
+    ]
 
     def boom(*a, **k):
         raise AssertionError("recomputed although current results exist")
@@ -108,29 +146,50 @@ def test_files_and_reload_without_recomputing(results, profile, models, sets, mo
     monkeypatch.setattr(E_run, "evaluate", boom)
     rows = E.table1(profile, models=models, sets=sets, methods=METHODS, folder=folder)
     assert rows == saved["rows"]
-    full = E.evaluation(profile, models=models, sets=sets, methods=METHODS, folder=folder)
+    full = E.evaluation(
+        profile, models=models, sets=sets, methods=METHODS, folder=folder
+    )
     grid = E.grid_maps(full, "walled", "STACK-MIX", "hirescam")
     direct = cams.saliency(models["walled"], sets["STACK-MIX"][0][:2], "hirescam")
     np.testing.assert_allclose(grid, direct, atol=1e-5)
 
 
-def test_other_weights_or_images_are_recomputed(results, profile, models, sets, monkeypatch):
+def test_other_weights_or_images_are_recomputed(
+    results, profile, models, sets, monkeypatch
+):
     folder = results["_folder"]
     calls = []
-    monkeypatch.setattr(E_run, "evaluate", lambda *a, **k: calls.append(k) or {"rows": []})
+    monkeypatch.setattr(
+        E_run, "evaluate", lambda *a, **k: calls.append(k) or {"rows": []}
+    )
     changed = {name: m for name, m in models.items()}
     other = copy.deepcopy(models["baseline"])
     with torch.no_grad():
         other.classifier[-1].bias.add_(0.01)
     changed["baseline"] = other
     E.table1(profile, models=changed, sets=sets, methods=METHODS, folder=folder)
-    E.table1(profile, models=models, sets={"STACK-MIX": sets["STACK-MIX"]}, methods=METHODS, folder=folder)
+    E.table1(
+        profile,
+        models=models,
+        sets={"STACK-MIX": sets["STACK-MIX"]},
+        methods=METHODS,
+        folder=folder,
+    )
     E.table1(profile, models=models, sets=sets, methods=["gradcam"], folder=folder)
-    E.table1(profile, models=models, sets=sets, methods=METHODS, folder=folder, recompute=True)
+    E.table1(
+        profile,
+        models=models,
+        sets=sets,
+        methods=METHODS,
+        folder=folder,
+        recompute=True,
+    )
     assert len(calls) == 4
 
 
-def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path, monkeypatch):
+def test_the_authors_checkpoint_layout(
+    results, profile, models, sets, tmp_path, monkeypatch
+):
     """Checkpoints saved in the authors' flat layout load through helpers.data and give the
     same table as the models themselves."""
     monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path))
@@ -139,23 +198,39 @@ def test_the_authors_checkpoint_layout(results, profile, models, sets, tmp_path,
     for walled, name in D.AUTHORS_CHECKPOINTS.items():
         state = models["walled" if walled else "baseline"].state_dict()
         torch.save(rvgg_to_authors_state_dict(state), folder / name)
-    real = profile.replace(data=profile.data.__class__(source="imagefolder", num_classes=10,
-                                                       train_images=0, val_images=0))
+    real = profile.replace(
+        data=profile.data.__class__(
+            source="imagefolder", num_classes=10, train_images=0, val_images=0
+        )
+    )
     assert E_keys.resolve_source(real, "auto", False) == "authors"
-    assert E_keys.resolve_source(profile, "auto", False) == "trained"  # synthetic data: our own models
+    assert (
+        E_keys.resolve_source(profile, "auto", False) == "trained"
+    )  # synthetic data: our own models
     methods = ["gradcam", "hirescam"]
     # these checkpoints are not the ones the authors published (pinned digests): each gets a warning
     with pytest.warns(D.UnpublishedCheckpointWarning) as caught:
-        theirs = E.evaluate(real, methods=methods, sets=sets, source="authors", folder=tmp_path / "a",
-                            show_progress=False)
-    assert {str(w.message).split()[0] for w in caught} == {str(folder / n) for n in D.AUTHORS_CHECKPOINTS.values()}
+        theirs = E.evaluate(
+            real,
+            methods=methods,
+            sets=sets,
+            source="authors",
+            folder=tmp_path / "a",
+            show_progress=False,
+        )
+    assert {str(w.message).split()[0] for w in caught} == {
+        str(folder / n) for n in D.AUTHORS_CHECKPOINTS.values()
+    }
     assert theirs["source"] == "authors"
     ours = R.table(results)
     for a in theirs["rows"]:
         b = R.cell(ours, a["method"], a["model"], a["dataset"])
         assert a["mu_mean"] == pytest.approx(b["mu_mean"], abs=1e-6)
     for name in ("walled", "baseline"):
-        assert theirs["models"][name]["fingerprint"] == results["models"][name]["fingerprint"]
+        assert (
+            theirs["models"][name]["fingerprint"]
+            == results["models"][name]["fingerprint"]
+        )
 
 
 @pytest.fixture
@@ -179,7 +254,9 @@ def command(profile, models, sets, tmp_path, monkeypatch):
 
 def _one_error_line(err: str) -> str:
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    assert (
+        len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+    ), err
     return lines[0]
 
 
@@ -188,28 +265,44 @@ def test_command_line(command, tmp_path, capsys):
     code = E.main(["--methods", "gradcam,HiResCAM", "--out", str(out_dir)])
     out = capsys.readouterr().out
     assert code == 0 and command["runs"] == 1
-    assert "HiResCAM" in out and "table1.csv" in out and (out_dir / "table1.json").is_file()
+    assert (
+        "HiResCAM" in out
+        and "table1.csv" in out
+        and (out_dir / "table1.json").is_file()
+    )
     # the cache got them first: a second run loads them
     cache = E.results_paths("quick")["json"]
-    assert cache.is_file() and json.loads(cache.read_text())["rows"] == json.loads(
-        (out_dir / "table1.json").read_text())["rows"]
+    assert (
+        cache.is_file()
+        and json.loads(cache.read_text())["rows"]
+        == json.loads((out_dir / "table1.json").read_text())["rows"]
+    )
     assert E.main(["--methods", "gradcam,HiResCAM"]) == 0 and command["runs"] == 1
     code = E.main(["--methods", "nosuchcam", "--out", str(out_dir)])
-    assert code == 2 and "Unknown CAM method" in _one_error_line(capsys.readouterr().err)
+    assert code == 2 and "Unknown CAM method" in _one_error_line(
+        capsys.readouterr().err
+    )
 
 
-def test_command_line_out_that_cannot_be_written_fails_before_computing(command, tmp_path, capsys):
+def test_command_line_out_that_cannot_be_written_fails_before_computing(
+    command, tmp_path, capsys
+):
     blocker = tmp_path / "afile.txt"
     blocker.write_text("a file where a folder should be")
     code = E.main(["--methods", "gradcam", "--out", str(blocker / "out")])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and command["runs"] == 0
-    assert f"--out {blocker / 'out'} cannot be used" in line and f"{blocker} is a file, not a folder" in line
+    assert (
+        f"--out {blocker / 'out'} cannot be used" in line
+        and f"{blocker} is a file, not a folder" in line
+    )
     assert "Pass --out a folder you can write to" in line
     assert not (tmp_path / "home").exists()  # nothing was created either
 
 
-def test_command_line_keeps_the_results_when_writing_out_fails(command, tmp_path, capsys, monkeypatch):
+def test_command_line_keeps_the_results_when_writing_out_fails(
+    command, tmp_path, capsys, monkeypatch
+):
     """A disk full while writing --out: the results are in the cache, written first, and the
     error says so; the next run loads them from there instead of computing them again."""
     import errno
@@ -227,10 +320,17 @@ def test_command_line_keeps_the_results_when_writing_out_fails(command, tmp_path
     line = _one_error_line(capsys.readouterr().err)
     cache = E.results_paths("quick")
     assert code == 2 and command["runs"] == 1
-    assert f"Cannot write the results to --out {out_dir}" in line and "No space left on device" in line
+    assert (
+        f"Cannot write the results to --out {out_dir}" in line
+        and "No space left on device" in line
+    )
     assert f"Nothing is lost: they are in {cache['json'].parent}" in line
     kept = json.loads(cache["json"].read_text())
-    assert kept["methods"] == ["gradcam"] and len(kept["rows"]) == 4 and cache["maps"].is_file()
+    assert (
+        kept["methods"] == ["gradcam"]
+        and len(kept["rows"]) == 4
+        and cache["maps"].is_file()
+    )
     monkeypatch.setattr(E_store, "_write", real_write)
     assert E.main(["--methods", "gradcam", "--out", str(out_dir)]) == 0
     assert command["runs"] == 1  # loaded from the cache, not computed again
@@ -242,19 +342,26 @@ def test_command_line_with_a_cache_that_cannot_be_written(command, tmp_path, cap
     blocker.write_text("x")
     import os
 
-    os.environ["CAMWALLS_HOME"] = str(blocker / "home")  # the fixture's monkeypatch restores it
+    os.environ["CAMWALLS_HOME"] = str(
+        blocker / "home"
+    )  # the fixture's monkeypatch restores it
     code = E.main(["--methods", "gradcam"])
     line = _one_error_line(capsys.readouterr().err)
     assert code == 2 and command["runs"] == 0
     assert f"The results folder {blocker / 'home' / 'results' / 'quick'}" in line
     assert "Set CAMWALLS_HOME to a writable folder, or pass --out FOLDER" in line
     # with --out, the results go there (and a note says the cache was skipped)
-    assert E.main(["--methods", "gradcam", "--out", str(tmp_path / "out")]) == 0 and command["runs"] == 1
+    assert (
+        E.main(["--methods", "gradcam", "--out", str(tmp_path / "out")]) == 0
+        and command["runs"] == 1
+    )
     assert (tmp_path / "out" / "table1.json").is_file()
     assert "cannot be written" in capsys.readouterr().err
 
 
-def test_reading_current_results_creates_and_writes_nothing(command, tmp_path, capsys, monkeypatch):
+def test_reading_current_results_creates_and_writes_nothing(
+    command, tmp_path, capsys, monkeypatch
+):
     """A cache that can be read but not written (a read-only mount) still serves its results."""
     from pathlib import Path
 
@@ -271,19 +378,31 @@ def test_reading_current_results_creates_and_writes_nothing(command, tmp_path, c
     assert "GradCAM" in capsys.readouterr().out
 
 
-def test_evaluate_checks_its_folder_before_any_work(profile, models, sets, tmp_path, monkeypatch):
+def test_evaluate_checks_its_folder_before_any_work(
+    profile, models, sets, tmp_path, monkeypatch
+):
     from helpers.cli import NotWritableError
 
     blocker = tmp_path / "afile.txt"
     blocker.write_text("x")
-    monkeypatch.setattr(cams, "compute_cams", lambda *a, **k: pytest.fail("computed before the check"))
+    monkeypatch.setattr(
+        cams, "compute_cams", lambda *a, **k: pytest.fail("computed before the check")
+    )
     with pytest.raises(NotWritableError, match="is a file, not a folder") as info:
-        E.evaluate(profile, methods=["gradcam"], models=models, sets=sets, folder=blocker / "r",
-                   show_progress=False)
+        E.evaluate(
+            profile,
+            methods=["gradcam"],
+            models=models,
+            sets=sets,
+            folder=blocker / "r",
+            show_progress=False,
+        )
     assert isinstance(info.value, OSError) and "write=False" in str(info.value)
 
 
-def test_evaluate_keeps_a_copy_when_the_write_fails(profile, models, sets, tmp_path, monkeypatch):
+def test_evaluate_keeps_a_copy_when_the_write_fails(
+    profile, models, sets, tmp_path, monkeypatch
+):
     import errno
     import shutil
 
@@ -297,13 +416,27 @@ def test_evaluate_keeps_a_copy_when_the_write_fails(profile, models, sets, tmp_p
 
     monkeypatch.setattr(E_store, "_write", full_disk_in_target)
     with pytest.raises(E.ResultsWriteError) as info:
-        E.evaluate(profile, methods=["gradcam"], models=models, sets=sets, folder=target, show_progress=False)
+        E.evaluate(
+            profile,
+            methods=["gradcam"],
+            models=models,
+            sets=sets,
+            folder=target,
+            show_progress=False,
+        )
     err = info.value
     try:
-        assert err.kept_in is not None and str(err.kept_in) in str(err) and str(target) in str(err)
+        assert (
+            err.kept_in is not None
+            and str(err.kept_in) in str(err)
+            and str(target) in str(err)
+        )
         assert "No space left on device" in str(err) and "Nothing is lost" in str(err)
         kept = json.loads((err.kept_in / "table1.json").read_text())
-        assert json.dumps(kept["rows"]) == json.dumps(err.results["rows"]) and len(kept["rows"]) == 4  # NaN top1
+        assert (
+            json.dumps(kept["rows"]) == json.dumps(err.results["rows"])
+            and len(kept["rows"]) == 4
+        )  # NaN top1
         assert set(E.load_maps(folder=err.kept_in)) == set(err.results["_maps"])
         # what the message says to do works: the copy is the evaluation
         assert E.save_results(err.results, tmp_path / "later")["json"].is_file()
@@ -316,11 +449,17 @@ def test_a_failed_write_leaves_the_previous_results_whole(results, tmp_path):
     folder = tmp_path / "r"
     paths = E.save_results(results, folder)
     before = {k: p.read_bytes() for k, p in paths.items()}
-    broken = dict(results, rows=results["rows"][:1] + [{"profile": "x"}])  # a row without its columns
+    broken = dict(
+        results, rows=results["rows"][:1] + [{"profile": "x"}]
+    )  # a row without its columns
     with pytest.raises(KeyError):
         E_store._write(broken, results["_maps"], paths)
     assert {k: p.read_bytes() for k, p in paths.items()} == before
-    assert sorted(p.name for p in folder.iterdir()) == ["maps.npz", "table1.csv", "table1.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "maps.npz",
+        "table1.csv",
+        "table1.json",
+    ]
 
 
 def test_results_paths_and_loading_create_no_folder(tmp_path, monkeypatch):
@@ -335,11 +474,25 @@ def test_results_paths_and_loading_create_no_folder(tmp_path, monkeypatch):
 
 def test_bad_input(profile, models, sets, tmp_path):
     with pytest.raises(ValueError, match="models must be keyed"):
-        E.evaluate(profile, methods=["gradcam"], models={"walls": models["walled"]}, sets=sets, write=False)
+        E.evaluate(
+            profile,
+            methods=["gradcam"],
+            models={"walls": models["walled"]},
+            sets=sets,
+            write=False,
+        )
     with pytest.raises(ValueError, match="source"):
-        E.evaluate(profile, methods=["gradcam"], source="nowhere", sets=sets, write=False)
+        E.evaluate(
+            profile, methods=["gradcam"], source="nowhere", sets=sets, write=False
+        )
     with pytest.raises(TypeError, match="stack set"):
-        E.evaluate(profile, methods=["gradcam"], models=models, sets={"x": [1, 2, 3]}, write=False)
+        E.evaluate(
+            profile,
+            methods=["gradcam"],
+            models=models,
+            sets={"x": [1, 2, 3]},
+            write=False,
+        )
     with pytest.raises(KeyError, match="per-image"):
         E.per_image({"per_image": {}}, "walled", "STACK-MIX", "gradcam")
 
@@ -351,17 +504,33 @@ def test_the_results_table_of_an_evaluation_renders_and_prints(results):
     html = R.table_html(df, stamp="profile: test")
     assert html.count("<tr>") == 2 + len(METHODS)  # two header rows
     assert "about 0.227" in html and "exactly 0" in html
-    assert "LayerCAM <small>(not in the paper)</small>" in html and "profile: test" in html
+    assert (
+        "LayerCAM <small>(not in the paper)</small>" in html and "profile: test" in html
+    )
     text = R.table_text(df)
     assert "HiResCAM" in text and "0.000 +- 0.000" in text
+
 
 def test_the_paper_table_comparison():
     """--paper-table's comparison: ours is the mean over the two sets of the walled model's mu,
     the difference ours minus the paper's; notes when the setting is not the paper's."""
-    values = {("gradcam", "STACK-MIX"): 0.2, ("gradcam", "STACK-GEN"): 0.3,
-              ("hirescam", "STACK-MIX"): 0.0, ("hirescam", "STACK-GEN"): 0.0}
-    rows = [{"model": "walled", "dataset": s, "method": m, "mu_mean": v, "mu_std": 0.1, "n_images": 100}
-            for (m, s), v in values.items()]
+    values = {
+        ("gradcam", "STACK-MIX"): 0.2,
+        ("gradcam", "STACK-GEN"): 0.3,
+        ("hirescam", "STACK-MIX"): 0.0,
+        ("hirescam", "STACK-GEN"): 0.0,
+    }
+    rows = [
+        {
+            "model": "walled",
+            "dataset": s,
+            "method": m,
+            "mu_mean": v,
+            "mu_std": 0.1,
+            "n_images": 100,
+        }
+        for (m, s), v in values.items()
+    ]
     df = R.table(rows)
     cmp = paper_table.comparison(df).set_index("method")
     assert cmp.loc["gradcam", "ours"] == pytest.approx(0.25, abs=1e-12)
@@ -375,12 +544,23 @@ def test_the_paper_table_comparison():
     for r in rows:
         r["n_images"] = 2
     text = paper_table.comparison_text(R.table(rows))
-    assert "not the paper's STACK-MIX, STACK-GEN" in text and "2 image(s) per set, the paper 100" in text
+    assert (
+        "not the paper's STACK-MIX, STACK-GEN" in text
+        and "2 image(s) per set, the paper 100" in text
+    )
 
 
 def test_the_paper_table_settings():
-    assert paper_table.paper_table_settings(None, "auto", None) == {"profile": "full", "source": "authors",
-                                                                    "methods": "paper"}
-    assert paper_table.paper_table_settings("Full", "authors", "paper")["profile"] == "full"
-    with pytest.raises(ValueError, match="--profile quick.*--source trained.*--methods gradcam"):
+    assert paper_table.paper_table_settings(None, "auto", None) == {
+        "profile": "full",
+        "source": "authors",
+        "methods": "paper",
+    }
+    assert (
+        paper_table.paper_table_settings("Full", "authors", "paper")["profile"]
+        == "full"
+    )
+    with pytest.raises(
+        ValueError, match="--profile quick.*--source trained.*--methods gradcam"
+    ):
         paper_table.paper_table_settings("quick", "trained", "gradcam")

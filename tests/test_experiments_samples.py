@@ -28,12 +28,16 @@ def test_labelled_images_and_objects_above_synthetic():
 def test_real_data_paths(tiny_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
     full = get_profile("full")
-    prof = full.replace(data=dataclasses.replace(full.data, root=str(tiny_folder), num_classes=2))
+    prof = full.replace(
+        data=dataclasses.replace(full.data, root=str(tiny_folder), num_classes=2)
+    )
     images, boxes = E.objects_above(prof, 3, seed=1, size=32)
     for img, (t, b, lf, rt) in zip(images, boxes.long().tolist()):
         assert b <= 170 and b - t == 32 and rt - lf == 32
         outside = img.clone()
         outside[:, t:b, lf:rt] = 0
-        assert outside.abs().max() == 0 and img[:, t:b, lf:rt].abs().max() > 0  # exact: exact-float
+        assert (
+            outside.abs().max() == 0 and img[:, t:b, lf:rt].abs().max() > 0
+        )  # exact: exact-float
     x, y = E.labelled_images(prof, 3)
     assert x.shape == (3, 3, 224, 224) and set(y.tolist()) <= {0, 1}

@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from helpers import cams  # noqa: E402
 from helpers import explorer as E  # noqa: E402
 
 
@@ -36,7 +37,7 @@ def fake_saliency(model, images, method):
     m = images.mean(dim=1)
     m = m - m.amin(dim=(1, 2), keepdim=True)
     m = m / m.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-    return (m ** power).numpy()
+    return (m**power).numpy()
 
 
 def hand_mu(cam: np.ndarray) -> float:
@@ -53,8 +54,13 @@ def setup():
     gen_set = torch.randn(3, 3, 224, 224, generator=gen)
     labels = torch.tensor([0, 1, 2, 1])
     models = {"walled": TinyNet(1), "baseline": TinyNet(2)}
-    ex = E.Explorer(models, {"STACK-MIX": (mix, labels), "STACK-GEN": gen_set},
-                    methods=["gradcam", "hirescam", "layercam"], saliency=fake_saliency, mu=hand_mu)
+    ex = E.Explorer(
+        models,
+        {"STACK-MIX": (mix, labels), "STACK-GEN": gen_set},
+        methods=["gradcam", "hirescam", "layercam"],
+        saliency=fake_saliency,
+        mu=hand_mu,
+    )
     return ex, mix, gen_set, labels, models
 
 
@@ -64,7 +70,9 @@ def test_view_gives_the_map_mu_and_prediction(setup):
     expected = fake_saliency(None, mix[2:3], "hirescam")[0]
     np.testing.assert_allclose(v.cam, expected, rtol=0, atol=1e-7)
     # mu by a second, vectorized computation
-    assert v.mu == pytest.approx(np.linalg.norm(expected[170:]) / np.linalg.norm(expected), rel=1e-6)
+    assert v.mu == pytest.approx(
+        np.linalg.norm(expected[170:]) / np.linalg.norm(expected), rel=1e-6
+    )
     assert v.predicted == int(models["baseline"](mix[2:3]).argmax())
     assert v.label == 2 and v.choice == E.Choice("STACK-MIX", 2, "hirescam", "baseline")
     assert torch.equal(v.image, mix[2])  # exact: exact-float
@@ -100,14 +108,20 @@ def test_cache_keeps_only_the_latest_views(setup):
         E.Explorer({"m": TinyNet(0)}, {"S": torch.zeros(1, 3, 224, 224)}, cache_size=0)
 
 
-@pytest.mark.parametrize("args, message", [
-    (("STACK-X", 0, "gradcam", "walled"), "Unknown stack set 'STACK-X'"),
-    (("STACK-GEN", 3, "gradcam", "walled"), "out of range for STACK-GEN \\(it has 3 images: 0..2\\)"),
-    (("STACK-GEN", -1, "gradcam", "walled"), "out of range"),
-    (("STACK-GEN", True, "gradcam", "walled"), "out of range"),
-    (("STACK-GEN", 0, "scorecam", "walled"), "Unknown method 'scorecam'"),
-    (("STACK-GEN", 0, "gradcam", "other"), "Unknown model 'other'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("STACK-X", 0, "gradcam", "walled"), "Unknown stack set 'STACK-X'"),
+        (
+            ("STACK-GEN", 3, "gradcam", "walled"),
+            "out of range for STACK-GEN \\(it has 3 images: 0..2\\)",
+        ),
+        (("STACK-GEN", -1, "gradcam", "walled"), "out of range"),
+        (("STACK-GEN", True, "gradcam", "walled"), "out of range"),
+        (("STACK-GEN", 0, "scorecam", "walled"), "Unknown method 'scorecam'"),
+        (("STACK-GEN", 0, "gradcam", "other"), "Unknown model 'other'"),
+    ],
+)
 def test_bad_choices_name_the_valid_options(setup, args, message):
     ex, *_ = setup
     with pytest.raises(ValueError, match=message):
@@ -116,8 +130,12 @@ def test_bad_choices_name_the_valid_options(setup, args, message):
 
 def test_options_list_what_can_be_chosen(setup):
     ex, *_ = setup
-    assert ex.options == {"stack": ["STACK-MIX", "STACK-GEN"], "method": ["gradcam", "hirescam", "layercam"],
-                          "model": ["walled", "baseline"], "images": {"STACK-MIX": 4, "STACK-GEN": 3}}
+    assert ex.options == {
+        "stack": ["STACK-MIX", "STACK-GEN"],
+        "method": ["gradcam", "hirescam", "layercam"],
+        "model": ["walled", "baseline"],
+        "images": {"STACK-MIX": 4, "STACK-GEN": 3},
+    }
 
 
 def test_stack_sets_in_every_accepted_shape_and_bad_ones():
@@ -144,23 +162,34 @@ def test_stack_sets_in_every_accepted_shape_and_bad_ones():
 def test_a_saliency_function_of_the_wrong_shape_is_caught(setup):
     ex, *_ = setup
     ex._saliency = lambda model, images, method: np.zeros((images.shape[0], 14, 14))
-    with pytest.raises(ValueError, match=r"shape \(1, 14, 14\).*expected \(1, 224, 224\)"):
+    with pytest.raises(
+        ValueError, match=r"shape \(1, 14, 14\).*expected \(1, 224, 224\)"
+    ):
         ex.view("STACK-MIX", 0, "gradcam", "walled")
 
 
 def test_class_names_from_the_stack_or_a_fallback(setup):
     ex, *_ = setup
-    assert ex.class_name("STACK-MIX", 2) == "class 2" and ex.class_name("STACK-MIX", None) == "unknown"
+    assert (
+        ex.class_name("STACK-MIX", 2) == "class 2"
+        and ex.class_name("STACK-MIX", None) == "unknown"
+    )
     assert ex.class_name("STACK-MIX", -1) == "unknown"  # an unlabelled image
 
 
 def test_small_multiples_grid_and_its_values(setup):
     ex, *_ = setup
-    fig, shown = ex.small_multiples({"STACK-MIX": 1, "STACK-GEN": 2}, methods=["gradcam", "hirescam"])
+    fig, shown = ex.small_multiples(
+        {"STACK-MIX": 1, "STACK-GEN": 2}, methods=["gradcam", "hirescam"]
+    )
     try:
         assert len(fig.axes) == 3 * 4  # (image row + 2 methods) x (2 stacks x 2 models)
-        assert set(shown) == {(s, m, k) for s in ("STACK-MIX", "STACK-GEN") for m in ("walled", "baseline")
-                              for k in ("gradcam", "hirescam")}
+        assert set(shown) == {
+            (s, m, k)
+            for s in ("STACK-MIX", "STACK-GEN")
+            for m in ("walled", "baseline")
+            for k in ("gradcam", "hirescam")
+        }
         v = shown[("STACK-GEN", "walled", "hirescam")]
         assert v.choice.index == 2 and v.mu == pytest.approx(hand_mu(v.cam))
         titles = [ax.get_title() for ax in fig.axes]
@@ -192,7 +221,9 @@ def test_widget_controls_drive_the_view(setup):
     ui.controls["model"].value = "baseline"
     ui.controls["index"].value = 3
     assert ui.last_view.choice == E.Choice("STACK-MIX", 3, "hirescam", "baseline")
-    ui.controls["stack"].value = "STACK-GEN"  # 3 images: the slider shrinks, index clamps to 2
+    ui.controls[
+        "stack"
+    ].value = "STACK-GEN"  # 3 images: the slider shrinks, index clamps to 2
     assert ui.controls["index"].max == 2
     assert ui.last_view.choice == E.Choice("STACK-GEN", 2, "hirescam", "baseline")
     assert f"mu = {ui.last_view.mu:.3f}" in ui.status.value
@@ -201,10 +232,20 @@ def test_widget_controls_drive_the_view(setup):
 
 def test_method_labels_come_from_the_cam_registry_or_are_given(setup):
     ex, *_ = setup
-    assert ex.labels == {"gradcam": "GradCAM", "hirescam": "HiResCAM", "layercam": "LayerCAM"}
+    assert ex.labels == {
+        "gradcam": "GradCAM",
+        "hirescam": "HiResCAM",
+        "layercam": "LayerCAM",
+    }
     imgs = torch.zeros(1, 3, 224, 224)
-    other = E.Explorer({"m": TinyNet(0)}, {"S": imgs}, methods=["gradcam", "mine"],
-                       saliency=fake_saliency, mu=hand_mu, labels={"gradcam": "Grad-CAM"})
+    other = E.Explorer(
+        {"m": TinyNet(0)},
+        {"S": imgs},
+        methods=["gradcam", "mine"],
+        saliency=fake_saliency,
+        mu=hand_mu,
+        labels={"gradcam": "Grad-CAM"},
+    )
     assert other.labels == {"gradcam": "Grad-CAM", "mine": "mine"}
 
 
@@ -218,7 +259,9 @@ def test_with_the_real_cam_helper_hirescam_respects_a_real_wall():
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     ex = E.Explorer(models, {"S": images}, methods=["hirescam", "gradcam"], mu=hand_mu)
     v = ex.view("S", 1, "hirescam", "walled")
-    assert v.cam.shape == (224, 224) and float(np.abs(v.cam[170:]).max()) == 0.0  # exact: wall
+    assert (
+        v.cam.shape == (224, 224) and float(np.abs(v.cam[170:]).max()) == 0.0
+    )  # exact: wall
     assert v.mu == 0.0  # exact: wall
     assert v.predicted == int(models["walled"](images[1:2]).argmax())
 
@@ -232,11 +275,26 @@ def test_small_multiples_ask_for_all_methods_of_a_column_at_once(setup):
         return {m: fake_saliency(model, images, m) for m in methods}
 
     ex._saliency_many = many
-    fig, shown = ex.small_multiples({"STACK-MIX": 3}, methods=["gradcam", "layercam"], models=["walled"])
+    fig, shown = ex.small_multiples(
+        {"STACK-MIX": 3}, methods=["gradcam", "layercam"], models=["walled"]
+    )
     plt.close(fig)
     assert calls == [(1, ("gradcam", "layercam"))]
-    np.testing.assert_allclose(shown[("STACK-MIX", "walled", "layercam")].cam,
-                               fake_saliency(None, mix[3:4], "layercam")[0], atol=1e-7)
-    ex.small_multiples({"STACK-MIX": 3}, methods=["gradcam", "layercam"], models=["walled"])
+    np.testing.assert_allclose(
+        shown[("STACK-MIX", "walled", "layercam")].cam,
+        fake_saliency(None, mix[3:4], "layercam")[0],
+        atol=1e-7,
+    )
+    ex.small_multiples(
+        {"STACK-MIX": 3}, methods=["gradcam", "layercam"], models=["walled"]
+    )
     plt.close("all")
     assert len(calls) == 1  # everything cached
+
+
+def test_method_lists_follow_the_registry_order():
+    """The explorer lists its methods as every table of the book does: the registry's order."""
+    order = list(cams.METHODS)
+    for names in (E.DEFAULT_METHODS, E.STATIC_METHODS):
+        assert list(names) == sorted(names, key=order.index)
+    assert set(E.STATIC_METHODS) <= set(E.DEFAULT_METHODS)

@@ -29,7 +29,9 @@ POOLS = 4
 def _receptive_field_by_hand() -> tuple[int, int]:
     size, jump = 1, 1
     for block, convs in enumerate(CONVS_PER_BLOCK):
-        size += convs * 2 * jump  # each 3x3 convolution adds 2 input pixels at the current jump
+        size += (
+            convs * 2 * jump
+        )  # each 3x3 convolution adds 2 input pixels at the current jump
         if block < POOLS:
             size += jump  # a 2x2 pool adds one more
             jump *= 2
@@ -45,7 +47,9 @@ def test_receptive_field_and_first_unseen_row_by_hand():
     # map row is 4 (9 of 14 rows hidden), so the first unseen input row is 16 * 5 + 90
     pad = (size - stride) // 2
     visible = 14 - 9
-    assert g.visible_map_rows == tuple(range(visible)) and g.hidden_map_rows == tuple(range(visible, 14))
+    assert g.visible_map_rows == tuple(range(visible)) and g.hidden_map_rows == tuple(
+        range(visible, 14)
+    )
     assert g.first_unseen_row == stride * visible + pad == 170
     assert g.last_seen_row == stride * (visible - 1) - pad + size - 1
     assert g.unseen_rows == tuple(range(stride * visible + pad, 224))
@@ -83,7 +87,9 @@ def test_the_zero_rows_of_an_upsampled_map_by_cv2():
 def test_uniform_map_mu_by_the_metric():
     g = geometry.rvgg_geometry()
     uniform = np.ones((224, 224))
-    assert metrics.dead_zone_share(uniform, rows=g.unseen_rows) == pytest.approx(g.uniform_mu, abs=1e-12)
+    assert metrics.dead_zone_share(uniform, rows=g.unseen_rows) == pytest.approx(
+        g.uniform_mu, abs=1e-12
+    )
     assert g.uniform_mu == pytest.approx(math.sqrt(54 * 224) / math.sqrt(224 * 224))
     assert f"{g.uniform_mu:.3f}" == "0.491"
 
@@ -95,7 +101,9 @@ def test_the_geometry_is_the_models_at_any_width():
     other = rvgg(num_classes=10, width=1 / 16).eval()
     assert tuple(wall.unseen_rows(other).tolist()) == g.unseen_rows
     tiny = rvgg(num_classes=10, width=1 / 64).eval()
-    assert tuple(wall.unseen_rows_by_gradient(tiny, n_inputs=2).tolist()) == g.unseen_rows
+    assert (
+        tuple(wall.unseen_rows_by_gradient(tiny, n_inputs=2).tolist()) == g.unseen_rows
+    )
 
 
 def test_the_library_reads_its_wall_numbers_from_here():
@@ -104,8 +112,12 @@ def test_the_library_reads_its_wall_numbers_from_here():
     with pytest.raises(dataclasses.FrozenInstanceError):
         g.rf_size = 1
     assert data.FIRST_UNSEEN_ROW == plots.FIRST_UNSEEN_ROW == g.first_unseen_row
-    assert type(data.FIRST_UNSEEN_ROW) is int  # plain ints: cache keys hash them as before
-    np.testing.assert_array_equal(metrics.PAPER_UNSEEN_ROWS, g.unseen_array())  # exact: integer
+    assert (
+        type(data.FIRST_UNSEEN_ROW) is int
+    )  # plain ints: cache keys hash them as before
+    np.testing.assert_array_equal(
+        metrics.PAPER_UNSEEN_ROWS, g.unseen_array()
+    )  # exact: integer
     assert metrics.uniform_share() == pytest.approx(g.uniform_mu)
 
 
@@ -124,9 +136,16 @@ def test_texts_are_the_numbers_as_the_prose_writes_them():
     assert all(k.startswith("geo_") for k in t)
     assert t["geo_first_unseen_row"] == "170" and t["geo_unseen_rows"] == "170..223"
     assert t["geo_unseen_count"] == "54" and t["geo_unseen_share"] == "24.1%"
-    assert t["geo_zero_first_row"] == "88" and t["geo_zero_rows"] == "88..223" and t["geo_zero_share"] == "60.7%"
+    assert (
+        t["geo_zero_first_row"] == "88"
+        and t["geo_zero_rows"] == "88..223"
+        and t["geo_zero_share"] == "60.7%"
+    )
     assert t["geo_blind_band"] == "88..169" and t["geo_last_seen_row"] == "169"
-    assert t["geo_uniform_mu"] == "0.491" and t["geo_uniform_formula"] == "\u221a(54/224) = 0.491"
+    assert (
+        t["geo_uniform_mu"] == "0.491"
+        and t["geo_uniform_formula"] == "\u221a(54/224) = 0.491"
+    )
     assert t["geo_hidden_map_rows"] == "5..13" and t["geo_visible_map_rows"] == "0..4"
 
 
@@ -152,8 +171,11 @@ EXEMPT = {
 
 
 def _find(text: str) -> list[str]:
-    return [f"{what}: {m.group(0)!r}" for what, pattern in LITERALS.items()
-            for m in re.finditer(pattern, text)]
+    return [
+        f"{what}: {m.group(0)!r}"
+        for what, pattern in LITERALS.items()
+        for m in re.finditer(pattern, text)
+    ]
 
 
 def _sources() -> dict[str, str]:
@@ -166,15 +188,24 @@ def _sources() -> dict[str, str]:
         nb = json.loads(path.read_text())
         for i, cell in enumerate(nb["cells"]):
             if cell["cell_type"] in ("markdown", "code"):
-                out[f"{path.relative_to(ROOT)} cell {i} ({cell['cell_type']})"] = "".join(cell["source"])
+                out[f"{path.relative_to(ROOT)} cell {i} ({cell['cell_type']})"] = (
+                    "".join(cell["source"])
+                )
     return out
 
 
 def test_the_literal_finder_finds_them_and_only_them():
-    assert _find("rows 170..223, 24.1% unseen; blank from row\n88 on: 60.7 %; sqrt(54/224) = 0.491")
-    assert len(_find("np.arange(170, 224)")) == 1 and len(_find("the bottom 54 rows")) == 1
+    assert _find(
+        "rows 170..223, 24.1% unseen; blank from row\n88 on: 60.7 %; sqrt(54/224) = 0.491"
+    )
+    assert (
+        len(_find("np.arange(170, 224)")) == 1 and len(_find("the bottom 54 rows")) == 1
+    )
     assert len(_find("about 0.49.")) == 1 and len(_find("170x224")) == 1
-    assert _find("0.170, 1700, 170.5, 2170, row 880, 24.15%, 0.4912, 154 rows, 5..13") == []
+    assert (
+        _find("0.170, 1700, 170.5, 2170, row 880, 24.15%, 0.4912, 154 rows, 5..13")
+        == []
+    )
 
 
 def test_no_wall_number_is_typed_outside_helpers_geometry():
@@ -183,23 +214,34 @@ def test_no_wall_number_is_typed_outside_helpers_geometry():
         if where.split(" ")[0] in EXEMPT:
             continue
         found += [f"{where}: {hit}" for hit in _find(text)]
-    assert not found, ("wall numbers typed instead of derived (use helpers.geometry, and glue "
-                       "geometry.texts() into prose):\n" + "\n".join(found))
+    assert not found, (
+        "wall numbers typed instead of derived (use helpers.geometry, and glue "
+        "geometry.texts() into prose):\n" + "\n".join(found)
+    )
 
 
 def test_every_wall_number_the_prose_pastes_is_glued_on_its_page():
     """A page that pastes {glue:text}`geo_...` glues geometry.texts() itself (a glue is per page)."""
     keys = set(geometry.texts())
-    pages = {str(p.relative_to(ROOT)): (p.read_text(), p.read_text()) for p in sorted((ROOT / "book").glob("*.md"))}
+    pages = {
+        str(p.relative_to(ROOT)): (p.read_text(), p.read_text())
+        for p in sorted((ROOT / "book").glob("*.md"))
+    }
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = json.loads(path.read_text())["cells"]
         pages[str(path.relative_to(ROOT))] = tuple(
-            "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == kind) for kind in ("markdown", "code"))
+            "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == kind)
+            for kind in ("markdown", "code")
+        )
     pasting = 0
     for where, (prose, code) in pages.items():
         used = set(re.findall(r"\{glue:text\}`(geo_[a-z_]+)", prose))
-        assert used <= keys, f"{where} pastes unknown wall numbers {sorted(used - keys)}"
+        assert used <= keys, (
+            f"{where} pastes unknown wall numbers {sorted(used - keys)}"
+        )
         if used:
             pasting += 1
-            assert "geometry.texts(" in code, f"{where} pastes {sorted(used)} but never glues geometry.texts()"
+            assert "geometry.texts(" in code, (
+                f"{where} pastes {sorted(used)} but never glues geometry.texts()"
+            )
     assert pasting >= 5  # the chapters and pages that talk about the wall

@@ -13,7 +13,13 @@ from torchvision.models.vgg import make_layers
 
 from helpers import cams
 from helpers import wall
-from helpers.masked_forward import VisibleRowsForward, support_rows, supports_model
+from helpers.masked_forward import (
+    VisibleRowsForward,
+    VisibleRowsNet,
+    rows_needed,
+    support_rows,
+    supports_model,
+)
 from helpers.models import rvgg
 
 
@@ -38,7 +44,9 @@ def images():
     return torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("wall_rows, expected_rows", [(9, 170), (0, 224), (7, 202), (13, 106)])
+@pytest.mark.parametrize(
+    "wall_rows, expected_rows", [(9, 170), (0, 224), (7, 202), (13, 106)]
+)
 def test_input_rows_follow_the_receptive_field(wall_rows, expected_rows):
     # the map row r = 13 - wall_rows is the last one read; a conv5_3 unit's receptive field
     # reaches input row 16 r + 7.5 + 98 (stride 16, size 196, book/paper.md), so the first input row
@@ -79,7 +87,9 @@ def test_logits_equal_the_full_forward_pass(images, wall_rows):
         expected = m(images[img] * masks)
         got = fast(images, masks, img)
     assert float(expected.abs().max()) > 1e-3  # not trivially zero
-    assert float((got - expected).abs().max()) <= 1e-5 * max(1.0, float(expected.abs().max()))
+    assert float((got - expected).abs().max()) <= 1e-5 * max(
+        1.0, float(expected.abs().max())
+    )
     assert fast.share == (176 / 224 if wall_rows else 1.0)
 
 
@@ -92,8 +102,12 @@ def test_masks_below_the_wall_score_as_a_black_image(images):
     below[1, 0, 169:200, 40:90] = 1.0  # one row above it: seen
     assert fast.unread(below).tolist() == [True, False]
     with torch.no_grad():
-        np.testing.assert_allclose(model(images[:1] * below[:1])[0], fast.zero_logits, atol=1e-6)
-        np.testing.assert_allclose(fast.zero_logits, model(torch.zeros(1, 3, 224, 224))[0], atol=1e-6)
+        np.testing.assert_allclose(
+            model(images[:1] * below[:1])[0], fast.zero_logits, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            fast.zero_logits, model(torch.zeros(1, 3, 224, 224))[0], atol=1e-6
+        )
         assert float((model(images[:1] * below[1:]) - fast.zero_logits).abs().max()) > 0
 
 
@@ -112,7 +126,11 @@ def test_support_rows_against_a_loop_and_the_rows_agree_with_the_wall_module(mod
 
 
 def test_other_networks_are_refused_with_a_clear_error():
-    bn_vgg = VGG(make_layers([8, "M", 8, "M"], batch_norm=True), num_classes=3, init_weights=False)
+    bn_vgg = VGG(
+        make_layers([8, "M", 8, "M"], batch_norm=True),
+        num_classes=3,
+        init_weights=False,
+    )
     assert not supports_model(bn_vgg)
     assert not supports_model(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)))
     with pytest.raises(ValueError, match="3x3"):
@@ -123,10 +141,40 @@ def test_other_networks_are_refused_with_a_clear_error():
 def test_scorecam_maps_are_the_same_with_and_without_the_wall_rows(model, images):
     # a map with its support below the wall, so that some masks are unread
     kw = dict(batch_size=3)
-    fast = cams.compute_cams(model, images, ["scorecam"], options={"scorecam": {"visible_rows": True}}, **kw)
-    slow = cams.compute_cams(model, images, ["scorecam"], options={"scorecam": {"visible_rows": False}}, **kw)
+    fast = cams.compute_cams(
+        model, images, ["scorecam"], options={"scorecam": {"visible_rows": True}}, **kw
+    )
+    slow = cams.compute_cams(
+        model, images, ["scorecam"], options={"scorecam": {"visible_rows": False}}, **kw
+    )
     assert fast["scorecam"].extras["rows_share"] == 176 / 224
     assert slow["scorecam"].extras["rows_share"] == 1.0  # exact: integer
     f, s = fast["scorecam"].extras, slow["scorecam"].extras
     assert f["forward_images"] + f["unread_masks"] == s["forward_images"]
     assert np.abs(fast["scorecam"].scaled - slow["scorecam"].scaled).max() <= 1e-5
+
+
+@pytest.mark.parametrize("wall_rows", [9, 5, 0])
+def test_training_on_the_visible_rows_gives_the_full_passs_logits_and_gradients(
+    images, wall_rows
+):
+    # VisibleRowsNet (the walled model's training pass) against the model itself: same logits and
+    # the same gradient for every weight, including the first dense layer's under the wall (zero)
+    torch.manual_seed(3)
+    m = _with_biases(rvgg(10, width=1 / 32, wall_rows=wall_rows, dropout=0.0)).train()
+    net = VisibleRowsNet(m)
+    read, needed, rows = rows_needed(m, 224)
+    assert net.rows == rows == min(224, -(-needed // 16) * 16)  # exact: integer
+    assert net.read_rows == read == 14 - wall_rows  # exact: integer
+    x = images.contiguous(memory_format=torch.channels_last)
+    full, fast = m(x), net(x)
+    scale = float(full.detach().abs().max())
+    assert scale > 1e-3
+    assert float((fast - full).detach().abs().max()) <= 1e-5 * scale
+    params = list(m.parameters())
+    g_full = torch.autograd.grad(full.square().sum(), params)
+    g_fast = torch.autograd.grad(net(x).square().sum(), params)
+    for a, b in zip(g_full, g_fast):
+        assert float((a - b).abs().max()) <= 1e-5 * max(float(a.abs().max()), 1e-12)
+    with pytest.raises(ValueError, match="224 rows tall"):
+        net(images[:, :, :200])

@@ -13,10 +13,14 @@ from helpers.wall import upsampled_zero_rows
 
 
 def test_uniform_map_scores_sqrt_54_over_224():
-    assert metrics.dead_zone_share(np.ones((224, 224))) == pytest.approx(math.sqrt(54 / 224), abs=1e-12)
+    assert metrics.dead_zone_share(np.ones((224, 224))) == pytest.approx(
+        math.sqrt(54 / 224), abs=1e-12
+    )
     assert metrics.uniform_share() == pytest.approx(0.49099025303098287, abs=1e-12)
     # scale invariance: any constant, any positive factor
-    assert metrics.dead_zone_share(np.full((224, 224), 3.7)) == pytest.approx(math.sqrt(54 / 224))
+    assert metrics.dead_zone_share(np.full((224, 224), 3.7)) == pytest.approx(
+        math.sqrt(54 / 224)
+    )
 
 
 def test_hand_computed_maps():
@@ -39,8 +43,12 @@ def test_hand_computed_maps():
 def test_all_zero_map_has_mu_zero_and_is_flagged():
     maps = np.zeros((2, 224, 224))
     maps[1, 0, 0] = 1.0
-    np.testing.assert_array_equal(metrics.dead_zone_share(maps), [0.0, 0.0])  # exact: exact-float
-    np.testing.assert_array_equal(metrics.all_zero(maps), [True, False])  # exact: integer
+    np.testing.assert_array_equal(
+        metrics.dead_zone_share(maps), [0.0, 0.0]
+    )  # exact: exact-float
+    np.testing.assert_array_equal(
+        metrics.all_zero(maps), [True, False]
+    )  # exact: integer
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +66,16 @@ def test_rows_from_the_model_and_explicit_rows(walled):
     expected = [np.linalg.norm(m[170:]) / np.linalg.norm(m) for m in maps]
     np.testing.assert_allclose(by_rows, expected, rtol=1e-12)
     # torch input too
-    np.testing.assert_allclose(metrics.dead_zone_share(torch.from_numpy(maps)), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        metrics.dead_zone_share(torch.from_numpy(maps)), expected, rtol=1e-12
+    )
 
 
 def test_baseline_has_no_unseen_rows_and_says_so(walled):
     baseline = copy.deepcopy(walled)
-    baseline.classifier[0] = torch.nn.Linear(baseline.classifier[0].in_features, 4)  # no wall
+    baseline.classifier[0] = torch.nn.Linear(
+        baseline.classifier[0].in_features, 4
+    )  # no wall
     with pytest.raises(ValueError, match="walled model's unseen rows"):
         metrics.dead_zone_share(np.ones((224, 224)), model=baseline)
 
@@ -78,7 +90,9 @@ def test_zero_fraction_and_zero_rows_of_hirescam_like_map():
     zero_rows = upsampled_zero_rows(range(5, 14))
     assert metrics.first_zero_row(up) == zero_rows[0] == 88
     assert metrics.zero_row_fraction(up) == pytest.approx(136 / 224)
-    assert metrics.zero_fraction(up) == pytest.approx(136 / 224)  # the rows above are positive
+    assert metrics.zero_fraction(up) == pytest.approx(
+        136 / 224
+    )  # the rows above are positive
     assert metrics.dead_zone_share(up) == 0.0  # exact: wall
 
 
@@ -86,7 +100,9 @@ def test_first_zero_row_edge_cases():
     m = np.ones((3, 10, 4))
     m[1, 6:] = 0
     m[2] = 0
-    np.testing.assert_array_equal(metrics.first_zero_row(m), [10, 6, 0])  # exact: integer
+    np.testing.assert_array_equal(
+        metrics.first_zero_row(m), [10, 6, 0]
+    )  # exact: integer
     assert metrics.zero_fraction(np.array([[0.0, 1.0], [0.0, 0.0]])) == 0.75
 
 
@@ -94,19 +110,26 @@ def test_summarize():
     s = metrics.summarize([0.1, 0.3])
     # the sample standard deviation (ddof 1), as torch.std computes it: sqrt(((0.1)^2 + (0.1)^2) / 1)
     assert s["mean"] == pytest.approx(0.2) and s["std"] == pytest.approx(0.1 * 2**0.5)
-    assert s["std"] == pytest.approx(float(torch.tensor([0.1, 0.3], dtype=torch.float64).std()))
+    assert s["std"] == pytest.approx(
+        float(torch.tensor([0.1, 0.3], dtype=torch.float64).std())
+    )
     assert (s["min"], s["max"], s["n"]) == (0.1, 0.3, 2)
-    assert np.isnan(metrics.summarize([0.4])["std"])  # one image: undefined, as torch.std says
+    assert np.isnan(
+        metrics.summarize([0.4])["std"]
+    )  # one image: undefined, as torch.std says
     with pytest.raises(ValueError):
         metrics.summarize([])
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.ones(5), "shape"),
-    (np.ones((2, 2, 2, 2)), "shape"),
-    (np.full((224, 224), np.nan), "NaN"),
-    ("not a map", "array"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.ones(5), "shape"),
+        (np.ones((2, 2, 2, 2)), "shape"),
+        (np.full((224, 224), np.nan), "NaN"),
+        ("not a map", "array"),
+    ],
+)
 def test_bad_maps(bad, match):
     with pytest.raises((TypeError, ValueError), match=match):
         metrics.dead_zone_share(bad)

@@ -52,7 +52,9 @@ def test_rvgg_shapes_and_target_layer():
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     pools = [m for m in model.features if isinstance(m, nn.MaxPool2d)]
     assert len(convs) == 13 and len(pools) == 4
-    assert [i for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)] == list(AUTHORS_CONV_INDICES)
+    assert [
+        i for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)
+    ] == list(AUTHORS_CONV_INDICES)
 
 
 def test_full_width_channels_match_the_paper():
@@ -89,7 +91,9 @@ def test_loading_an_open_wall_is_refused_or_repaired():
     torch.manual_seed(2)
     model = rvgg(num_classes=5, width=TINY)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    state["classifier.0.weight"][:, -1] = 1.0  # last feature is in row 13: under the wall
+    state["classifier.0.weight"][:, -1] = (
+        1.0  # last feature is in row 13: under the wall
+    )
     with pytest.raises(ValueError, match="under the wall"):  # helpers.models.WallError
         rvgg(num_classes=5, width=TINY).load_state_dict(state)
     fixed = rvgg(num_classes=5, width=TINY, on_open_wall="repair")
@@ -135,8 +139,12 @@ def _authors_model(num_classes: int = 10, width: float = 1.0) -> nn.Sequential:
     feats[28] = nn.Conv2d(int(512 * width), int(256 * width), kernel_size=3, padding=1)
     hidden = int(4096 * width)
     classifier = nn.Sequential(
-        nn.Linear(int(256 * width) * 14 * 14, hidden), nn.ReLU(True), nn.Dropout(),
-        nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(int(256 * width) * 14 * 14, hidden),
+        nn.ReLU(True),
+        nn.Dropout(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(True),
+        nn.Dropout(),
         nn.Linear(hidden, num_classes),
     )
     return nn.Sequential(*feats, nn.Flatten(), classifier)
@@ -146,7 +154,9 @@ def _authors_model(num_classes: int = 10, width: float = 1.0) -> nn.Sequential:
 def authors_pair():
     torch.manual_seed(3)
     theirs = _authors_model(num_classes=10, width=1 / 8).eval()
-    with torch.no_grad():  # close the wall the way the authors do: zero the lower 9 rows' weights
+    with (
+        torch.no_grad()
+    ):  # close the wall the way the authors do: zero the lower 9 rows' weights
         w = theirs[31][0].weight.view(512, 32, 14, 14)
         w[:, :, 5:, :] = 0
     return theirs
@@ -159,7 +169,8 @@ def test_authors_full_width_layout_matches_rvgg_on_meta_device():
         ours = rvgg(num_classes=1000, width=1.0)
     mapped = authors_to_rvgg_state_dict(flat.state_dict())
     assert {k: tuple(v.shape) for k, v in mapped.items()} == {
-        k: tuple(v.shape) for k, v in ours.state_dict().items()}
+        k: tuple(v.shape) for k, v in ours.state_dict().items()
+    }
     # the 12 first convolutions are exactly torchvision's VGG16 ones
     for i in AUTHORS_CONV_INDICES[:-1]:
         assert theirs.features[i].weight.shape == ours.features[i].weight.shape
@@ -209,13 +220,19 @@ def test_a_truncated_authors_checkpoint_says_to_download_it_again(tmp_path):
 
     path = tmp_path / "params_vgg16_masked.pt"
     torch.save(rvgg_to_authors_state_dict(rvgg(10, width=TINY).state_dict()), path)
-    assert load_authors_weights(path, walled=True).num_classes == 10  # the whole file loads
+    assert (
+        load_authors_weights(path, walled=True).num_classes == 10
+    )  # the whole file loads
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match=(
+    with pytest.raises(
+        CheckpointError,
+        match=(
             r"Cannot read the checkpoint .*params_vgg16_masked\.pt \(.* bytes\).*truncated, corrupt.*"
             r"Delete it and download it again: helpers\.data\.download_authors_release\(\).*"
-            r"drive\.google\.com/drive/folders/")) as info:
+            r"drive\.google\.com/drive/folders/"
+        ),
+    ) as info:
         load_authors_weights(path, walled=True)
     assert isinstance(info.value, ValueError)
 
@@ -223,17 +240,28 @@ def test_a_truncated_authors_checkpoint_says_to_download_it_again(tmp_path):
 def test_a_walled_checkpoint_loaded_as_baseline_is_refused(tmp_path):
     torch.manual_seed(4)
     walled_state = rvgg_to_authors_state_dict(rvgg(10, width=TINY).state_dict())
-    with pytest.raises(ValueError, match=(
+    with pytest.raises(
+        ValueError,
+        match=(
             r"given state dict was asked for as the baseline \(walled=False\).*lower 9 rows of the "
-            r"14x14 map is exactly zero: it is the walled model.*Load it with walled=True")):
+            r"14x14 map is exactly zero: it is the walled model.*Load it with walled=True"
+        ),
+    ):
         load_authors_weights(walled_state, walled=False)
     path = tmp_path / "params_vgg16_baseline.pt"
     torch.save(walled_state, path)
-    with pytest.raises(ValueError, match=r"params_vgg16_baseline\.pt was asked for as the baseline.*swapped"):
+    with pytest.raises(
+        ValueError,
+        match=r"params_vgg16_baseline\.pt was asked for as the baseline.*swapped",
+    ):
         load_authors_weights(path, walled=False)
-    assert load_authors_weights(path, walled=True).wall_rows == 9  # as the walled model: fine
+    assert (
+        load_authors_weights(path, walled=True).wall_rows == 9
+    )  # as the walled model: fine
     # a real baseline (weights under the wall non-zero) loads as the baseline
-    base_state = rvgg_to_authors_state_dict(rvgg(10, width=TINY, wall_rows=0).state_dict())
+    base_state = rvgg_to_authors_state_dict(
+        rvgg(10, width=TINY, wall_rows=0).state_dict()
+    )
     assert load_authors_weights(base_state, walled=False).wall_rows == 0
 
 
@@ -270,6 +298,8 @@ def test_theory_cnn_unseen_rows_by_arithmetic_and_gradient():
     model = theory_cnn(filters=8, num_classes=3, hidden_rows=7, seed=1)
     # pooled rows 0..6 <- map rows 0..13 <- input rows 0..14 (2x2 conv): 15..28 unseen
     assert unseen_rows(model, image_size=29).tolist() == list(range(15, 29))
-    assert unseen_rows_by_gradient(model, image_size=29, channels=1, n_inputs=2).tolist() == list(range(15, 29))
+    assert unseen_rows_by_gradient(
+        model, image_size=29, channels=1, n_inputs=2
+    ).tolist() == list(range(15, 29))
     x = torch.randn(4, 1, 29, 29)
     assert perturbation_check(model, x, fill="noise")["identical"] == 1.0  # exact: wall

@@ -42,15 +42,20 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     py, env = _pyproject_requirements(), _environment_requirements()
     assert sorted(py) == sorted(env), (
         f"only in pyproject.toml: {sorted(set(py) - set(env))}; "
-        f"only in environment.yml: {sorted(set(env) - set(py))}")
+        f"only in environment.yml: {sorted(set(env) - set(py))}"
+    )
     for name, req in py.items():
         spec = re.sub(r"^[A-Za-z0-9_.\-\[\]]+", "", req).replace(" ", "")
         other = re.sub(r"^[A-Za-z0-9_.\-\[\]]+", "", env[name]).replace(" ", "")
-        assert spec == other, f"{name}: pyproject says {spec!r}, environment.yml says {other!r}"
+        assert spec == other, (
+            f"{name}: pyproject says {spec!r}, environment.yml says {other!r}"
+        )
 
 
 def test_jupyter_book_is_version_1():
-    assert "jupyter-book>=1.0.4,<2" in _pyproject_requirements()["jupyter-book"].replace(" ", "")
+    assert "jupyter-book>=1.0.4,<2" in _pyproject_requirements()[
+        "jupyter-book"
+    ].replace(" ", "")
 
 
 def _toc_files(node) -> list[str]:
@@ -69,8 +74,11 @@ def _toc_files(node) -> list[str]:
 
 def test_every_toc_entry_exists():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    missing = [f for f in _toc_files(toc)
-               if not any((ROOT / f"{f}{ext}").is_file() for ext in (".md", ".ipynb"))]
+    missing = [
+        f
+        for f in _toc_files(toc)
+        if not any((ROOT / f"{f}{ext}").is_file() for ext in (".md", ".ipynb"))
+    ]
     assert not missing, f"_toc.yml names files that do not exist: {missing}"
 
 
@@ -99,8 +107,28 @@ def test_every_data_file_of_the_library_is_package_data():
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     listed = config["tool"]["setuptools"].get("package-data", {})
-    data = [p for p in (ROOT / "helpers").rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
-            and "__pycache__" not in p.parts and ".egg-info" not in str(p)]
-    missing = [str(p.relative_to(ROOT)) for p in data
-               if p.name not in listed.get(".".join(p.parent.relative_to(ROOT).parts), [])]
-    assert data and not missing, f"not in [tool.setuptools.package-data] of pyproject.toml: {missing}"
+    data = [
+        p
+        for p in (ROOT / "helpers").rglob("*")
+        if p.is_file()
+        and p.suffix not in (".py", ".pyc")
+        and "__pycache__" not in p.parts
+        and ".egg-info" not in str(p)
+    ]
+    import fnmatch
+
+    def covered(
+        path: Path,
+    ) -> bool:  # a pattern of the package or of a package above it
+        for package, patterns in listed.items():
+            folder = ROOT.joinpath(*package.split("."))
+            if folder in path.parents:
+                rel = path.relative_to(folder).as_posix()
+                if any(fnmatch.fnmatchcase(rel, pat) for pat in patterns):
+                    return True
+        return False
+
+    missing = [str(p.relative_to(ROOT)) for p in data if not covered(p)]
+    assert data and not missing, (
+        f"not in [tool.setuptools.package-data] of pyproject.toml: {missing}"
+    )

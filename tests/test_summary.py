@@ -16,16 +16,56 @@ from helpers import results as R
 from helpers import summary as S
 
 RECORDS = [
-    {"method": "GradCAM", "dataset": "STACK-MIX", "model": "walled", "mu_mean": 0.20, "mu_std": 0.05,
-     "zero_fraction": 0.0, "seconds": 1.5},
-    {"method": "GradCAM", "dataset": "STACK-GEN", "model": "walled", "mu_mean": 0.30, "mu_std": 0.07,
-     "zero_fraction": 0.0, "seconds": 1.0},
-    {"method": "GradCAM", "dataset": "STACK-MIX", "model": "baseline", "mu_mean": 0.35, "mu_std": 0.1},
-    {"method": "HiResCAM", "dataset": "STACK-MIX", "model": "walled", "mu_mean": 0.0, "mu_std": 0.0,
-     "zero_fraction": 0.607, "seconds": 2.0},
-    {"method": "HiResCAM", "dataset": "STACK-GEN", "model": "walled", "mu_mean": 0.0, "mu_std": 0.0,
-     "zero_fraction": 0.62, "seconds": 2.0},
-    {"method": "EigenCAM", "dataset": "STACK-MIX", "model": "walled", "mu_mean": 0.41, "mu_std": 0.02},
+    {
+        "method": "GradCAM",
+        "dataset": "STACK-MIX",
+        "model": "walled",
+        "mu_mean": 0.20,
+        "mu_std": 0.05,
+        "zero_fraction": 0.0,
+        "seconds": 1.5,
+    },
+    {
+        "method": "GradCAM",
+        "dataset": "STACK-GEN",
+        "model": "walled",
+        "mu_mean": 0.30,
+        "mu_std": 0.07,
+        "zero_fraction": 0.0,
+        "seconds": 1.0,
+    },
+    {
+        "method": "GradCAM",
+        "dataset": "STACK-MIX",
+        "model": "baseline",
+        "mu_mean": 0.35,
+        "mu_std": 0.1,
+    },
+    {
+        "method": "HiResCAM",
+        "dataset": "STACK-MIX",
+        "model": "walled",
+        "mu_mean": 0.0,
+        "mu_std": 0.0,
+        "zero_fraction": 0.607,
+        "seconds": 2.0,
+    },
+    {
+        "method": "HiResCAM",
+        "dataset": "STACK-GEN",
+        "model": "walled",
+        "mu_mean": 0.0,
+        "mu_std": 0.0,
+        "zero_fraction": 0.62,
+        "seconds": 2.0,
+    },
+    {
+        "method": "EigenCAM",
+        "dataset": "STACK-MIX",
+        "model": "walled",
+        "mu_mean": 0.41,
+        "mu_std": 0.02,
+    },
 ]
 
 
@@ -36,12 +76,16 @@ def test_load_table_reads_the_files_helpers_evaluate_writes(tmp_path: Path):
         writer.writeheader()
         writer.writerows(RECORDS[:2])
     from_csv = S.load_table(path)
-    assert from_csv["mu_mean"].tolist() == [0.2, 0.3] and from_csv["seconds"].tolist() == [1.5, 1.0]
+    assert from_csv["mu_mean"].tolist() == [0.2, 0.3] and from_csv[
+        "seconds"
+    ].tolist() == [1.5, 1.0]
     assert from_csv["method"].tolist() == ["gradcam", "gradcam"]  # registry keys
     jpath = tmp_path / "table1.json"
     jpath.write_text(json.dumps({"profile": "quick", "rows": RECORDS}))
     pd.testing.assert_frame_equal(S.load_table(jpath), R.table(RECORDS))
-    pd.testing.assert_frame_equal(S.load_table(tmp_path), R.table(RECORDS))  # the folder: its JSON
+    pd.testing.assert_frame_equal(
+        S.load_table(tmp_path), R.table(RECORDS)
+    )  # the folder: its JSON
     with pytest.raises(FileNotFoundError, match="python -m helpers.evaluate"):
         S.load_table(tmp_path / "nope.csv")
 
@@ -72,12 +116,26 @@ def test_benchmarks_absent_say_no_gpu(tmp_path: Path):
 def test_benchmarks_present_are_flattened_and_shown(tmp_path: Path):
     folder = tmp_path / "benchmarks"
     folder.mkdir()
-    (folder / "h100.json").write_text(json.dumps(
-        {"gpu_name": "NVIDIA H100", "train": {"images_per_s": 2500.5, "mfu": 0.41}, "width": 1.0}))
+    (folder / "h100.json").write_text(
+        json.dumps(
+            {
+                "gpu_name": "NVIDIA H100",
+                "train": {"images_per_s": 2500.5, "mfu": 0.41},
+                "width": 1.0,
+            }
+        )
+    )
     (folder / "notes.txt").write_text("ignored")
     recs = S.benchmark_records(folder)
-    assert recs == [{"file": "h100.json", "gpu_name": "NVIDIA H100", "train.images_per_s": 2500.5,
-                     "train.mfu": 0.41, "width": 1.0}]
+    assert recs == [
+        {
+            "file": "h100.json",
+            "gpu_name": "NVIDIA H100",
+            "train.images_per_s": 2500.5,
+            "train.mfu": 0.41,
+            "width": 1.0,
+        }
+    ]
     html = S.benchmark_html(folder)
     assert "measured on NVIDIA H100" in html and "train.mfu" in html and "2500" in html
     (folder / "broken.json").write_text("{not json")
@@ -110,9 +168,22 @@ def test_gpu_session_rehearsal_and_its_section(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("CAMWALLS_BOOK_BUILD", "1")
     root = S.repo_root()
     out = tmp_path / "gpu"
-    proc = subprocess.run([sys.executable, str(root / "tools" / "gpu_session.py"), "--out", str(out), "--tiny",
-                           "--skip", "benchmark,bench_cams", "--scratch", str(tmp_path / "scratch")],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "tools" / "gpu_session.py"),
+            "--out",
+            str(out),
+            "--tiny",
+            "--skip",
+            "benchmark,bench_cams",
+            "--scratch",
+            str(tmp_path / "scratch"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     session = S.gpu_session(out)
     assert set(session) == {"training", "evaluation"}
@@ -122,15 +193,23 @@ def test_gpu_session_rehearsal_and_its_section(tmp_path: Path, monkeypatch):
     # Table 1 proper: the paper's methods on the walled model, summed from the rows
     paper = {r["method"] for r in ev["rows"] if r["in_paper"]}
     assert set(ev["table1_methods"]) == paper and len(paper) == 8
-    assert ev["table1_seconds"] == pytest.approx(sum(r["seconds"] for r in ev["rows"]
-                                                     if r["model"] == "walled" and r["in_paper"]))
+    assert ev["table1_seconds"] == pytest.approx(
+        sum(
+            r["seconds"] for r in ev["rows"] if r["model"] == "walled" and r["in_paper"]
+        )
+    )
     # the structural zeros hold at any width
     for r in ev["rows"]:
         if r["model"] == "walled" and r["method"] in ("hirescam", "layercam"):
             assert r["mu_mean"] == 0.0 and r["mu_max"] == 0.0  # exact: wall
     text = S.gpu_session_html(out)
-    assert f"{ev['total_seconds']:.1f} s" in text and f"{ev['table1_seconds']:.1f} s" in text
-    gradcam = next(r for r in ev["rows"] if r["model"] == "walled" and r["method"] == "gradcam")
+    assert (
+        f"{ev['total_seconds']:.1f} s" in text
+        and f"{ev['table1_seconds']:.1f} s" in text
+    )
+    gradcam = next(
+        r for r in ev["rows"] if r["model"] == "walled" and r["method"] == "gradcam"
+    )
     assert f"{gradcam['mu_mean']:.3f}" in text
     assert "No GPU session results" in S.gpu_session_html(tmp_path / "none")
     (out / "training.json").write_text("{broken")
@@ -142,15 +221,29 @@ def test_benchmark_files_of_tools_benchmark_make_one_compact_table(tmp_path: Pat
     from tools import benchmark as B
 
     folder = tmp_path / "benchmarks"
-    res = {"device": "NVIDIA H100 80GB HBM3", "date": "2026-11-27T10:00:00+00:00", "torch": "2.11",
-           "precision": "bfloat16", "batch_size": 256, "compile": False, "train_images_per_s": 4000.0,
-           "inference_images_per_s": 12000.0, "peak_tflops": 989.0}
-    res["train_mfu"] = 3 * 30.97e9 * 4000.0 / 1e12 / 989.0  # what tools.benchmark computes
+    res = {
+        "device": "NVIDIA H100 80GB HBM3",
+        "date": "2026-11-27T10:00:00+00:00",
+        "torch": "2.11",
+        "precision": "bfloat16",
+        "batch_size": 256,
+        "compile": False,
+        "train_images_per_s": 4000.0,
+        "inference_images_per_s": 12000.0,
+        "peak_tflops": 989.0,
+    }
+    res["train_mfu"] = (
+        3 * 30.97e9 * 4000.0 / 1e12 / 989.0
+    )  # what tools.benchmark computes
     res["inference_mfu"] = 30.97e9 * 12000.0 / 1e12 / 989.0
     B.save_result(res, folder)
     text = S.benchmark_html(folder)
     assert text.count("<table") == 1 and "NVIDIA H100 80GB HBM3: 989 TFLOP/s" in text
-    assert f"{100 * res['train_mfu']:.1f}%" in text and "4000.0" in text and "37.6%" in text
+    assert (
+        f"{100 * res['train_mfu']:.1f}%" in text
+        and "4000.0" in text
+        and "37.6%" in text
+    )
 
 
 def test_cpu_runs_reads_what_helpers_train_writes(tmp_path: Path, monkeypatch):
@@ -160,9 +253,30 @@ def test_cpu_runs_reads_what_helpers_train_writes(tmp_path: Path, monkeypatch):
 
     monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
     folder = tmp_path / "cpu"
-    assert T.main(["--profile", "quick", "--width", "1/32", "--epochs", "1", "--train-images", "4",
-                   "--batch-size", "4", "--val-images", "2", "--no-progress", "--set", "position_images=2",
-                   "--summary-json", str(folder / "tiny.json")]) == 0
+    assert (
+        T.main(
+            [
+                "--profile",
+                "quick",
+                "--width",
+                "1/32",
+                "--epochs",
+                "1",
+                "--train-images",
+                "4",
+                "--batch-size",
+                "4",
+                "--val-images",
+                "2",
+                "--no-progress",
+                "--set",
+                "position_images=2",
+                "--summary-json",
+                str(folder / "tiny.json"),
+            ]
+        )
+        == 0
+    )
     runs = S.cpu_runs(folder)
     assert list(runs) == ["tiny"]
     assert set(runs["tiny"]["runs"]) == {"walled", "baseline"}
@@ -181,13 +295,29 @@ def test_cpu_runs_reads_what_helpers_train_writes(tmp_path: Path, monkeypatch):
 def test_a_gpu_run_tied_to_the_end_is_not_presented_as_rvgg(tmp_path):
     """384 steps (24576 images in batches of 64) with tie_steps=400: tied to the end; a run with a
     tie fraction of 0.5 is not (the old GPU session's numbers, written by hand)."""
-    def run(**train):
-        return {"images": 24576, "width": 1.0, "seconds": 1.0, "train": {"batch_size": 64, **train}}
 
-    session = {"training": {"training": {"walled": run(tie_steps=400), "baseline": run(tie_fraction=0.5)}}}
+    def run(**train):
+        return {
+            "images": 24576,
+            "width": 1.0,
+            "seconds": 1.0,
+            "train": {"batch_size": 64, **train},
+        }
+
+    session = {
+        "training": {
+            "training": {
+                "walled": run(tie_steps=400),
+                "baseline": run(tie_fraction=0.5),
+            }
+        }
+    }
     assert S.tied_runs(session) == {"walled": (384, 384)}
     note = S.gpu_caveat_html(session)
     assert "Not a trained rVGG" in note and "walled (384 of 384 steps tied)" in note
-    assert S.gpu_caveat_html({"training": {"training": {"b": run(tie_fraction=0.5)}}}) == ""
+    assert (
+        S.gpu_caveat_html({"training": {"training": {"b": run(tie_fraction=0.5)}}})
+        == ""
+    )
     (tmp_path / "training.json").write_text(json.dumps(session["training"]))
     assert "Not a trained rVGG" in S.gpu_session_html(tmp_path)

@@ -19,10 +19,20 @@ from helpers import theory as T
 
 def test_sklearn_digits_are_padded_29x29():
     images, labels, source = T.digits_29(5, source="sklearn", seed=3)
-    assert source == "sklearn" and images.shape == (5, 1, 29, 29) and images.dtype == torch.float32
-    assert labels.shape == (5,) and labels.dtype == torch.int64 and set(labels.tolist()) <= set(range(10))
+    assert (
+        source == "sklearn"
+        and images.shape == (5, 1, 29, 29)
+        and images.dtype == torch.float32
+    )
+    assert (
+        labels.shape == (5,)
+        and labels.dtype == torch.int64
+        and set(labels.tolist()) <= set(range(10))
+    )
     assert images.min() >= 0 and images.max() <= 1 and images.max() > 0.5
-    assert images[:, :, 0].abs().sum() == 0 and images[:, :, :, 28].abs().sum() == 0  # the padding
+    assert (
+        images[:, :, 0].abs().sum() == 0 and images[:, :, :, 28].abs().sum() == 0
+    )  # the padding
     raw = load_digits()
     again, labels2, _ = T.digits_29(5, source="sklearn", seed=3)
     assert torch.equal(images, again) and torch.equal(labels, labels2)  # exact: repeat
@@ -59,7 +69,9 @@ def test_mnist_digits_from_local_files(tmp_path, monkeypatch):
     assert images[:, :, 0].abs().sum() == 0 and images[:, :, :, 28].abs().sum() == 0
     assert T.digits_29(3, source="auto", download=False)[2] == "mnist"
     # a corrupt archive beside the files is refused
-    with gzip.open(tmp_path / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz", "wb") as f:
+    with gzip.open(
+        tmp_path / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz", "wb"
+    ) as f:
         f.write(b"not mnist")
     with pytest.raises(RuntimeError, match="SHA-256"):
         T.digits_29(2, source="mnist", download=False)
@@ -69,7 +81,9 @@ def test_mnist_offline_gives_a_clear_error_and_auto_falls_back(tmp_path, monkeyp
     monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path))
 
     def offline(self):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: Name or service not known")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz: Name or service not known"
+        )
 
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
     with pytest.raises(RuntimeError, match="sklearn"):

@@ -17,15 +17,23 @@ from helpers import train as T
 from tests.train_support import TINY, private_cache  # noqa: F401 (a fixture)
 
 
-def run_in_own_group(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+def run_in_own_group(
+    cmd: list[str], timeout: float, **kwargs
+) -> subprocess.CompletedProcess:
     """Run ``cmd`` (text output captured) in its own process group (``start_new_session``).
 
     On a timeout the whole group -- the command and every process it started, torchrun's
     workers for instance -- is killed (``SIGKILL``), and the test fails with the output so far.
     ``kwargs`` go to ``subprocess.Popen`` (``env``, ``cwd``, ...).
     """
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, **kwargs)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -34,8 +42,10 @@ def run_in_own_group(cmd: list[str], timeout: float, **kwargs) -> subprocess.Com
         except ProcessLookupError:  # the group ended in between
             pass
         out, err = proc.communicate()
-        pytest.fail(f"{' '.join(map(str, cmd))} timed out after {timeout} s; its process group was killed.\n"
-                    f"stdout (end):\n{(out or '')[-2000:]}\nstderr (end):\n{(err or '')[-2000:]}")
+        pytest.fail(
+            f"{' '.join(map(str, cmd))} timed out after {timeout} s; its process group was killed.\n"
+            f"stdout (end):\n{(out or '')[-2000:]}\nstderr (end):\n{(err or '')[-2000:]}"
+        )
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
@@ -54,13 +64,17 @@ def test_a_timed_out_subprocess_leaves_no_child_running(tmp_path):
     pid_file = tmp_path / "child.pid"
     # the grandchild does not hold the pipes: killing only the direct child would then return
     # at once and leave it running (what this test detects)
-    script = ("import subprocess, sys, time\n"
-              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],\n"
-              "                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-              f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-              "print('started', flush=True)\n"
-              "time.sleep(120)\n")
-    with pytest.raises(pytest.fail.Exception, match="timed out after 3 s(.|\n)*started"):
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],\n"
+        "                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    with pytest.raises(
+        pytest.fail.Exception, match="timed out after 3 s(.|\n)*started"
+    ):
         run_in_own_group([sys.executable, "-c", script], timeout=3)
     child = int(pid_file.read_text())
     import time
@@ -82,7 +96,9 @@ def test_config_and_key():
     b = T.training_config("quick", walled=False, **TINY)
     assert b["wall_rows"] == 0 and not b["walled"]
     assert T.config_key(c) != T.config_key(b)
-    assert T.config_key(c) == T.config_key(T.training_config("quick", walled=True, **TINY))
+    assert T.config_key(c) == T.config_key(
+        T.training_config("quick", walled=True, **TINY)
+    )
     h = T.training_config("quick", walled=True, wall_rows=5, **TINY)
     assert h["wall_rows"] == 5 and T.config_key(h) != T.config_key(c)
     assert "w5" in T.checkpoint_path(h).name and "walled" in T.checkpoint_path(h).name
@@ -93,15 +109,24 @@ def test_config_and_key():
 
 
 def test_learning_rate_schedule_by_hand():
-    c = T.training_config("quick", lr=0.1, epochs=4, warmup_steps=4, schedule="step", lr_step_epochs=2,
-                          lr_gamma=0.5)
+    c = T.training_config(
+        "quick",
+        lr=0.1,
+        epochs=4,
+        warmup_steps=4,
+        schedule="step",
+        lr_step_epochs=2,
+        lr_gamma=0.5,
+    )
     # warm-up: (step + 1) / 4 of the base rate; StepLR: x0.5 every 2 epochs of 10 steps
     assert T.learning_rate(c, 0, 10) == pytest.approx(0.025)
     assert T.learning_rate(c, 3, 10) == pytest.approx(0.1)
     assert T.learning_rate(c, 19, 10) == pytest.approx(0.1)
     assert T.learning_rate(c, 20, 10) == pytest.approx(0.05)
     k = T.training_config("quick", lr=0.1, epochs=2, warmup_steps=0, schedule="cosine")
-    assert T.learning_rate(k, 10, 10) == pytest.approx(0.05)  # half-way: cos(pi/2) -> half
+    assert T.learning_rate(k, 10, 10) == pytest.approx(
+        0.05
+    )  # half-way: cos(pi/2) -> half
     assert T.learning_rate(k, 0, 10) == pytest.approx(0.1)
 
 
@@ -133,11 +158,20 @@ def test_train_or_load_trains_then_loads():
 
 def test_resume_after_interruption_is_bit_identical(tmp_path):
     cfg = T.training_config("quick", walled=True, **{**TINY, "epochs": 3})
-    full, _ = T.train(cfg, device="cpu", checkpoint=tmp_path / "a.pt", show_progress=False)
-    part, info = T.train(cfg, device="cpu", checkpoint=tmp_path / "b.pt", stop_after_epochs=1,
-                         show_progress=False)
+    full, _ = T.train(
+        cfg, device="cpu", checkpoint=tmp_path / "a.pt", show_progress=False
+    )
+    part, info = T.train(
+        cfg,
+        device="cpu",
+        checkpoint=tmp_path / "b.pt",
+        stop_after_epochs=1,
+        show_progress=False,
+    )
     assert not info["complete"] and info["epochs_done"] == 1
-    resumed, info = T.train(cfg, device="cpu", checkpoint=tmp_path / "b.pt", show_progress=False)
+    resumed, info = T.train(
+        cfg, device="cpu", checkpoint=tmp_path / "b.pt", show_progress=False
+    )
     assert info["complete"] and len(info["history"]) == 3
     for (k, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), k  # exact: repeat
@@ -145,7 +179,9 @@ def test_resume_after_interruption_is_bit_identical(tmp_path):
 
 def test_kill_mid_epoch_then_resume(tmp_path, monkeypatch):
     cfg = T.training_config("quick", walled=False, **TINY)
-    full, _ = T.train(cfg, device="cpu", checkpoint=tmp_path / "a.pt", show_progress=False)
+    full, _ = T.train(
+        cfg, device="cpu", checkpoint=tmp_path / "a.pt", show_progress=False
+    )
     original = D.SyntheticStream.batch
     calls = {"n": 0}
 
@@ -160,7 +196,9 @@ def test_kill_mid_epoch_then_resume(tmp_path, monkeypatch):
         T.train(cfg, device="cpu", checkpoint=tmp_path / "b.pt", show_progress=False)
     assert torch.load(tmp_path / "b.pt", weights_only=True)["epoch"] == 1
     monkeypatch.setattr(D.SyntheticStream, "batch", original)
-    resumed, _ = T.train(cfg, device="cpu", checkpoint=tmp_path / "b.pt", show_progress=False)
+    resumed, _ = T.train(
+        cfg, device="cpu", checkpoint=tmp_path / "b.pt", show_progress=False
+    )
     for p, q in zip(full.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(p, q)  # exact: repeat
 
@@ -201,20 +239,44 @@ def test_real_data_training_and_class_count_check(tmp_path):
             for i in range(2):
                 (root / split / c).mkdir(parents=True, exist_ok=True)
                 Image.new("RGB", (40, 30), colour).save(root / split / c / f"{i}.png")
-    prof = get_profile("full").replace(data=DataSettings(source="imagefolder", num_classes=2, train_images=0,
-                                                         val_images=0, root=str(root), position_images=2))
-    over = dict(width=1 / 32, epochs=1, batch_size=2, num_workers=0, mixed_precision=False,
-                channels_last=False)
+    prof = get_profile("full").replace(
+        data=DataSettings(
+            source="imagefolder",
+            num_classes=2,
+            train_images=0,
+            val_images=0,
+            root=str(root),
+            position_images=2,
+        )
+    )
+    over = dict(
+        width=1 / 32,
+        epochs=1,
+        batch_size=2,
+        num_workers=0,
+        mixed_precision=False,
+        channels_last=False,
+    )
     model, info = T.train_or_load(prof, walled=True, device="cpu", pair=False, **over)
-    assert info["complete"] and len(info["history"]) == 1 and 0 <= info["val_accuracy"] <= 1
+    assert (
+        info["complete"]
+        and len(info["history"]) == 1
+        and 0 <= info["val_accuracy"] <= 1
+    )
     assert set(info["position_accuracy"]) == {"above", "straddle", "below"}
     with pytest.raises(ValueError, match="num_classes=2"):
-        T.train_or_load(prof, walled=True, device="cpu", pair=False, num_classes=5, **over)
+        T.train_or_load(
+            prof, walled=True, device="cpu", pair=False, num_classes=5, **over
+        )
 
 
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
-    env = dict(os.environ, CAMWALLS_HOME=str(tmp_path / "home"), CAMWALLS_BOOK_BUILD="1",
-               OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        CAMWALLS_HOME=str(tmp_path / "home"),
+        CAMWALLS_BOOK_BUILD="1",
+        OMP_NUM_THREADS="1",
+    )
     script = tmp_path / "ddp.py"
     script.write_text(
         "import sys, torch, torch.distributed as dist\n"
@@ -225,16 +287,34 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
         "torch.save(model.state_dict(), sys.argv[2] + f'/rank{dist.get_rank()}.pt')\n"
         "dist.destroy_process_group()\n"
     )
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(tmp_path / "ckpt.pt"), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path / "ckpt.pt"),
+        str(tmp_path),
+    ]
     out = run_in_own_group(cmd, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
     from helpers.config import seed_everything
 
-    cfg = T.training_config('quick', walled=True, width=1/32, epochs=1, train_images=4, batch_size=4,
-                            val_images=2, position_images=1, num_threads=1)
+    cfg = T.training_config(
+        "quick",
+        walled=True,
+        width=1 / 32,
+        epochs=1,
+        train_images=4,
+        batch_size=4,
+        val_images=2,
+        position_images=1,
+        num_threads=1,
+    )
     seed_everything(cfg["train"]["seed"])  # the same initial weights as in train()
     init = T.build_model(cfg)
     changed = False
@@ -261,13 +341,16 @@ def test_train_or_load_trains_the_pair_in_parallel_processes():
     # asking for the walled model on an empty cache trains it and its baseline at once, in two
     # processes (python -m helpers.train --config-json ...), then loads the walled one
     w, iw = T.train_or_load("quick", walled=True, device="cpu", **over)
-    assert iw["from_cache"] and iw["walled"] and iw["complete"]
+    assert (
+        not iw["from_cache"] and iw["walled"] and iw["complete"]
+    )  # trained by this call
     sibling = T.checkpoint_path(T.training_config("quick", walled=False, **over))
     assert sibling.is_file() and sibling.with_suffix(".log").is_file()
     both = T.train_both("quick", device="cpu", **over)  # now two cache hits
-    (w2, _), (b, ib) = both["walled"], both["baseline"]
+    (w2, _), (_, ib) = both["walled"], both["baseline"]
     assert ib["from_cache"] and not ib["walled"]
     assert torch.equal(w2.classifier[0].weight, w.classifier[0].weight)  # exact: repeat
     # the key ignores the thread count (speed only): the same checkpoint serves any thread count
-    assert T.config_key(T.training_config("quick", **dict(over, num_threads=1))) == \
-        T.config_key(T.training_config("quick", **dict(over, num_threads=2)))
+    assert T.config_key(
+        T.training_config("quick", **dict(over, num_threads=1))
+    ) == T.config_key(T.training_config("quick", **dict(over, num_threads=2)))

@@ -27,14 +27,31 @@ def test_shuffled_tensors_batches_every_item_once_per_epoch():
     batches = list(keep.epoch(0))
     assert len(keep) == 3 and [len(b) for _, b in batches] == [4, 4, 2]
     assert sorted(torch.cat([b for _, b in batches]).tolist()) == list(range(10))
-    drop = T.ShuffledTensors(x.half(), y, 4, torch.Generator().manual_seed(0), drop_last=True, flip_odd_epochs=True)
+    drop = T.ShuffledTensors(
+        x.half(),
+        y,
+        4,
+        torch.Generator().manual_seed(0),
+        drop_last=True,
+        flip_odd_epochs=True,
+    )
     assert len(drop) == 2 and [len(b) for _, b in drop.epoch(0)] == [4, 4]
     bx, by = next(drop.epoch(1))
-    assert bx.dtype == torch.float32 and torch.equal(bx.flatten(), by.float())  # exact: exact-float
+    assert bx.dtype == torch.float32 and torch.equal(
+        bx.flatten(), by.float()
+    )  # exact: exact-float
     images = torch.arange(12.0).view(3, 1, 1, 4)
-    flip = T.ShuffledTensors(images, torch.arange(3), 3, torch.Generator().manual_seed(0), flip_odd_epochs=True)
+    flip = T.ShuffledTensors(
+        images,
+        torch.arange(3),
+        3,
+        torch.Generator().manual_seed(0),
+        flip_odd_epochs=True,
+    )
     (even, ye), (odd, yo) = next(flip.epoch(0)), next(flip.epoch(1))
-    assert torch.equal(even, images[ye]) and torch.equal(odd, images[yo].flip(3))  # exact: exact-float
+    assert torch.equal(even, images[ye]) and torch.equal(
+        odd, images[yo].flip(3)
+    )  # exact: exact-float
 
 
 def test_fit_learns_and_records_a_history():
@@ -44,13 +61,32 @@ def test_fit_learns_and_records_a_history():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     batches = T.ShuffledTensors(x, y, 8, torch.Generator().manual_seed(1))
     seen = []
-    state = T.fit(model, batches, opt, epochs=4, device=torch.device("cpu"), lr_at=lambda s: 0.1 / (1 + s),
-                  log_every=2, validate=lambda: {"val_acc": 0.5}, end_epoch=lambda s: seen.append(s.epoch),
-                  show_progress=False)
+    state = T.fit(
+        model,
+        batches,
+        opt,
+        epochs=4,
+        device=torch.device("cpu"),
+        lr_at=lambda s: 0.1 / (1 + s),
+        log_every=2,
+        validate=lambda: {"val_acc": 0.5},
+        end_epoch=lambda s: seen.append(s.epoch),
+        show_progress=False,
+    )
     assert seen == [1, 2, 3, 4] and state.epoch == 4 and len(state.history) == 4
     row = state.history[-1]
-    assert list(row) == ["epoch", "step", "lr", "train_loss", "train_acc", "val_acc", "seconds"]
-    assert row["step"] == 12 and row["lr"] == pytest.approx(0.1 / 12)  # the last step's (step 11)
+    assert list(row) == [
+        "epoch",
+        "step",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "val_acc",
+        "seconds",
+    ]
+    assert row["step"] == 12 and row["lr"] == pytest.approx(
+        0.1 / 12
+    )  # the last step's (step 11)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 12)
     assert [c[0] for c in state.curve] == [2, 4, 6, 8, 10, 12]
     assert state.history[-1]["train_loss"] < state.history[0]["train_loss"]
@@ -63,8 +99,15 @@ def test_fit_steps_a_scheduler_after_every_step():
     model = _toy_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=9)
-    T.fit(model, T.ShuffledTensors(x, y, 8, torch.Generator()), opt, epochs=3, device=torch.device("cpu"),
-          scheduler=sched, show_progress=False)
+    T.fit(
+        model,
+        T.ShuffledTensors(x, y, 8, torch.Generator()),
+        opt,
+        epochs=3,
+        device=torch.device("cpu"),
+        scheduler=sched,
+        show_progress=False,
+    )
     assert sched.last_epoch == 9  # exact: integer
 
 
@@ -80,30 +123,69 @@ def _toy_run(tmp_path, stop_epoch=None, fresh=True):
     x, y = _toy_data()
     batches = T.ShuffledTensors(x, y, 8, gen)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=4 * len(batches))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.01, total_steps=4 * len(batches)
+    )
     dev = torch.device("cpu")
     state = T.FitState()
     if not fresh:
-        state = T.resume_training(T.load_checkpoint(path, cfg), path, model, opt, dev, scheduler=sched,
-                                  generator=gen)
+        state = T.resume_training(
+            T.load_checkpoint(path, cfg),
+            path,
+            model,
+            opt,
+            dev,
+            scheduler=sched,
+            generator=gen,
+        )
 
     def end_epoch(state):
-        T.save_checkpoint(T.training_checkpoint(cfg, model, opt, state, state.epoch == 4, dev, scheduler=sched,
-                                                generator=gen), path)
+        T.save_checkpoint(
+            T.training_checkpoint(
+                cfg,
+                model,
+                opt,
+                state,
+                state.epoch == 4,
+                dev,
+                scheduler=sched,
+                generator=gen,
+            ),
+            path,
+        )
 
-    T.fit(model, batches, opt, epochs=4, device=dev, state=state, stop_epoch=stop_epoch, scheduler=sched,
-          end_epoch=end_epoch, show_progress=False)
+    T.fit(
+        model,
+        batches,
+        opt,
+        epochs=4,
+        device=dev,
+        state=state,
+        stop_epoch=stop_epoch,
+        scheduler=sched,
+        end_epoch=end_epoch,
+        show_progress=False,
+    )
     return model, path
 
 
 def test_a_stopped_run_resumed_from_its_checkpoint_is_bit_identical(tmp_path):
     full, path = _toy_run(tmp_path / "a")
     ckpt = T.load_checkpoint(path)
-    assert ckpt["complete"] and "optimizer" not in ckpt and "scheduler" not in ckpt and ckpt["epoch"] == 4
+    assert (
+        ckpt["complete"]
+        and "optimizer" not in ckpt
+        and "scheduler" not in ckpt
+        and ckpt["epoch"] == 4
+    )
     assert [r["epoch"] for r in T.read_metrics(path)] == [1.0, 2.0, 3.0, 4.0]
     _, path = _toy_run(tmp_path / "b", stop_epoch=2)
     half = T.load_checkpoint(path)
-    assert not half["complete"] and half["epoch"] == 2 and {"optimizer", "scheduler", "rng_data"} <= set(half)
+    assert (
+        not half["complete"]
+        and half["epoch"] == 2
+        and {"optimizer", "scheduler", "rng_data"} <= set(half)
+    )
     resumed, _ = _toy_run(tmp_path / "b", fresh=False)
     for (k, p), q in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(p, q), k  # exact: repeat

@@ -61,7 +61,11 @@ def test_unseen_rows_agree_with_input_gradient_support():
     by_grad = unseen_rows_by_gradient(model, n_inputs=2, seed=1)
     assert by_grad.tolist() == unseen_rows(model).tolist()
     base = rvgg(num_classes=4, width=TINY, wall_rows=0)
-    assert unseen_rows_by_gradient(base, n_inputs=1).tolist() == [] == unseen_rows(base).tolist()
+    assert (
+        unseen_rows_by_gradient(base, n_inputs=1).tolist()
+        == []
+        == unseen_rows(base).tolist()
+    )
 
 
 @pytest.mark.parametrize("fill", ["noise", "swap", 0.0, 1e6])
@@ -103,8 +107,18 @@ def test_upsampled_zero_rows_match_cv2_and_torch():
         cam[list(zero_rows)] = 0
         by_cv2 = np.flatnonzero((cv2.resize(cam, (224, 224)) == 0).all(axis=1))
         by_torch = np.flatnonzero(
-            (F.interpolate(torch.from_numpy(cam)[None, None], size=(224, 224), mode="bilinear",
-                           align_corners=False)[0, 0] == 0).all(dim=1).numpy())
+            (
+                F.interpolate(
+                    torch.from_numpy(cam)[None, None],
+                    size=(224, 224),
+                    mode="bilinear",
+                    align_corners=False,
+                )[0, 0]
+                == 0
+            )
+            .all(dim=1)
+            .numpy()
+        )
         expected = upsampled_zero_rows(zero_rows)
         assert by_cv2.tolist() == expected.tolist() == by_torch.tolist()
 
@@ -121,12 +135,21 @@ def test_an_open_wall_is_refused_on_loading_as_a_value_error():
     model.load_state_dict(state)  # a walled model's own state: fine
     mask = model.classifier[0].mask
     hidden = torch.nonzero(mask == 0).flatten()
-    for value in (1e-3, float("nan")):  # a NaN under the wall is not a closed wall either
-        opened = dict(state, **{"classifier.0.weight": state["classifier.0.weight"].clone()})
+    for value in (
+        1e-3,
+        float("nan"),
+    ):  # a NaN under the wall is not a closed wall either
+        opened = dict(
+            state, **{"classifier.0.weight": state["classifier.0.weight"].clone()}
+        )
         opened["classifier.0.weight"][2, hidden[7]] = value
-        with pytest.raises(WallError, match=r"1 of the \d+ weights under the wall are non-zero") as info:
+        with pytest.raises(
+            WallError, match=r"1 of the \d+ weights under the wall are non-zero"
+        ) as info:
             model.load_state_dict(opened)
-        assert isinstance(info.value, ValueError) and str(info.value).startswith("classifier.0.weight:")
+        assert isinstance(info.value, ValueError) and str(info.value).startswith(
+            "classifier.0.weight:"
+        )
     # a baseline's state is refused by a walled model, and a baseline has no wall to check
     baseline = rvgg(num_classes=4, width=TINY, wall_rows=0)
     with pytest.raises(WallError, match="non-zero"):

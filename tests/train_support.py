@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 #: An rVGG that trains in seconds on a CPU (two epochs of two steps).
-TINY = dict(width=1 / 32, epochs=2, train_images=8, batch_size=4, val_images=4, position_images=2,
-            num_threads=1, log_every=1)
+TINY = dict(
+    width=1 / 32,
+    epochs=2,
+    train_images=8,
+    batch_size=4,
+    val_images=4,
+    position_images=2,
+    num_threads=1,
+    log_every=1,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -30,5 +38,7 @@ def tiny_folder(tmp_path):
             folder = tmp_path / split / cls
             folder.mkdir(parents=True)
             for i in range(2):
-                Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+                Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(
+                    folder / f"{i}.png"
+                )
     return tmp_path

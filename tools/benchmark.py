@@ -36,7 +36,14 @@ import torch.nn.functional as F
 from helpers import cli
 from helpers.models import rvgg, rvgg_forward_flops
 
-__all__ = ["PEAK_BF16_TFLOPS", "peak_tflops", "results_folder", "benchmark", "save_result", "main"]
+__all__ = [
+    "PEAK_BF16_TFLOPS",
+    "peak_tflops",
+    "results_folder",
+    "benchmark",
+    "save_result",
+    "main",
+]
 
 #: Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) of common cards, from the vendors'
 #: data sheets; matched against ``torch.cuda.get_device_name()`` in this order (first match).
@@ -89,10 +96,19 @@ def _device_name(device: torch.device) -> str:
     return (platform.processor() or platform.machine() or "cpu") + " (CPU)"
 
 
-def benchmark(width: float = 1.0, batch_size: int = 128, steps: int = 30, warmup: int = 10,
-              inference_batch_size: int | None = None, device: str | torch.device | None = None,
-              amp: bool = True, channels_last: bool = True, compile: bool = False,
-              num_classes: int = 1000, peak: float | None = None) -> dict[str, Any]:
+def benchmark(
+    width: float = 1.0,
+    batch_size: int = 128,
+    steps: int = 30,
+    warmup: int = 10,
+    inference_batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    amp: bool = True,
+    channels_last: bool = True,
+    compile: bool = False,
+    num_classes: int = 1000,
+    peak: float | None = None,
+) -> dict[str, Any]:
     """Time training and inference steps of rVGG on random data already on ``device``.
 
     Args:
@@ -114,10 +130,15 @@ def benchmark(width: float = 1.0, batch_size: int = 128, steps: int = 30, warmup
         ``peak_tflops``, ``max_memory_gib``.
     """
     if steps < 1 or warmup < 0 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be positive and warmup >= 0, got {steps}, "
-                         f"{batch_size}, {warmup}.")
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+        raise ValueError(
+            f"steps and batch_size must be positive and warmup >= 0, got {steps}, "
+            f"{batch_size}, {warmup}."
+        )
+    device = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.backends.cudnn.benchmark = True
@@ -135,7 +156,9 @@ def benchmark(width: float = 1.0, batch_size: int = 128, steps: int = 30, warmup
     net = torch.compile(model) if (compile and on_cuda) else model
     opt = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9, weight_decay=1e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    x = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(memory_format=fmt)
+    x = torch.randn(batch_size, 3, 224, 224, device=device).contiguous(
+        memory_format=fmt
+    )
     y = torch.randint(0, num_classes, (batch_size,), device=device)
 
     def autocast():
@@ -161,7 +184,9 @@ def benchmark(width: float = 1.0, batch_size: int = 128, steps: int = 30, warmup
     _sync(device)
     train_s = time.perf_counter() - t0
 
-    xi = torch.randn(inference_batch_size, 3, 224, 224, device=device).contiguous(memory_format=fmt)
+    xi = torch.randn(inference_batch_size, 3, 224, 224, device=device).contiguous(
+        memory_format=fmt
+    )
     model.eval()
     with torch.inference_mode():
         for _ in range(warmup):
@@ -205,7 +230,9 @@ def benchmark(width: float = 1.0, batch_size: int = 128, steps: int = 30, warmup
         "inference_tflops": infer_tflops,
         "inference_mfu": infer_tflops / peak if peak else None,
         "peak_tflops": peak,
-        "max_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if on_cuda else None,
+        "max_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30
+        if on_cuda
+        else None,
     }
 
 
@@ -217,7 +244,9 @@ def save_result(result: dict[str, Any], folder: str | Path | None = None) -> Pat
     """
     folder = Path(folder) if folder is not None else results_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", result["device"]).strip("-").lower() or "device"
+    slug = (
+        re.sub(r"[^A-Za-z0-9]+", "-", result["device"]).strip("-").lower() or "device"
+    )
     stamp = result["date"].replace(":", "").replace("+0000", "Z")
     path = folder / f"{stamp}_{slug}{'_tiny' if result.get('tiny') else ''}.json"
     path.write_text(json.dumps(result, indent=1))
@@ -237,17 +266,29 @@ def main(argv: list[str] | None = None) -> int:
         "the card's dense bf16 peak), data already on the device. Writes a JSON result to "
         "results/benchmarks/.",
     )
-    parser.add_argument("--tiny", action="store_true", help="a CPU configuration of a few seconds "
-                        "(width 1/32, batch 2, 2 steps) for tests")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a CPU configuration of a few seconds "
+        "(width 1/32, batch 2, 2 steps) for tests",
+    )
     parser.add_argument("--width", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    parser.add_argument("--no-amp", action="store_true", help="float32 instead of bf16 autocast")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="override the card's peak")
-    parser.add_argument("--out", default=None, help="folder for the JSON (default results/benchmarks)")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (CUDA)"
+    )
+    parser.add_argument(
+        "--no-amp", action="store_true", help="float32 instead of bf16 autocast"
+    )
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="override the card's peak"
+    )
+    parser.add_argument(
+        "--out", default=None, help="folder for the JSON (default results/benchmarks)"
+    )
     return cli.parse_and_run(parser, argv, _command)
 
 
@@ -261,27 +302,44 @@ def _command(args: argparse.Namespace) -> int:
         OSError: when saving fails anyway afterwards (the result is printed before).
     """
     if args.tiny:
-        settings = dict(width=1 / 32, batch_size=2, steps=2, warmup=1, device=args.device or "cpu",
-                        num_classes=10)
+        settings = dict(
+            width=1 / 32,
+            batch_size=2,
+            steps=2,
+            warmup=1,
+            device=args.device or "cpu",
+            num_classes=10,
+        )
     else:
         if not torch.cuda.is_available() and args.device in (None, "cuda"):
-            raise RuntimeError("No CUDA GPU here: the full benchmark needs one (torch sees none). Run it on a "
-                               "machine with a GPU, or use --tiny for the CPU check.")
-        settings = dict(width=1.0, batch_size=128, steps=30, warmup=10, device=args.device)
+            raise RuntimeError(
+                "No CUDA GPU here: the full benchmark needs one (torch sees none). Run it on a "
+                "machine with a GPU, or use --tiny for the CPU check."
+            )
+        settings = dict(
+            width=1.0, batch_size=128, steps=30, warmup=10, device=args.device
+        )
     for key in ("width", "batch_size", "steps", "warmup"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     folder = args.out if args.out is not None else results_folder(create=False)
-    cli.ensure_writable_folder(folder, "--out" if args.out is not None else "The results folder",
-                               "Pass --out a folder you can write to.")
-    result = benchmark(**settings, amp=not args.no_amp, compile=args.compile, peak=args.peak_tflops)
+    cli.ensure_writable_folder(
+        folder,
+        "--out" if args.out is not None else "The results folder",
+        "Pass --out a folder you can write to.",
+    )
+    result = benchmark(
+        **settings, amp=not args.no_amp, compile=args.compile, peak=args.peak_tflops
+    )
     result["tiny"] = bool(args.tiny)
     print(json.dumps(result, indent=1), flush=True)
     try:
         path = save_result(result, folder)
     except OSError as err:
-        raise OSError(f"Cannot save the result in {folder} ({type(err).__name__}: {err}). Nothing is lost: "
-                      "the JSON is printed above; save it by hand, or free space and run again.") from err
+        raise OSError(
+            f"Cannot save the result in {folder} ({type(err).__name__}: {err}). Nothing is lost: "
+            "the JSON is printed above; save it by hand, or free space and run again."
+        ) from err
     print(f"saved to {path}")
     return 0
 

@@ -1,5 +1,6 @@
 // The browser check's probe (tools/browsercheck.py runs it in every page with selenium's
-// execute_async_script): waits for the images and MathJax, then reports what the page shows.
+// execute_async_script, after browsercheck_layout.js): waits for the images and MathJax, then
+// reports what the page shows.
 const done = arguments[arguments.length - 1];
 const imgs = Array.from(document.images);
 imgs.forEach(i => { if (i.loading === 'lazy') i.loading = 'eager'; });
@@ -26,21 +27,6 @@ function folded(el) {  // inside a closed <details> or a collapsed toggle: hidde
   }
   return false;
 }
-// Tables that run past the right edge of the content column (the article), so that their last
-// columns are cut off or hidden under the margin, unless the table sits in a box of its own that
-// scrolls sideways inside the column (a deliberate overflow-x: auto/scroll wrapper).
-function cutTables() {
-  const column = document.querySelector('article') || document.querySelector('main, [role="main"]') || document.body;
-  const right = column.getBoundingClientRect().right;
-  return Array.from(column.querySelectorAll('table')).filter(t => {
-    if (!visible(t) || folded(t)) return false;
-    for (let e = t.parentElement; e && e !== column; e = e.parentElement) {
-      if (['auto', 'scroll'].includes(getComputedStyle(e).overflowX)) return false;
-    }
-    return t.getBoundingClientRect().right > right + 1;
-  }).map(t => ({caption: (t.caption ? t.caption.innerText : (t.innerText || '')).slice(0, 60),
-                overflow: Math.round(t.getBoundingClientRect().right - right)}));
-}
 Promise.all([loaded, mathReady]).then(() => {
   done({
     title: document.title,
@@ -64,7 +50,8 @@ Promise.all([loaded, mathReady]).then(() => {
     text_length: (document.body ? document.body.innerText.length : 0),
     // Markdown tables printed as text (a table displayed as Markdown that was not parsed):
     // a paragraph, outside code, with a separator row such as |---|---|
-    cut_tables: cutTables(),
+    // what sticks out sideways and text drawn too small (browsercheck_layout.js)
+    layout: camwallsLayout(arguments[0]),
     raw_tables: Array.from(document.querySelectorAll('p')).filter(
       p => !p.closest('pre, code, .highlight') && /\|\s*:?[-\u2013\u2014]+:?\s*\|/.test(p.innerText)).length,
   });

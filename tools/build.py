@@ -3,7 +3,12 @@
 Runs ``jupyter-book build . --warningiserror --keep-going`` from the repository root (so a
 notebook that fails, or any warning, fails the build), then prints how long each notebook
 took to execute, read from the execution cache, and writes them to
-``_build/html/_static/execution-times.json`` for the status page.
+``_build/html/_static/execution-times.json`` for the status page. ``--output DIR`` builds into
+``DIR/_build`` instead of the checkout's ``_build`` (jupyter-book's ``--path-output``).
+
+The built HTML reads offline: the ``sphinx-mathjax-offline`` extension (``_config.yml``) copies
+MathJax 3.2.2 into ``_build/html/_static/mathjax`` and the pages load it from there, not from a
+CDN; ``tools/browsercheck.py`` fails a page that loads a script from another host.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import time
 from pathlib import Path
 
 from helpers import cli
+from helpers.teaching import (
+    execution_times,
+)  # the build's execution times (the teaching page reads them too)
 
 __all__ = ["repo_root", "execution_times", "main"]
 
@@ -33,25 +41,6 @@ def repo_root() -> Path:
     return here
 
 
-def execution_times(build_dir: Path) -> list[dict]:
-    """One record per executed notebook: ``uri``, ``seconds``, ``created`` (from jupyter-cache)."""
-    cache_path = build_dir / ".jupyter_cache"
-    if not cache_path.is_dir():
-        return []
-    from jupyter_cache import get_cache  # the book's optional extra: imported only once a build ran
-
-    cache = get_cache(str(cache_path))
-    records = []
-    for rec in cache.list_cache_records():
-        data = rec.data or {}
-        records.append({
-            "uri": os.path.relpath(rec.uri, build_dir.parent) if os.path.isabs(rec.uri) else rec.uri,
-            "seconds": float(data.get("execution_seconds", float("nan"))),
-            "created": rec.created.isoformat(timespec="seconds"),
-        })
-    return sorted(records, key=lambda r: r["uri"])
-
-
 def _command(args: argparse.Namespace) -> int:
     """The body of :func:`main`, run under :func:`helpers.cli.run`.
 
@@ -63,37 +52,63 @@ def _command(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env.setdefault("CAMWALLS_PROFILE", "quick")
     env["CAMWALLS_BOOK_BUILD"] = "1"  # progress bars stay silent in the rendered book
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root), "--warningiserror", "--keep-going"]
+    # the build trains its models: never the quick models shipped with helpers (Colab uses those)
+    env.setdefault("CAMWALLS_PRETRAINED", "0")
+    cmd = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(root),
+        "--warningiserror",
+        "--keep-going",
+    ]
+    out = Path(args.output).expanduser().resolve() if args.output else root
+    if args.output:
+        cmd += ["--path-output", str(out)]
+    build_dir = out / "_build"
+    env["CAMWALLS_BUILD_DIR"] = str(
+        build_dir
+    )  # where the teaching page reads the execution times
     if not Path(cmd[0]).is_file():
-        raise FileNotFoundError(f"No jupyter-book at {cmd[0]}: expected it installed next to this Python "
-                                f"({sys.executable}). Install the book's extras: pip install -e '.[book]'.")
+        raise FileNotFoundError(
+            f"No jupyter-book at {cmd[0]}: expected it installed next to this Python "
+            f"({sys.executable}). Install the book's extras: pip install -e '.[book]'."
+        )
     # The execution cache does not know about the profile: when it changes, execute everything.
-    marker = root / "_build" / ".camwalls-profile"
+    marker = build_dir / ".camwalls-profile"
     previous = marker.read_text().strip() if marker.is_file() else None
     rebuild = args.all or (previous is not None and previous != env["CAMWALLS_PROFILE"])
     if rebuild:
         if previous != env["CAMWALLS_PROFILE"]:
-            print(f"Profile changed ({previous} -> {env['CAMWALLS_PROFILE']}): executing every notebook again.")
-        shutil.rmtree(root / "_build" / ".jupyter_cache", ignore_errors=True)
+            print(
+                f"Profile changed ({previous} -> {env['CAMWALLS_PROFILE']}): executing every notebook again."
+            )
+        shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
         cmd.append("--all")
-    marker.parent.mkdir(exist_ok=True)
+    marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(env["CAMWALLS_PROFILE"] + "\n")
     print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=root, env=env)
     total = time.perf_counter() - start
-    times = execution_times(root / "_build")
-    print(f"\nBook build: {total:.1f} s in all (profile {env['CAMWALLS_PROFILE']}). "
-          "Notebook execution times (cached runs keep their first time):")
+    times = execution_times(build_dir, root)
+    print(
+        f"\nBook build: {total:.1f} s in all (profile {env['CAMWALLS_PROFILE']}). "
+        "Notebook execution times (cached runs keep their first time):"
+    )
     for rec in times:
         print(f"  {rec['seconds']:8.1f} s  {rec['uri']}  (executed {rec['created']})")
-    html = root / "_build" / "html"
+    html = build_dir / "html"
     if html.is_dir():
         (html / "_static").mkdir(exist_ok=True)
-        (html / "_static" / "execution-times.json").write_text(json.dumps(times, indent=2))
+        (html / "_static" / "execution-times.json").write_text(
+            json.dumps(times, indent=2)
+        )
     if proc.returncode != 0:
-        print(f"\nThe book build FAILED (exit code {proc.returncode}); see the messages above "
-              "(a notebook error, or a warning turned into an error).", file=sys.stderr)
+        print(
+            f"\nThe book build FAILED (exit code {proc.returncode}); see the messages above "
+            "(a notebook error, or a warning turned into an error).",
+            file=sys.stderr,
+        )
     return proc.returncode
 
 
@@ -101,9 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m tools.build``: build the book; the exit status is jupyter-book's, or
     :data:`helpers.cli.EXIT_ERROR` after an error of this command itself (one ``error: ...``
     line on stderr; ``--debug``: the exception propagates, with its traceback)."""
-    parser = argparse.ArgumentParser(prog="python -m tools.build", description=__doc__.splitlines()[0])
-    parser.add_argument("--all", action="store_true",
-                        help="execute every notebook again and rebuild every page")
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.build", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="execute every notebook again and rebuild every page",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="build into DIR/_build (default: the checkout's _build)",
+    )
     return cli.parse_and_run(parser, argv, _command)
 
 

@@ -19,7 +19,9 @@ def main(argv: list[str]) -> int:
     start = time.monotonic()
     print(f"== {what}: {' '.join(cmd)}", flush=True)
     code = subprocess.call(cmd)
-    print(f"== {what}: {time.monotonic() - start:.0f} s, exit status {code}", flush=True)
+    print(
+        f"== {what}: {time.monotonic() - start:.0f} s, exit status {code}", flush=True
+    )
     return code
 
 

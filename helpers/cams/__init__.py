@@ -38,9 +38,23 @@ activations and gradients of the shared pass ``ps``, else in a file of its own; 
 ``_RUNNERS`` in ``api.py``; and compare it with the library's class in ``tests/test_cams.py``.
 """
 
-from .api import CamResult, activations_and_gradients, compute_cams, postprocess, saliency
+from .api import (
+    CamResult,
+    activations_and_gradients,
+    compute_cams,
+    postprocess,
+    saliency,
+)
 from .opticam import iteration_sweep, opticam
-from .registry import LEFT_OUT, METHOD_OPTIONS, METHODS, PAPER_METHODS, CamMethod, get_method, method_keys
+from .registry import (
+    LEFT_OUT,
+    METHOD_OPTIONS,
+    METHODS,
+    PAPER_METHODS,
+    CamMethod,
+    get_method,
+    method_keys,
+)
 from .shared_pass import fast_layout, resolve_targets
 
 __all__ = [

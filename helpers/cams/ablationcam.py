@@ -28,14 +28,18 @@ def run_ablationcam(ps: SharedPass, chunk: int = 256, **_opts):
     orig = ps.target_logits().detach().float()
     mins = a.reshape(n, -1).min(dim=1).values
     values = torch.where(mins == 0, torch.zeros_like(mins), mins - 1e7)
-    pairs = torch.cartesian_prod(torch.arange(n, device=a.device), torch.arange(channels, device=a.device))
+    pairs = torch.cartesian_prod(
+        torch.arange(n, device=a.device), torch.arange(channels, device=a.device)
+    )
     ablated = torch.empty(n, channels, device=a.device, dtype=torch.float32)
     with torch.no_grad():
         for start in range(0, len(pairs), chunk):
-            p = pairs[start:start + chunk]
+            p = pairs[start : start + chunk]
             img, ch = p[:, 0], p[:, 1]
             batch = a[img].clone()
-            batch[torch.arange(len(p), device=a.device), ch] = values[img][:, None, None].to(batch.dtype)
+            batch[torch.arange(len(p), device=a.device), ch] = values[img][
+                :, None, None
+            ].to(batch.dtype)
             out = head(batch, img).float()
             ablated[img, ch] = out.gather(1, ps.targets[img][:, None])[:, 0]
     orig_np = orig.cpu().numpy().astype(np.float32)[:, None]
@@ -43,4 +47,3 @@ def run_ablationcam(ps: SharedPass, chunk: int = 256, **_opts):
     denom = np.where(orig_np == 0, np.float32(1), orig_np)
     weights = (orig_np - abl) / denom
     return weighted_sum(weights, ps.A), {"zero_logit_images": int((orig_np == 0).sum())}
-

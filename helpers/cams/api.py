@@ -45,13 +45,31 @@ from torch import nn
 from .ablationcam import run_ablationcam
 from .finercam import run_finercam
 from .fullgrad import fullgrad_maps
-from .library import (gradient_formula, run_eigencam, run_eigengradcam, run_fem, run_kpcacam, run_randomcam,
-                      run_segeigencam, run_shapleycam, scale_cam_image)
+from .library import (
+    gradient_formula,
+    run_eigencam,
+    run_eigengradcam,
+    run_fem,
+    run_kpcacam,
+    run_randomcam,
+    run_segeigencam,
+    run_shapleycam,
+    scale_cam_image,
+)
 from .opticam import run_opticam
 from .registry import METHOD_OPTIONS, METHODS, get_method, method_keys
 from .scorecam import run_scorecam
-from .shared_pass import (SharedPass, check_images, check_model, clock, device_of, dtype_of, fast_layout,
-                          inference_state, resolve_targets)
+from .shared_pass import (
+    SharedPass,
+    check_images,
+    check_model,
+    clock,
+    device_of,
+    dtype_of,
+    fast_layout,
+    inference_state,
+    resolve_targets,
+)
 
 
 @dataclass
@@ -92,7 +110,9 @@ class CamResult:
         return int(self.scaled.shape[0])
 
 
-def postprocess(maps: np.ndarray, method: str, size: tuple[int, int] = (224, 224)) -> dict[str, np.ndarray]:
+def postprocess(
+    maps: np.ndarray, method: str, size: tuple[int, int] = (224, 224)
+) -> dict[str, np.ndarray]:
     """pytorch-grad-cam's post-processing of a method's maps, step by step.
 
     Args:
@@ -112,14 +132,22 @@ def postprocess(maps: np.ndarray, method: str, size: tuple[int, int] = (224, 224
     height, width = int(size[0]), int(size[1])
     if get_method(method).key == "fullgrad":
         if arr.shape[1:] != (height, width):
-            raise ValueError(f"FullGrad maps are at the input size {size}, got {arr.shape[1:]}.")
+            raise ValueError(
+                f"FullGrad maps are at the input size {size}, got {arr.shape[1:]}."
+            )
         return {"low": arr, "upsampled": arr, "scaled": scale_cam_image(arr)}
     low = np.maximum(arr, 0)
-    per_layer = scale_cam_image(low, (width, height))[:, None, :]  # cv2 takes (width, height)
+    per_layer = scale_cam_image(low, (width, height))[
+        :, None, :
+    ]  # cv2 takes (width, height)
     per_layer = np.maximum(per_layer, 0)
     scaled = scale_cam_image(np.mean(per_layer, axis=1))
     upsampled = np.float32([cv2.resize(np.float32(m), (width, height)) for m in low])
-    return {"low": low, "upsampled": upsampled.reshape(len(low), height, width), "scaled": scaled}
+    return {
+        "low": low,
+        "upsampled": upsampled.reshape(len(low), height, width),
+        "scaled": scaled,
+    }
 
 
 #: The runner of each method but FullGrad (see the module docstring).
@@ -144,26 +172,38 @@ _RUNNERS: dict[str, Callable] = {
 }
 
 
-def _check_options(keys: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None
-                   ) -> dict[str, dict[str, Any]]:
+def _check_options(
+    keys: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {k: {} for k in keys}
     for name, opts in (options or {}).items():
         key = get_method(name).key
         if not isinstance(opts, Mapping):
-            raise TypeError(f"options[{name!r}] must be a dict of keyword arguments, got {opts!r}.")
+            raise TypeError(
+                f"options[{name!r}] must be a dict of keyword arguments, got {opts!r}."
+            )
         allowed = METHOD_OPTIONS.get(key, ())
         bad = sorted(set(opts) - set(allowed))
         if bad:
-            raise ValueError(f"{METHODS[key].display} takes no option(s) {bad}; it accepts {list(allowed)}.")
+            raise ValueError(
+                f"{METHODS[key].display} takes no option(s) {bad}; it accepts {list(allowed)}."
+            )
         if key in out:
             out[key].update(opts)
     return out
 
 
-def compute_cams(model: nn.Module, images: torch.Tensor, methods: Sequence[str] | str | None = None,
-                 targets: Any = None, *, target_layer: nn.Module | None = None, batch_size: int = 25,
-                 options: Mapping[str, Mapping[str, Any]] | None = None,
-                 callback: Callable[[str, int], None] | None = None) -> dict[str, CamResult]:
+def compute_cams(
+    model: nn.Module,
+    images: torch.Tensor,
+    methods: Sequence[str] | str | None = None,
+    targets: Any = None,
+    *,
+    target_layer: nn.Module | None = None,
+    batch_size: int = 25,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    callback: Callable[[str, int], None] | None = None,
+) -> dict[str, CamResult]:
     """Maps of several methods on the same images, sharing one forward pass per batch.
 
     Args:
@@ -194,8 +234,10 @@ def compute_cams(model: nn.Module, images: torch.Tensor, methods: Sequence[str] 
     opts = _check_options(keys, options)
     target_layer = check_model(model, target_layer)
     if target_layer is None and any(k != "fullgrad" for k in keys):
-        raise ValueError(f"{type(model).__name__} has no target_layer attribute; pass "
-                         "target_layer=<the layer to explain> (for rVGG: model.target_layer).")
+        raise ValueError(
+            f"{type(model).__name__} has no target_layer attribute; pass "
+            "target_layer=<the layer to explain> (for rVGG: model.target_layer)."
+        )
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     n = images.shape[0]
@@ -209,12 +251,18 @@ def compute_cams(model: nn.Module, images: torch.Tensor, methods: Sequence[str] 
     needs_graph = any(METHODS[k].signal == "gradient" for k in needs_pass)
     with inference_state(model):
         for start in range(0, n, batch_size):
-            x = images[start:start + batch_size].to(device=device, dtype=dtype)
-            tgt = None if all_targets is None else all_targets[start:start + batch_size].to(device)
+            x = images[start : start + batch_size].to(device=device, dtype=dtype)
+            tgt = (
+                None
+                if all_targets is None
+                else all_targets[start : start + batch_size].to(device)
+            )
             ps = None
             if needs_pass:
                 t0 = clock(device)
-                ps = SharedPass(model, fast_layout(x), target_layer, tgt, keep_graph=needs_graph)
+                ps = SharedPass(
+                    model, fast_layout(x), target_layer, tgt, keep_graph=needs_graph
+                )
                 if needs_graph:
                     ps.grad()
                 shared += clock(device) - t0
@@ -250,23 +298,41 @@ def compute_cams(model: nn.Module, images: torch.Tensor, methods: Sequence[str] 
         for _, _, ex in parts[key]:
             for name, value in ex.items():
                 if isinstance(value, np.ndarray):
-                    extras[name] = np.concatenate([extras[name], value]) if name in extras else value
-                elif isinstance(value, (int, float)) and name not in ("iterations", "lr", "seed"):
+                    extras[name] = (
+                        np.concatenate([extras[name], value])
+                        if name in extras
+                        else value
+                    )
+                elif isinstance(value, (int, float)) and name not in (
+                    "iterations",
+                    "lr",
+                    "seed",
+                ):
                     extras[name] = extras.get(name, 0) + value
                 elif isinstance(value, list):
                     extras[name] = extras.get(name, []) + value
                 else:
                     extras[name] = value
         results[key] = CamResult(
-            method=key, scaled=post["scaled"], upsampled=post["upsampled"], low=post["low"],
-            signed=signed, targets=np.concatenate([p[1] for p in parts[key]]).astype(np.int64),
-            seconds=seconds[key], shared_seconds=shared if key != "fullgrad" else 0.0, extras=extras)
+            method=key,
+            scaled=post["scaled"],
+            upsampled=post["upsampled"],
+            low=post["low"],
+            signed=signed,
+            targets=np.concatenate([p[1] for p in parts[key]]).astype(np.int64),
+            seconds=seconds[key],
+            shared_seconds=shared if key != "fullgrad" else 0.0,
+            extras=extras,
+        )
     return results
 
 
-def activations_and_gradients(model: nn.Module, images: torch.Tensor, targets: Any = None,
-                              target_layer: nn.Module | None = None
-                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def activations_and_gradients(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: Any = None,
+    target_layer: nn.Module | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What most CAM methods read: the target layer's activations ``A`` and the gradient
     ``G = dy_c / dA`` of the explained logit, each ``(N, K, h, w)``, and the classes ``(N,)``.
 
@@ -276,19 +342,34 @@ def activations_and_gradients(model: nn.Module, images: torch.Tensor, targets: A
     images = check_images(images)
     target_layer = check_model(model, target_layer)
     if target_layer is None:
-        raise ValueError("model has no target_layer attribute; pass target_layer=<a conv layer>.")
+        raise ValueError(
+            "model has no target_layer attribute; pass target_layer=<a conv layer>."
+        )
     device, dtype = device_of(model), dtype_of(model)
     tgt = resolve_targets(targets, images.shape[0])
     with inference_state(model):
-        ps = SharedPass(model, images.to(device=device, dtype=dtype), target_layer,
-                        None if tgt is None else tgt.to(device), keep_graph=True)
+        ps = SharedPass(
+            model,
+            images.to(device=device, dtype=dtype),
+            target_layer,
+            None if tgt is None else tgt.to(device),
+            keep_graph=True,
+        )
         out = ps.A, ps.G(), ps.targets.cpu().numpy()
         ps.release()
     return out
 
 
-def saliency(model: nn.Module, images: torch.Tensor, method: str, targets: Any = None, raw: bool = False,
-             target_layer: nn.Module | None = None, batch_size: int = 25, **options) -> np.ndarray:
+def saliency(
+    model: nn.Module,
+    images: torch.Tensor,
+    method: str,
+    targets: Any = None,
+    raw: bool = False,
+    target_layer: nn.Module | None = None,
+    batch_size: int = 25,
+    **options,
+) -> np.ndarray:
     """Saliency maps of one method, as pytorch-grad-cam returns them.
 
     Args:
@@ -309,6 +390,13 @@ def saliency(model: nn.Module, images: torch.Tensor, method: str, targets: Any =
         ``(N, H, W)`` float32 array.
     """
     key = get_method(method).key
-    result = compute_cams(model, images, [key], targets, target_layer=target_layer, batch_size=batch_size,
-                          options={key: options} if options else None)[key]
+    result = compute_cams(
+        model,
+        images,
+        [key],
+        targets,
+        target_layer=target_layer,
+        batch_size=batch_size,
+        options={key: options} if options else None,
+    )[key]
     return result.upsampled if raw else result.scaled

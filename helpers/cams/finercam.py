@@ -16,8 +16,9 @@ from .library import library_formula
 from .shared_pass import SharedPass
 
 
-def _finer_targets(logits: torch.Tensor, targets: torch.Tensor, n_compare: int = 3,
-                   alpha: float = 1.0) -> list:
+def _finer_targets(
+    logits: torch.Tensor, targets: torch.Tensor, n_compare: int = 3, alpha: float = 1.0
+) -> list:
     """Finer-CAM's targets: the explained class against the ``n_compare`` classes whose
     logits are closest to its own, as pytorch-grad-cam's ``FinerCAM`` chooses them for the top
     class. (Given explicit targets, the library's ``FinerCAM`` uses them as plain logits, i.e.
@@ -41,5 +42,5 @@ def run_finercam(ps: SharedPass, alpha: float = 1.0, n_compare: int = 3, **_opts
     g = ps.grad_of(objective).detach().float().cpu().numpy()
     obj = library_formula("GradCAM")
     return obj.get_cam_image(None, None, None, ps.A, g, False), {
-        "comparison": [t.comparison_categories for t in finer]}
-
+        "comparison": [t.comparison_categories for t in finer]
+    }

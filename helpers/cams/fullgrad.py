@@ -23,16 +23,23 @@ from torch import nn
 from .shared_pass import checked_targets
 
 
-def fullgrad_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None
-                  ) -> tuple[np.ndarray, torch.Tensor, dict]:
+def fullgrad_maps(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None
+) -> tuple[np.ndarray, torch.Tensor, dict]:
     """FullGrad's maps ``(N, H, W)``, the classes explained, and ``{"bias_layers"}`` (see the
     module docstring)."""
-    layers = [m for m in model.modules()
-              if type(m) in (nn.Conv2d, nn.BatchNorm2d) and m.bias is not None]
+    layers = [
+        m
+        for m in model.modules()
+        if type(m) in (nn.Conv2d, nn.BatchNorm2d) and m.bias is not None
+    ]
     biases = []
     for m in layers:
         if isinstance(m, nn.BatchNorm2d):
-            b = -(m.running_mean * m.weight / torch.sqrt(m.running_var + m.eps)) + m.bias
+            b = (
+                -(m.running_mean * m.weight / torch.sqrt(m.running_var + m.eps))
+                + m.bias
+            )
         else:
             b = m.bias
         biases.append(b.detach())
@@ -45,6 +52,7 @@ def fullgrad_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | Non
                 # A tensor hook registered before an in-place ReLU receives the gradient of
                 # the layer's output *before* the ReLU, as FullGrad needs.
                 out.register_hook(lambda g, j=j: grads.__setitem__(j, g.detach()))
+
         return fwd
 
     for j, m in enumerate(layers):
@@ -74,9 +82,12 @@ def fullgrad_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | Non
         if g is None:
             continue
         used += 1
-        term = channel_scaled((b[None, :, None, None] * g).abs().float()).sum(dim=1, keepdim=True)
+        term = channel_scaled((b[None, :, None, None] * g).abs().float()).sum(
+            dim=1, keepdim=True
+        )
         if term.shape[-2:] != (height, width):
-            term = F.interpolate(term, size=(height, width), mode="bilinear", align_corners=False)
+            term = F.interpolate(
+                term, size=(height, width), mode="bilinear", align_corners=False
+            )
         total = total + term
     return total[:, 0].cpu().numpy(), targets, {"bias_layers": used}
-

@@ -41,10 +41,14 @@ def library_formula(name: str, **kwargs) -> Any:
     return cls(nn.Linear(1, 1), [], **kwargs)
 
 
-def scale_cam_image(cam: np.ndarray, target_size: tuple[int, int] | None = None) -> np.ndarray:
+def scale_cam_image(
+    cam: np.ndarray, target_size: tuple[int, int] | None = None
+) -> np.ndarray:
     """pytorch-grad-cam's ``scale_cam_image``: min-max per image, then ``cv2.resize`` to
     ``target_size`` ``(width, height)`` if given."""
-    from pytorch_grad_cam.utils.image import scale_cam_image as library_scale  # deferred: heavy
+    from pytorch_grad_cam.utils.image import (
+        scale_cam_image as library_scale,
+    )  # deferred: heavy
 
     return library_scale(cam, target_size)
 
@@ -60,7 +64,9 @@ def _flat_images(A: np.ndarray) -> np.ndarray:
     return np.all(flat.max(axis=2) == flat.min(axis=2), axis=1)
 
 
-def _projection_method(name: str, A: np.ndarray, G: np.ndarray | None, **kwargs) -> tuple[np.ndarray, dict]:
+def _projection_method(
+    name: str, A: np.ndarray, G: np.ndarray | None, **kwargs
+) -> tuple[np.ndarray, dict]:
     """EigenCAM-like methods: the library's projection, with images whose (weighted)
     activations are flat everywhere mapped to zero (a flat matrix has no principal direction;
     KPCA would divide by a zero eigenvalue)."""
@@ -86,6 +92,7 @@ def gradient_formula(name: str) -> Callable:
     def run(ps: SharedPass, **_opts) -> tuple[np.ndarray, dict]:
         obj = library_formula(name)
         return obj.get_cam_image(None, None, None, ps.A, ps.G(), False), {}
+
     return run
 
 
@@ -93,7 +100,9 @@ def run_eigencam(ps: SharedPass, **_opts):
     return _projection_method("EigenCAM", ps.A, None)
 
 
-def run_kpcacam(ps: SharedPass, kernel: str = "sigmoid", gamma: float | None = None, **_opts):
+def run_kpcacam(
+    ps: SharedPass, kernel: str = "sigmoid", gamma: float | None = None, **_opts
+):
     return _projection_method("KPCA_CAM", ps.A, None, kernel=kernel, gamma=gamma)
 
 
@@ -115,8 +124,12 @@ def run_randomcam(ps: SharedPass, seed: int = 0, offset: int = 0, **_opts):
     weights from ``np.random.RandomState(seed + offset + i)``, so a map does not depend on
     the batching (the library draws from NumPy's global state)."""
     A = ps.A
-    weights = np.stack([np.random.RandomState(seed + offset + i).uniform(-1, 1, size=A.shape[1])
-                        for i in range(A.shape[0])])
+    weights = np.stack(
+        [
+            np.random.RandomState(seed + offset + i).uniform(-1, 1, size=A.shape[1])
+            for i in range(A.shape[0])
+        ]
+    )
     return weighted_sum(weights, A), {"seed": seed}
 
 
@@ -125,4 +138,3 @@ def run_shapleycam(ps: SharedPass, **_opts):
     h = ps.hvp().detach()
     weights = (g - 0.5 * h).float().cpu().numpy().mean(axis=(2, 3))
     return weighted_sum(weights, ps.A), {"max_abs_hvp": float(h.abs().max())}
-

@@ -50,8 +50,16 @@ from torch import nn
 from ..config import progress as bar
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..metrics import dead_zone_share
-from .shared_pass import (SharedPass, check_images, check_model, device_of, dtype_of, fast_layout,
-                          inference_state, resolve_targets)
+from .shared_pass import (
+    SharedPass,
+    check_images,
+    check_model,
+    device_of,
+    dtype_of,
+    fast_layout,
+    inference_state,
+    resolve_targets,
+)
 
 #: How each image's optimization stops (see the module docstring).
 STOP_MODES: tuple[str, ...] = ("image", "batch")
@@ -60,10 +68,18 @@ STOP_MODES: tuple[str, ...] = ("image", "batch")
 _FIRST_PREV = 1e10
 
 
-def opticam(model: nn.Module, images: torch.Tensor, targets: Any = None, *,
-            target_layer: nn.Module | None = None, iterations: int = 100, lr: float = 0.1,
-            stop: str = "image", activations: torch.Tensor | None = None, progress: bool = False
-            ) -> tuple[np.ndarray, dict[str, Any]]:
+def opticam(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: Any = None,
+    *,
+    target_layer: nn.Module | None = None,
+    iterations: int = 100,
+    lr: float = 0.1,
+    stop: str = "image",
+    activations: torch.Tensor | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Opti-CAM :cite:p:`zhang2023opticam`: channel weights optimized for the masked logit.
 
     With ``A`` the ReLU'd target-layer activations of an image ``x`` and ``c`` its class, the
@@ -98,10 +114,14 @@ def opticam(model: nn.Module, images: torch.Tensor, targets: Any = None, *,
     images = check_images(images)
     target_layer = check_model(model, target_layer)
     if target_layer is None:
-        raise ValueError("model has no target_layer attribute; pass target_layer=<a conv layer>.")
+        raise ValueError(
+            "model has no target_layer attribute; pass target_layer=<a conv layer>."
+        )
     _check_settings(iterations, lr, stop)
     device, dtype = device_of(model), dtype_of(model)
-    x = fast_layout(images.to(device=device, dtype=dtype))  # as compute_cams: the same numbers
+    x = fast_layout(
+        images.to(device=device, dtype=dtype)
+    )  # as compute_cams: the same numbers
     tgt = resolve_targets(targets, x.shape[0])
     with inference_state(model):
         if activations is None:
@@ -113,12 +133,20 @@ def opticam(model: nn.Module, images: torch.Tensor, targets: Any = None, *,
                 out = model(x)
             tgt = out.argmax(dim=1) if tgt is None else tgt.to(device)
             logit = out.gather(1, tgt[:, None])[:, 0]
-        return _opticam_loop(model, x, activations, tgt.to(device), logit, iterations, lr, stop, progress)
+        return _opticam_loop(
+            model, x, activations, tgt.to(device), logit, iterations, lr, stop, progress
+        )
 
 
 def _check_settings(iterations: Any, lr: Any, stop: Any) -> None:
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
-        raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}.")
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, (int, np.integer))
+        or iterations < 0
+    ):
+        raise ValueError(
+            f"iterations must be a non-negative integer, got {iterations!r}."
+        )
     if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}.")
     if stop not in STOP_MODES:
@@ -129,15 +157,21 @@ def imagenet_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The ImageNet mean and standard deviation of :func:`helpers.data.normalize`, each
     ``(1, 3, 1, 1)`` in ``x``'s dtype and device; a clear error for images that are not RGB."""
     if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"Opti-CAM masks the image in [0, 1] (a masked pixel is black) and normalizes it "
-                         f"with the ImageNet mean and std, which needs RGB images (N, 3, H, W); got shape "
-                         f"{tuple(x.shape)}.")
-    mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-                 for v in (IMAGENET_MEAN, IMAGENET_STD))
+        raise ValueError(
+            f"Opti-CAM masks the image in [0, 1] (a masked pixel is black) and normalizes it "
+            f"with the ImageNet mean and std, which needs RGB images (N, 3, H, W); got shape "
+            f"{tuple(x.shape)}."
+        )
+    mean, std = (
+        torch.tensor(v, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        for v in (IMAGENET_MEAN, IMAGENET_STD)
+    )
     return mean, std
 
 
-def _opticam_loop(model, x, activations, targets, logit, iterations, lr, stop, progress):
+def _opticam_loop(
+    model, x, activations, targets, logit, iterations, lr, stop, progress
+):
     """Adam on ``u`` with the reference's early stopping; returns the maps ``(N, h, w)`` and
     the info dict of :func:`opticam`."""
     feats = torch.relu(activations.detach().float()).to(x.dtype)
@@ -146,7 +180,13 @@ def _opticam_loop(model, x, activations, targets, logit, iterations, lr, stop, p
     mean, std = imagenet_stats(x)
     image01 = x * std + mean  # helpers.data.denormalize without its clip to [0, 1]
     # u as the reference holds it, (N, K, 1, 1): the same softmax and sums, the same numbers
-    u = torch.full((n, channels, 1, 1), 0.5, device=x.device, dtype=torch.float32, requires_grad=True)
+    u = torch.full(
+        (n, channels, 1, 1),
+        0.5,
+        device=x.device,
+        dtype=torch.float32,
+        requires_grad=True,
+    )
     optimizer = torch.optim.Adam([u], lr=lr)
     logit = logit.detach().float()
 
@@ -154,11 +194,15 @@ def _opticam_loop(model, x, activations, targets, logit, iterations, lr, stop, p
         w = torch.softmax(weights_u, dim=1).to(x.dtype)
         s = (w.repeat(1, 1, *feats.shape[2:]) * feats[idx]).sum(dim=1, keepdim=True)
         up = F.interpolate(s, size=size, mode="bilinear", align_corners=False)
-        flat = up.flatten(1)  # max(dim) as the reference: its gradient goes to one pixel of a tie
+        flat = up.flatten(
+            1
+        )  # max(dim) as the reference: its gradient goes to one pixel of a tie
         lo = flat.min(dim=1).values[:, None, None, None]
         hi = flat.max(dim=1).values[:, None, None, None]
         mask = (up - lo) / (hi - lo).clamp_min(torch.finfo(up.dtype).tiny)
-        out = model(fast_layout((mask * image01[idx] - mean) / std))  # mask, then normalize
+        out = model(
+            fast_layout((mask * image01[idx] - mean) / std)
+        )  # mask, then normalize
         return out.gather(1, targets[idx, None])[:, 0].float()
 
     every = max(1, int(iterations) // 10)
@@ -176,7 +220,9 @@ def _opticam_loop(model, x, activations, targets, logit, iterations, lr, stop, p
             score = masked_score(u[active], active)
             if initial is None:
                 initial = score.detach()
-            loss = (logit[active] - score).detach()  # the reference's "plain" loss, per image
+            loss = (
+                logit[active] - score
+            ).detach()  # the reference's "plain" loss, per image
             if step % every == 0:
                 if stop == "image":
                     rose = loss > prev[active]
@@ -201,28 +247,67 @@ def _opticam_loop(model, x, activations, targets, logit, iterations, lr, stop, p
         if initial is None:
             initial = final.clone()
         weights = torch.softmax(u_final, dim=1)
-        signed = (weights.to(feats.dtype).repeat(1, 1, *feats.shape[2:]) * feats).sum(dim=1)
+        signed = (weights.to(feats.dtype).repeat(1, 1, *feats.shape[2:]) * feats).sum(
+            dim=1
+        )
         weights = weights[:, :, 0, 0]
     steps_np = steps.numpy()
-    info = {"weights": weights.cpu().numpy(), "initial_score": initial.float().cpu().numpy(),
-            "final_score": final.float().cpu().numpy(), "logit": logit.cpu().numpy(),
-            "steps": steps_np, "stopped": steps_np < int(iterations), "targets": targets.cpu().numpy(),
-            "iterations": int(iterations), "lr": float(lr), "stop": stop}
+    info = {
+        "weights": weights.cpu().numpy(),
+        "initial_score": initial.float().cpu().numpy(),
+        "final_score": final.float().cpu().numpy(),
+        "logit": logit.cpu().numpy(),
+        "steps": steps_np,
+        "stopped": steps_np < int(iterations),
+        "targets": targets.cpu().numpy(),
+        "iterations": int(iterations),
+        "lr": float(lr),
+        "stop": stop,
+    }
     return signed.float().cpu().numpy(), info
 
 
-def run_opticam(ps: SharedPass, iterations: int = 100, lr: float = 0.1, stop: str = "image", **_opts):
+def run_opticam(
+    ps: SharedPass, iterations: int = 100, lr: float = 0.1, stop: str = "image", **_opts
+):
     """The runner of Opti-CAM on a shared pass (options ``iterations``, ``lr``, ``stop``)."""
     _check_settings(iterations, lr, stop)
-    signed, info = _opticam_loop(ps.model, ps.x, ps.a.detach(), ps.targets, ps.target_logits().detach(),
-                                 iterations, lr, stop, False)
-    return signed, {k: info[k] for k in ("iterations", "lr", "stop", "steps", "stopped", "initial_score",
-                                         "final_score", "logit")}
+    signed, info = _opticam_loop(
+        ps.model,
+        ps.x,
+        ps.a.detach(),
+        ps.targets,
+        ps.target_logits().detach(),
+        iterations,
+        lr,
+        stop,
+        False,
+    )
+    return signed, {
+        k: info[k]
+        for k in (
+            "iterations",
+            "lr",
+            "stop",
+            "steps",
+            "stopped",
+            "initial_score",
+            "final_score",
+            "logit",
+        )
+    }
 
 
-def iteration_sweep(model: nn.Module, images: torch.Tensor, iterations: Sequence[int] = (10, 30, 100), *,
-                    lr: float = 0.1, rows: Sequence[int] | None = None, targets: Any = None,
-                    batch_size: int = 25) -> dict[int, dict[str, Any]]:
+def iteration_sweep(
+    model: nn.Module,
+    images: torch.Tensor,
+    iterations: Sequence[int] = (10, 30, 100),
+    *,
+    lr: float = 0.1,
+    rows: Sequence[int] | None = None,
+    targets: Any = None,
+    batch_size: int = 25,
+) -> dict[int, dict[str, Any]]:
     """How Opti-CAM's mu moves with its number of iterations, on a few images.
 
     Each count is a separate run of :func:`helpers.cams.compute_cams` (early stopping checks
@@ -248,16 +333,35 @@ def iteration_sweep(model: nn.Module, images: torch.Tensor, iterations: Sequence
     # Imported here: helpers.cams.api imports this module (for run_opticam).
     from .api import compute_cams
 
-    counts = list(iterations) if isinstance(iterations, (list, tuple, range, np.ndarray)) else []
-    valid = all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0 for c in counts)
+    counts = (
+        list(iterations)
+        if isinstance(iterations, (list, tuple, range, np.ndarray))
+        else []
+    )
+    valid = all(
+        isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0
+        for c in counts
+    )
     if not counts or not valid or len(set(counts)) != len(counts):
-        raise ValueError(f"iterations must be a sequence of distinct non-negative counts, e.g. "
-                         f"(10, 30, 100); got {iterations!r}.")
+        raise ValueError(
+            f"iterations must be a sequence of distinct non-negative counts, e.g. "
+            f"(10, 30, 100); got {iterations!r}."
+        )
     out: dict[int, dict[str, Any]] = {}
     for count in map(int, counts):
         t0 = time.perf_counter()
-        res = compute_cams(model, images, ["opticam"], targets, batch_size=batch_size,
-                           options={"opticam": {"iterations": count, "lr": lr}})["opticam"]
-        out[count] = {"mu": dead_zone_share(res.scaled, rows=rows), "steps": res.extras["steps"],
-                      "final_score": res.extras["final_score"], "seconds": time.perf_counter() - t0}
+        res = compute_cams(
+            model,
+            images,
+            ["opticam"],
+            targets,
+            batch_size=batch_size,
+            options={"opticam": {"iterations": count, "lr": lr}},
+        )["opticam"]
+        out[count] = {
+            "mu": dead_zone_share(res.scaled, rows=rows),
+            "steps": res.extras["steps"],
+            "final_score": res.extras["final_score"],
+            "seconds": time.perf_counter() - t0,
+        }
     return out

@@ -38,13 +38,31 @@ from .api import CamResult, compute_cams, postprocess
 from .registry import get_method
 from .shared_pass import fast_layout
 
-__all__ = ["CASES", "GRADIENT_FAMILY", "TOLERANCE", "PRINCIPAL_DIRECTION", "benchmark", "failures",
-           "map_differences"]
+__all__ = [
+    "CASES",
+    "GRADIENT_FAMILY",
+    "TOLERANCE",
+    "PRINCIPAL_DIRECTION",
+    "benchmark",
+    "failures",
+    "map_differences",
+]
 
 
 #: Library classes served by the shared pass (they read only activations and gradients).
-GRADIENT_FAMILY = ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM", "GradCAMElementWise",
-                   "EigenCAM", "EigenGradCAM", "SegEigenCAM", "KPCA_CAM", "FEM")
+GRADIENT_FAMILY = (
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "XGradCAM",
+    "HiResCAM",
+    "LayerCAM",
+    "GradCAMElementWise",
+    "EigenCAM",
+    "EigenGradCAM",
+    "SegEigenCAM",
+    "KPCA_CAM",
+    "FEM",
+)
 #: Largest difference allowed between the library's maps and ours (maps scaled to [0, 1]).
 TOLERANCE = 1e-4
 #: Methods whose map is the projection on a principal direction of the activations (EigenCAM,
@@ -58,18 +76,27 @@ PRINCIPAL_DIRECTION = ("eigencam", "eigengradcam", "segeigencam", "kpcacam")
 CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "scorecam": (("ScoreCAM",), ("scorecam",)),
     "ablationcam": (("AblationCAM",), ("ablationcam",)),
-    "gradient family": (GRADIENT_FAMILY, tuple(get_method(n).key for n in GRADIENT_FAMILY)),
+    "gradient family": (
+        GRADIENT_FAMILY,
+        tuple(get_method(n).key for n in GRADIENT_FAMILY),
+    ),
     "fullgrad": (("FullGrad",), ("fullgrad",)),
 }
 
 
-def _library_maps(model: torch.nn.Module, images: torch.Tensor, names: Sequence[str]) -> dict[str, np.ndarray]:
+def _library_maps(
+    model: torch.nn.Module, images: torch.Tensor, names: Sequence[str]
+) -> dict[str, np.ndarray]:
     out = {}
     sink = io.StringIO()  # the library's tqdm bars and prints
     with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
         for name in names:
             cls = getattr(pgc, name)
-            cam = cls(model, []) if name == "FullGrad" else cls(model, [model.target_layer])
+            cam = (
+                cls(model, [])
+                if name == "FullGrad"
+                else cls(model, [model.target_layer])
+            )
             out[name] = cam(images, None)
             ag = cam.activations_and_grads
             ag.gradients, ag.activations = [], []
@@ -77,13 +104,25 @@ def _library_maps(model: torch.nn.Module, images: torch.Tensor, names: Sequence[
     return out
 
 
-def _ours(model: torch.nn.Module, images: torch.Tensor, keys: Sequence[str], batch_size: int,
-          chunk: int) -> dict[str, CamResult]:
-    return compute_cams(model, images, list(keys), batch_size=batch_size,
-                             options={"scorecam": {"chunk": chunk}} if "scorecam" in keys else None)
+def _ours(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    keys: Sequence[str],
+    batch_size: int,
+    chunk: int,
+) -> dict[str, CamResult]:
+    return compute_cams(
+        model,
+        images,
+        list(keys),
+        batch_size=batch_size,
+        options={"scorecam": {"chunk": chunk}} if "scorecam" in keys else None,
+    )
 
 
-def map_differences(library: np.ndarray, ours: CamResult) -> tuple[np.ndarray, np.ndarray]:
+def map_differences(
+    library: np.ndarray, ours: CamResult
+) -> tuple[np.ndarray, np.ndarray]:
     """Per image, the largest absolute difference between the library's maps ``(N, H, W)`` and
     ours, and whether our map had to be taken with the principal direction's other sign.
 
@@ -94,7 +133,9 @@ def map_differences(library: np.ndarray, ours: CamResult) -> tuple[np.ndarray, n
     d = np.abs(library - ours.scaled).reshape(n, -1).max(axis=1)
     flipped = np.zeros(n, dtype=bool)
     if ours.method in PRINCIPAL_DIRECTION:
-        other = postprocess(-ours.signed, ours.method, tuple(library.shape[1:]))["scaled"]
+        other = postprocess(-ours.signed, ours.method, tuple(library.shape[1:]))[
+            "scaled"
+        ]
         d_other = np.abs(library - other).reshape(n, -1).max(axis=1)
         flipped = d_other < d
         d = np.minimum(d, d_other)
@@ -110,8 +151,14 @@ def _best_time(fn, repeat: int) -> tuple[float, Any]:
     return best, out
 
 
-def benchmark(model: torch.nn.Module, images: torch.Tensor, cases: Sequence[str] | None = None,
-              repeat: int = 2, batch_size: int = 25, chunk: int = 64) -> list[dict[str, Any]]:
+def benchmark(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    cases: Sequence[str] | None = None,
+    repeat: int = 2,
+    batch_size: int = 25,
+    chunk: int = 64,
+) -> list[dict[str, Any]]:
     """Time pytorch-grad-cam against :mod:`helpers.cams` on ``model`` and ``images``.
 
     Both sides get the same tensor in the same memory layout (:func:`helpers.cams.fast_layout`),
@@ -132,7 +179,9 @@ def benchmark(model: torch.nn.Module, images: torch.Tensor, cases: Sequence[str]
     names = list(CASES) if cases is None else list(cases)
     unknown = sorted(set(names) - set(CASES))
     if unknown:
-        raise ValueError(f"Unknown benchmark case(s) {unknown}; expected some of {list(CASES)}.")
+        raise ValueError(
+            f"Unknown benchmark case(s) {unknown}; expected some of {list(CASES)}."
+        )
     model.eval()
     n = images.shape[0]
     images = fast_layout(images)
@@ -143,7 +192,9 @@ def benchmark(model: torch.nn.Module, images: torch.Tensor, cases: Sequence[str]
     for case in names:
         lib_names, keys = CASES[case]
         t_lib, lib = _best_time(lambda: _library_maps(model, images, lib_names), repeat)
-        t_ours, ours = _best_time(lambda: _ours(model, images, keys, batch_size, chunk), repeat)
+        t_ours, ours = _best_time(
+            lambda: _ours(model, images, keys, batch_size, chunk), repeat
+        )
         per_method, differing, flipped = {}, {}, {}
         for name in lib_names:
             key = get_method(name).key
@@ -151,9 +202,18 @@ def benchmark(model: torch.nn.Module, images: torch.Tensor, cases: Sequence[str]
             per_method[key] = float(d.max())
             differing[key] = int((d > TOLERANCE).sum())
             flipped[key] = int(flip.sum())
-        row = {"case": case, "methods": list(keys), "images": n, "library_s": t_lib / n, "ours_s": t_ours / n,
-               "speedup": t_lib / t_ours, "max_abs_diff": max(per_method.values()),
-               "per_method": per_method, "images_differing": differing, "images_sign_flipped": flipped}
+        row = {
+            "case": case,
+            "methods": list(keys),
+            "images": n,
+            "library_s": t_lib / n,
+            "ours_s": t_ours / n,
+            "speedup": t_lib / t_ours,
+            "max_abs_diff": max(per_method.values()),
+            "per_method": per_method,
+            "images_differing": differing,
+            "images_sign_flipped": flipped,
+        }
         if case == "fullgrad":
             other = _library_maps(model, images.contiguous(), ["FullGrad"])["FullGrad"]
             row["fullgrad_layout_spread"] = float(np.abs(other - lib["FullGrad"]).max())

@@ -55,7 +55,9 @@ class CamMethod:
 
 
 #: The note of the methods that need one forward and one backward pass ("grad_note" in the file).
-GRAD_NOTE = "one forward pass and a backward pass through the layers after the target layer"
+GRAD_NOTE = (
+    "one forward pass and a backward pass through the layers after the target layer"
+)
 
 #: The file that lists the methods (package data, next to this module).
 METHODS_FILE = "methods.toml"
@@ -68,20 +70,28 @@ def read_methods(text: str | None = None) -> list[CamMethod]:
         ValueError: for an entry whose fields are not :class:`CamMethod`'s (names the entry).
     """
     if text is None:
-        text = resources.files(__package__).joinpath(METHODS_FILE).read_text(encoding="utf-8")
+        text = (
+            resources.files(__package__)
+            .joinpath(METHODS_FILE)
+            .read_text(encoding="utf-8")
+        )
     fields = {f.name for f in dataclasses.fields(CamMethod)}
     out = []
     for i, entry in enumerate(tomllib.loads(text).get("method", [])):
         unknown = sorted(set(entry) - fields)
         if unknown:
-            raise ValueError(f"{METHODS_FILE}, method {i + 1} ({entry.get('key', '?')}): unknown "
-                             f"field(s) {unknown}; expected some of {sorted(fields)}.")
+            raise ValueError(
+                f"{METHODS_FILE}, method {i + 1} ({entry.get('key', '?')}): unknown "
+                f"field(s) {unknown}; expected some of {sorted(fields)}."
+            )
         if entry.get("note") == "grad_note":
             entry = {**entry, "note": GRAD_NOTE}
         try:
             out.append(CamMethod(**{"library": None, **entry}))
         except TypeError as err:
-            raise ValueError(f"{METHODS_FILE}, method {i + 1} ({entry.get('key', '?')}): {err}.") from None
+            raise ValueError(
+                f"{METHODS_FILE}, method {i + 1} ({entry.get('key', '?')}): {err}."
+            ) from None
     return out
 
 
@@ -113,8 +123,12 @@ LEFT_OUT: dict[str, str] = {
 
 #: Options each method accepts (through ``options={"opticam": {...}}`` or ``**options``).
 METHOD_OPTIONS: dict[str, tuple[str, ...]] = {
-    "scorecam": ("chunk", "visible_rows"), "ablationcam": ("chunk",), "kpcacam": ("kernel", "gamma"),
-    "fem": ("k",), "randomcam": ("seed",), "finercam": ("alpha", "n_compare"),
+    "scorecam": ("chunk", "visible_rows"),
+    "ablationcam": ("chunk",),
+    "kpcacam": ("kernel", "gamma"),
+    "fem": ("k",),
+    "randomcam": ("seed",),
+    "finercam": ("alpha", "n_compare"),
     "opticam": ("iterations", "lr", "stop"),
 }
 
@@ -150,7 +164,9 @@ def get_method(name: str | CamMethod) -> CamMethod:
     if isinstance(name, CamMethod):
         return name
     if not isinstance(name, str):
-        raise TypeError(f"method must be a string such as 'gradcam', got {type(name).__name__}.")
+        raise TypeError(
+            f"method must be a string such as 'gradcam', got {type(name).__name__}."
+        )
     key = _normalize_name(name)
     key = _ALIASES.get(key, key)
     if key in METHODS:
@@ -161,8 +177,10 @@ def get_method(name: str | CamMethod) -> CamMethod:
     for left, why in LEFT_OUT.items():
         if _normalize_name(left.split(" ")[0]) == key:
             raise ValueError(f"{name!r} is not in the registry on purpose: {why}")
-    raise ValueError(f"Unknown CAM method {name!r}; expected one of {list(METHODS)} "
-                     "(display names such as 'GradCAM++' or 'Opti-CAM' work too).")
+    raise ValueError(
+        f"Unknown CAM method {name!r}; expected one of {list(METHODS)} "
+        "(display names such as 'GradCAM++' or 'Opti-CAM' work too)."
+    )
 
 
 def method_keys(methods: Sequence[str] | str | None = None) -> list[str]:

@@ -38,19 +38,32 @@ def run_scorecam(ps: SharedPass, chunk: int = 64, visible_rows: bool = True, **_
     n_live = len(live)
     scores = torch.empty(n, channels, device=a.device, dtype=torch.float32)
     fast = None
-    if visible_rows and n_live and masked_forward.supports_model(model) and size[0] % 16 == 0:
+    if (
+        visible_rows
+        and n_live
+        and masked_forward.supports_model(model)
+        and size[0] % 16 == 0
+    ):
         fast = masked_forward.VisibleRowsForward(model, (int(size[0]), int(size[1])))
     buffer = None
     with torch.no_grad():
-        zero_logits = fast.zero_logits if fast is not None else model(torch.zeros_like(x[:1]))[0]
-        scores[:] = zero_logits.float()[ps.targets][:, None]  # flat channels, masks behind a wall
+        zero_logits = (
+            fast.zero_logits if fast is not None else model(torch.zeros_like(x[:1]))[0]
+        )
+        scores[:] = zero_logits.float()[ps.targets][
+            :, None
+        ]  # flat channels, masks behind a wall
         unread = 0
         for start in range(0, n_live, chunk):
-            pairs = live[start:start + chunk]
+            pairs = live[start : start + chunk]
             # upsample, then min-max scale, in this order as the library does (for a nearly flat
             # channel the other order differs by far more than rounding)
-            up = F.interpolate(a[pairs[:, 0], pairs[:, 1]][:, None], size=size, mode="bilinear",
-                               align_corners=True)
+            up = F.interpolate(
+                a[pairs[:, 0], pairs[:, 1]][:, None],
+                size=size,
+                mode="bilinear",
+                align_corners=True,
+            )
             upf = up.reshape(len(pairs), -1)
             mins = upf.min(dim=1).values[:, None, None, None]
             maxs = upf.max(dim=1).values[:, None, None, None]
@@ -64,21 +77,33 @@ def run_scorecam(ps: SharedPass, chunk: int = 64, visible_rows: bool = True, **_
                 out = fast(x, masks, pairs[:, 0]).float()
             else:
                 if buffer is None:
-                    buffer = torch.empty((min(chunk, n_live),) + tuple(x.shape[1:]), device=x.device,
-                                         dtype=x.dtype).contiguous(memory_format=torch.channels_last)
+                    buffer = torch.empty(
+                        (min(chunk, n_live),) + tuple(x.shape[1:]),
+                        device=x.device,
+                        dtype=x.dtype,
+                    ).contiguous(memory_format=torch.channels_last)
                 img = pairs[:, 0]
-                masked = buffer[:len(pairs)]
+                masked = buffer[: len(pairs)]
                 # one pass per run of pairs of the same image: masked[j] = x[i] * mask[j]
                 bounds = torch.nonzero(torch.diff(img), as_tuple=False)[:, 0].tolist()
                 begin = 0
                 for end in bounds + [len(pairs) - 1]:
                     i = int(img[begin])
-                    torch.mul(x[i:i + 1], masks[begin:end + 1], out=masked[begin:end + 1])
+                    torch.mul(
+                        x[i : i + 1],
+                        masks[begin : end + 1],
+                        out=masked[begin : end + 1],
+                    )
                     begin = end + 1
                 out = model(masked).float()
-            scores[pairs[:, 0], pairs[:, 1]] = out.gather(1, ps.targets[pairs[:, 0]][:, None])[:, 0]
+            scores[pairs[:, 0], pairs[:, 1]] = out.gather(
+                1, ps.targets[pairs[:, 0]][:, None]
+            )[:, 0]
     weights = torch.softmax(scores, dim=-1).cpu().numpy()
-    extras = {"flat_channels": int(n * channels - n_live), "forward_images": int(n_live - unread),
-              "unread_masks": int(unread), "rows_share": fast.share if fast is not None else 1.0}
+    extras = {
+        "flat_channels": int(n * channels - n_live),
+        "forward_images": int(n_live - unread),
+        "unread_masks": int(unread),
+        "rows_share": fast.share if fast is not None else 1.0,
+    }
     return weighted_sum(weights, ps.A), extras
-

@@ -30,20 +30,30 @@ def check_images(images: Any) -> torch.Tensor:
     """``images`` if it is a finite, floating-point batch ``(N, C, H, W)`` with ``N >= 1``;
     else a TypeError or ValueError that says how to fix it."""
     if isinstance(images, np.ndarray):
-        raise TypeError("images must be a torch.Tensor (N, C, H, W); convert a NumPy array with "
-                        "torch.from_numpy(array).float() (and normalize it as the model expects).")
+        raise TypeError(
+            "images must be a torch.Tensor (N, C, H, W); convert a NumPy array with "
+            "torch.from_numpy(array).float() (and normalize it as the model expects)."
+        )
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor (N, C, H, W), got {type(images).__name__}.")
+        raise TypeError(
+            f"images must be a torch.Tensor (N, C, H, W), got {type(images).__name__}."
+        )
     if images.dim() == 3:
-        raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(images.shape)}; add a "
-                         "batch dimension with images.unsqueeze(0) for a single image.")
+        raise ValueError(
+            f"expected a batch (N, C, H, W), got shape {tuple(images.shape)}; add a "
+            "batch dimension with images.unsqueeze(0) for a single image."
+        )
     if images.dim() != 4:
-        raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(images.shape)}.")
+        raise ValueError(
+            f"expected a batch (N, C, H, W), got shape {tuple(images.shape)}."
+        )
     if images.shape[0] == 0:
         raise ValueError("images is an empty batch (N = 0); pass at least one image.")
     if not torch.is_floating_point(images):
-        raise TypeError(f"images must be floating point (normalized as the model expects), got "
-                        f"{images.dtype}; for uint8 images use helpers.data.normalize(x / 255).")
+        raise TypeError(
+            f"images must be floating point (normalized as the model expects), got "
+            f"{images.dtype}; for uint8 images use helpers.data.normalize(x / 255)."
+        )
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or infinite values.")
     return images
@@ -55,16 +65,22 @@ def check_model(model: Any, target_layer: nn.Module | None) -> nn.Module | None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     if next(model.parameters(), None) is None:
-        raise ValueError("model has no parameters; expected a trained classifier such as rVGG.")
+        raise ValueError(
+            "model has no parameters; expected a trained classifier such as rVGG."
+        )
     if target_layer is None:
         target_layer = getattr(model, "target_layer", None)
     if target_layer is None:
         return None
     if not isinstance(target_layer, nn.Module):
-        raise TypeError(f"target_layer must be an nn.Module of the model, got {type(target_layer).__name__}.")
+        raise TypeError(
+            f"target_layer must be an nn.Module of the model, got {type(target_layer).__name__}."
+        )
     if not any(m is target_layer for m in model.modules()):
-        raise ValueError("target_layer is not a module of this model; pass one of its layers "
-                         "(for rVGG: model.target_layer, the ReLU after conv5_3).")
+        raise ValueError(
+            "target_layer is not a module of this model; pass one of its layers "
+            "(for rVGG: model.target_layer, the ReLU after conv5_3)."
+        )
     return target_layer
 
 
@@ -83,16 +99,22 @@ def resolve_targets(targets: Any, n: int) -> torch.Tensor | None:
     if isinstance(targets, (int, np.integer)):
         return torch.full((n,), int(targets), dtype=torch.long)
     if isinstance(targets, torch.Tensor):
-        values = targets.detach().cpu().reshape(-1).tolist() if targets.dim() <= 1 else None
+        values = (
+            targets.detach().cpu().reshape(-1).tolist() if targets.dim() <= 1 else None
+        )
         if values is None:
-            raise ValueError(f"targets must be one class index per image, got a tensor of shape "
-                             f"{tuple(targets.shape)}.")
+            raise ValueError(
+                f"targets must be one class index per image, got a tensor of shape "
+                f"{tuple(targets.shape)}."
+            )
     else:
         try:
             values = list(targets)
         except TypeError:
-            raise TypeError(f"targets must be None, an int or a sequence of class indices, got "
-                            f"{type(targets).__name__}.") from None
+            raise TypeError(
+                f"targets must be None, an int or a sequence of class indices, got "
+                f"{type(targets).__name__}."
+            ) from None
     out = []
     for v in values:
         if hasattr(v, "category"):
@@ -103,8 +125,10 @@ def resolve_targets(targets: Any, n: int) -> torch.Tensor | None:
             raise TypeError(f"each target must be a class index (int), got {v!r}.")
         out.append(int(v))
     if len(out) != n:
-        raise ValueError(f"targets has {len(out)} entries but the batch has {n} images; pass one "
-                         "class per image (or None to explain each image's top class).")
+        raise ValueError(
+            f"targets has {len(out)} entries but the batch has {n} images; pass one "
+            "class per image (or None to explain each image's top class)."
+        )
     return torch.tensor(out, dtype=torch.long)
 
 
@@ -158,7 +182,7 @@ def _vgg_head(model: nn.Module, target_layer: nn.Module) -> Callable | None:
         return None
     for i, m in enumerate(model.features):
         if m is target_layer:
-            rest = model.features[i + 1:]
+            rest = model.features[i + 1 :]
 
             def head(a: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
                 return model.classifier(torch.flatten(model.avgpool(rest(a)), 1))
@@ -178,9 +202,11 @@ def checked_targets(targets: torch.Tensor | None, logits: torch.Tensor) -> torch
         return logits.detach().argmax(dim=1)
     targets = targets.to(logits.device)
     if targets.numel() and (targets.min() < 0 or targets.max() >= num_classes):
-        raise ValueError(f"targets must be class indices in 0..{num_classes - 1} (the model has {num_classes} "
-                         f"classes), got {targets.min().item()}..{targets.max().item()}. Pass valid classes, "
-                         "or targets=None to explain each image's top class.")
+        raise ValueError(
+            f"targets must be class indices in 0..{num_classes - 1} (the model has {num_classes} "
+            f"classes), got {targets.min().item()}..{targets.max().item()}. Pass valid classes, "
+            "or targets=None to explain each image's top class."
+        )
     return targets
 
 
@@ -193,15 +219,23 @@ class SharedPass:
     and, on demand, the gradient ``G`` and the Hessian-vector product ShapleyCAM needs.
     """
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, target_layer: nn.Module,
-                 targets: torch.Tensor | None, keep_graph: bool) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        target_layer: nn.Module,
+        targets: torch.Tensor | None,
+        keep_graph: bool,
+    ) -> None:
         self.model, self.x, self.target_layer = model, x, target_layer
         store: dict[str, torch.Tensor] = {}
 
         def hook(_m, _inp, out):
             if not isinstance(out, torch.Tensor):
-                raise TypeError(f"the target layer returns {type(out).__name__}, expected a tensor "
-                                "(N, C, h, w); choose a convolutional layer or its ReLU.")
+                raise TypeError(
+                    f"the target layer returns {type(out).__name__}, expected a tensor "
+                    "(N, C, h, w); choose a convolutional layer or its ReLU."
+                )
             leaf = out.detach().clone().requires_grad_(keep_graph)
             store["a"] = leaf
             return leaf.clone() if keep_graph else leaf
@@ -213,14 +247,20 @@ class SharedPass:
         finally:
             handle.remove()
         if "a" not in store:
-            raise ValueError("the target layer was not called in the model's forward pass; pass a "
-                             "layer the model uses (for rVGG: model.target_layer).")
+            raise ValueError(
+                "the target layer was not called in the model's forward pass; pass a "
+                "layer the model uses (for rVGG: model.target_layer)."
+            )
         a = store["a"]
         if a.dim() != 4:
-            raise ValueError(f"the target layer's output has shape {tuple(a.shape)}, expected "
-                             "(N, C, h, w) feature maps; CAM methods need a convolutional layer.")
+            raise ValueError(
+                f"the target layer's output has shape {tuple(a.shape)}, expected "
+                "(N, C, h, w) feature maps; CAM methods need a convolutional layer."
+            )
         if logits.dim() != 2:
-            raise ValueError(f"the model returns shape {tuple(logits.shape)}, expected logits (N, classes).")
+            raise ValueError(
+                f"the model returns shape {tuple(logits.shape)}, expected logits (N, classes)."
+            )
         self.a, self.logits = a, logits
         self.num_classes = int(logits.shape[1])
         self.targets = checked_targets(targets, logits)
@@ -248,9 +288,16 @@ class SharedPass:
         """``G = d(sum_i y_i[t_i]) / dA`` through the layers after the target layer."""
         if self._grad is None:
             if not self.keep_graph:
-                raise RuntimeError("internal: gradients requested from a pass without graph.")
-            (g,) = torch.autograd.grad(self.target_logits().sum(), self.a, retain_graph=True,
-                                       create_graph=True, allow_unused=True)
+                raise RuntimeError(
+                    "internal: gradients requested from a pass without graph."
+                )
+            (g,) = torch.autograd.grad(
+                self.target_logits().sum(),
+                self.a,
+                retain_graph=True,
+                create_graph=True,
+                allow_unused=True,
+            )
             self._grad = torch.zeros_like(self.a) if g is None else g
         return self._grad
 
@@ -268,14 +315,21 @@ class SharedPass:
             if not g.requires_grad:
                 self._hvp = torch.zeros_like(self.a)
             else:
-                (h,) = torch.autograd.grad(g, self.a, grad_outputs=self.a.detach(), retain_graph=True,
-                                           allow_unused=True)
+                (h,) = torch.autograd.grad(
+                    g,
+                    self.a,
+                    grad_outputs=self.a.detach(),
+                    retain_graph=True,
+                    allow_unused=True,
+                )
                 self._hvp = torch.zeros_like(self.a) if h is None else h
         return self._hvp
 
     def grad_of(self, objective: torch.Tensor) -> torch.Tensor:
         """``d objective / dA`` (another objective than the explained logits: Finer-CAM's)."""
-        (g,) = torch.autograd.grad(objective, self.a, retain_graph=True, allow_unused=True)
+        (g,) = torch.autograd.grad(
+            objective, self.a, retain_graph=True, allow_unused=True
+        )
         return torch.zeros_like(self.a) if g is None else g
 
     def head(self) -> Callable:
@@ -290,12 +344,16 @@ class SharedPass:
                 with torch.no_grad():
                     check = head(self.a.detach()[:2])
                 ref = self.logits.detach()[:2]
-                if check.shape != ref.shape or not torch.allclose(check, ref, rtol=1e-4, atol=1e-4):
+                if check.shape != ref.shape or not torch.allclose(
+                    check, ref, rtol=1e-4, atol=1e-4
+                ):
                     head = None  # the model's forward is not features -> avgpool -> classifier
             if head is None:
                 model, target_layer, x = self.model, self.target_layer, self.x
 
-                def head(a: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+                def head(
+                    a: torch.Tensor, rows: torch.Tensor | None = None
+                ) -> torch.Tensor:
                     if rows is None:
                         rows = torch.arange(a.shape[0], device=x.device)
                     handle = target_layer.register_forward_hook(lambda _m, _i, _o: a)
@@ -312,4 +370,3 @@ class SharedPass:
         self._grad = self._hvp = None
         self.a = self.a.detach()
         self.logits = self.logits.detach()
-

@@ -28,7 +28,13 @@ both work: every public name is re-exported here.
 from __future__ import annotations
 
 from ..models import AUTHORS_DRIVE_FOLDER, AUTHORS_DRIVE_URL
-from .downloads import CHECKSUMS_FILE, MissingDataError, fetch_file, sha256_file, verify_or_record
+from .downloads import (
+    CHECKSUMS_FILE,
+    MissingDataError,
+    fetch_file,
+    sha256_file,
+    verify_or_record,
+)
 from .folders import (
     DATA_ROOT_ENV,
     IMAGE_EXTENSIONS,
@@ -72,7 +78,14 @@ from .release_sources import (
     unpack_authors_stacks,
 )
 from .render import SYNTHETIC_CLASSES, render_synthetic
-from .stacks import StackSet, stack_gen, stack_gen_standin, stack_images, stack_mix, training_examples
+from .stacks import (
+    StackSet,
+    stack_gen,
+    stack_gen_standin,
+    stack_images,
+    stack_mix,
+    training_examples,
+)
 from .synthetic import (
     DATA_VERSION,
     FIRST_UNSEEN_ROW,
@@ -83,7 +96,14 @@ from .synthetic import (
     placement_groups,
     synthetic_batch,
 )
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, denormalize, eval_transform, normalize, train_transform
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    denormalize,
+    eval_transform,
+    normalize,
+    train_transform,
+)
 
 __all__ = [
     "IMAGENET_MEAN",

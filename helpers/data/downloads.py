@@ -45,10 +45,14 @@ def _load_record(folder: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"The checksum record {path} is not valid JSON ({err}); delete it to "
-                         "re-record the digests of the files present.") from err
+        raise ValueError(
+            f"The checksum record {path} is not valid JSON ({err}); delete it to "
+            "re-record the digests of the files present."
+        ) from err
     if not isinstance(data, dict):
-        raise ValueError(f"The checksum record {path} should map file names to SHA-256 digests.")
+        raise ValueError(
+            f"The checksum record {path} should map file names to SHA-256 digests."
+        )
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -79,7 +83,9 @@ def _record_key(path: Path, folder: Path) -> str:
     for p, f in (lexical, resolved):
         if p.is_relative_to(f) and p != f:
             return p.relative_to(f).as_posix()
-    raise ValueError(f"{path} is not inside the record folder {folder}; expected a file below it.")
+    raise ValueError(
+        f"{path} is not inside the record folder {folder}; expected a file below it."
+    )
 
 
 def _set_record(path: Path, folder: Path, digest: str) -> None:
@@ -92,8 +98,14 @@ def _set_record(path: Path, folder: Path, digest: str) -> None:
         _write_record(folder, record)
 
 
-def _mismatch(path: Path, folder: Path, key: str, recorded: str, digest: str,
-              validate: Callable[[Path], object] | None) -> ValueError:
+def _mismatch(
+    path: Path,
+    folder: Path,
+    key: str,
+    recorded: str,
+    digest: str,
+    validate: Callable[[Path], object] | None,
+) -> ValueError:
     """The error for a file whose digest differs from the recorded one; with ``validate``, it
     also says whether the file present passes the content checks."""
     message = (
@@ -104,13 +116,17 @@ def _mismatch(path: Path, folder: Path, key: str, recorded: str, digest: str,
         try:
             validate(path)
         except ValueError as err:
-            message += (f" The file present also fails the content check ({err}) "
-                        f"-- it is truncated, corrupt or replaced. Delete it to download it again "
-                        f"(keep the recorded digest).")
+            message += (
+                f" The file present also fails the content check ({err}) "
+                f"-- it is truncated, corrupt or replaced. Delete it to download it again "
+                f"(keep the recorded digest)."
+            )
         except Exception as err:  # noqa: BLE001 - the check could not run: say so, keep the advice
-            message += (f" (The content check of the file present could not run: {type(err).__name__}: "
-                        f"{err}.) Delete the file and download it again, or, if you trust this copy, "
-                        f"delete the entry {key!r} from {folder / CHECKSUMS_FILE}.")
+            message += (
+                f" (The content check of the file present could not run: {type(err).__name__}: "
+                f"{err}.) Delete the file and download it again, or, if you trust this copy, "
+                f"delete the entry {key!r} from {folder / CHECKSUMS_FILE}."
+            )
         else:
             message += (
                 f" The file present passes the content check, so it may be a newer copy, or the "
@@ -119,14 +135,20 @@ def _mismatch(path: Path, folder: Path, key: str, recorded: str, digest: str,
                 f"{folder / CHECKSUMS_FILE}; otherwise delete the file and download it again."
             )
     else:
-        message += (f" It is truncated, corrupt or replaced. Delete it (and its entry {key!r} in "
-                    f"{folder / CHECKSUMS_FILE}) to download it again.")
+        message += (
+            f" It is truncated, corrupt or replaced. Delete it (and its entry {key!r} in "
+            f"{folder / CHECKSUMS_FILE}) to download it again."
+        )
     return ValueError(message)
 
 
-def _verify_files(paths: Sequence[Path], folder: Path, validate_all: Callable[[], object] | None = None,
-                  validate_one: Callable[[Path], object] | None = None,
-                  known: Mapping[Path, str] | None = None) -> dict[Path, str]:
+def _verify_files(
+    paths: Sequence[Path],
+    folder: Path,
+    validate_all: Callable[[], object] | None = None,
+    validate_one: Callable[[Path], object] | None = None,
+    known: Mapping[Path, str] | None = None,
+) -> dict[Path, str]:
     """Check ``paths`` against their recorded digests; record the new ones (one write), but only
     after ``validate_all()`` returned (it is called when at least one digest is new). ``known``
     holds digests already computed (a large file is not hashed twice).
@@ -157,8 +179,12 @@ def _verify_files(paths: Sequence[Path], folder: Path, validate_all: Callable[[]
     return digests
 
 
-def verify_or_record(path: str | Path, record_folder: str | Path | None = None,
-                     validate: Callable[[Path], object] | None = None, digest: str | None = None) -> str:
+def verify_or_record(
+    path: str | Path,
+    record_folder: str | Path | None = None,
+    validate: Callable[[Path], object] | None = None,
+    digest: str | None = None,
+) -> str:
     """Check ``path`` against the SHA-256 recorded for it, or record it if none is -- after
     ``validate(path)`` returned, when given, so that only content that passed its checks is
     ever recorded (a truncated download is refused, not recorded).
@@ -188,7 +214,9 @@ def verify_or_record(path: str | Path, record_folder: str | Path | None = None,
     folder = Path(record_folder) if record_folder is not None else path.parent
     check = (lambda: validate(path)) if validate is not None else None
     known = {path: digest} if digest is not None else None
-    return _verify_files([path], folder, validate_all=check, validate_one=validate, known=known)[path]
+    return _verify_files(
+        [path], folder, validate_all=check, validate_one=validate, known=known
+    )[path]
 
 
 def _download_url(url: str, dest: Path) -> None:
@@ -196,8 +224,12 @@ def _download_url(url: str, dest: Path) -> None:
     download_url(url, str(dest.parent), filename=dest.name)
 
 
-def fetch_file(url: str, dest: str | Path, downloader: Callable[[str, Path], None] | None = None,
-               what: str = "file") -> Path:
+def fetch_file(
+    url: str,
+    dest: str | Path,
+    downloader: Callable[[str, Path], None] | None = None,
+    what: str = "file",
+) -> Path:
     """Make sure the file ``dest`` is here: download it from ``url`` when missing, record its
     SHA-256 on the first download and check it on every later call.
 
@@ -225,7 +257,9 @@ def fetch_file(url: str, dest: str | Path, downloader: Callable[[str, Path], Non
                 f"Without a network, download it elsewhere and copy it to {dest}."
             ) from err
         if not dest.is_file():
-            raise MissingDataError(f"The download of {url} produced no file at {dest}; copy the "
-                                   f"{what} there by hand.")
+            raise MissingDataError(
+                f"The download of {url} produced no file at {dest}; copy the "
+                f"{what} there by hand."
+            )
     verify_or_record(dest)
     return dest

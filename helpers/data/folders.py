@@ -22,7 +22,17 @@ from .downloads import MissingDataError, fetch_file, verify_or_record
 from .transforms import eval_transform, train_transform
 
 #: Image file extensions read from folders (torchvision's list).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".ppm",
+    ".bmp",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
 DATA_ROOT_ENV = "CAMWALLS_DATA_ROOT"
 
 
@@ -40,9 +50,14 @@ class Conversions:
 
     def describe(self) -> str:
         """One sentence for notebooks and logs."""
-        parts = [f"{k} image(s) converted from mode {m} to RGB" for m, k in sorted(self.modes.items())]
+        parts = [
+            f"{k} image(s) converted from mode {m} to RGB"
+            for m, k in sorted(self.modes.items())
+        ]
         if self.resized:
-            parts.append(f"{self.resized} image(s) not 224x224, resized by the transform")
+            parts.append(
+                f"{self.resized} image(s) not 224x224, resized by the transform"
+            )
         return "; ".join(parts) if parts else "no conversion"
 
 
@@ -69,8 +84,12 @@ class ImageLoader:
         if img.size != (IMAGE_SIZE, IMAGE_SIZE):
             self.conversions.resized += 1
         if img.mode != "RGB":
-            self.conversions.modes[img.mode] = self.conversions.modes.get(img.mode, 0) + 1
-            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            self.conversions.modes[img.mode] = (
+                self.conversions.modes.get(img.mode, 0) + 1
+            )
+            if img.mode in ("RGBA", "LA", "PA") or (
+                img.mode == "P" and "transparency" in img.info
+            ):
                 img = img.convert("RGBA")
                 white = Image.new("RGBA", img.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(white, img).convert("RGB")
@@ -97,13 +116,22 @@ class FolderReport:
 
     def describe(self) -> str:
         """A short summary for notebooks."""
-        lines = [f"{self.root}: {len(self.classes)} classes, {sum(self.counts.values())} images"]
+        lines = [
+            f"{self.root}: {len(self.classes)} classes, {sum(self.counts.values())} images"
+        ]
         if self.skipped:
-            lines.append(f"{len(self.skipped)} non-image file(s) ignored, e.g. {self.skipped[0].name}")
+            lines.append(
+                f"{len(self.skipped)} non-image file(s) ignored, e.g. {self.skipped[0].name}"
+            )
         if self.modes:
-            lines.append("converted to RGB when read: " + ", ".join(f"{k} {m}" for m, k in self.modes.items()))
+            lines.append(
+                "converted to RGB when read: "
+                + ", ".join(f"{k} {m}" for m, k in self.modes.items())
+            )
         if self.sizes.get("other"):
-            lines.append(f"{self.sizes['other']} image(s) not 224x224 (resized by the transforms)")
+            lines.append(
+                f"{self.sizes['other']} image(s) not 224x224 (resized by the transforms)"
+            )
         return "; ".join(lines)
 
 
@@ -130,10 +158,20 @@ def check_image_folder(root: str | Path, verify: bool = True) -> FolderReport:
             f"(root/<class>/<image>.jpg), e.g. ImageNet's train/ or val/ folders; or set "
             f"{DATA_ROOT_ENV} to where your data is."
         )
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     if not classes:
-        raise ValueError(f"{root} has no class sub-folder; expected root/<class>/<image>.jpg.")
-    counts, skipped, unreadable, modes, sizes = {}, [], [], {}, {"224x224": 0, "other": 0}
+        raise ValueError(
+            f"{root} has no class sub-folder; expected root/<class>/<image>.jpg."
+        )
+    counts, skipped, unreadable, modes, sizes = (
+        {},
+        [],
+        [],
+        {},
+        {"224x224": 0, "other": 0},
+    )
     for c in classes:
         n = 0
         for path in sorted((root / c).rglob("*")):
@@ -149,7 +187,11 @@ def check_image_folder(root: str | Path, verify: bool = True) -> FolderReport:
                         im.load()
                         if im.mode != "RGB":
                             modes[im.mode] = modes.get(im.mode, 0) + 1
-                        sizes["224x224" if im.size == (IMAGE_SIZE, IMAGE_SIZE) else "other"] += 1
+                        sizes[
+                            "224x224"
+                            if im.size == (IMAGE_SIZE, IMAGE_SIZE)
+                            else "other"
+                        ] += 1
                 except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
                     unreadable.append(path)
         counts[c] = n
@@ -167,7 +209,9 @@ def check_image_folder(root: str | Path, verify: bool = True) -> FolderReport:
     return FolderReport(root, classes, counts, skipped, unreadable, modes, sizes)
 
 
-def image_folder(root: str | Path, train: bool = False, check: bool = True, resize: int = IMAGE_SIZE):
+def image_folder(
+    root: str | Path, train: bool = False, check: bool = True, resize: int = IMAGE_SIZE
+):
     """A torchvision ``ImageFolder`` over ``root/<class>/<image>`` with the paper's transforms,
     read through :class:`ImageLoader` (non-RGB converted and counted in ``.conversions``).
 
@@ -182,17 +226,26 @@ def image_folder(root: str | Path, train: bool = False, check: bool = True, resi
     if not Path(root).is_dir():
         raise MissingDataError(f"No image folder at {root}.")
     loader = ImageLoader()
-    ds = ImageFolder(str(root), transform=train_transform() if train else eval_transform(resize),
-                     loader=loader, is_valid_file=lambda p: Path(p).suffix.lower() in IMAGE_EXTENSIONS)
+    ds = ImageFolder(
+        str(root),
+        transform=train_transform() if train else eval_transform(resize),
+        loader=loader,
+        is_valid_file=lambda p: Path(p).suffix.lower() in IMAGE_EXTENSIONS,
+    )
     ds.conversions = loader.conversions  # type: ignore[attr-defined]
     ds.report = report  # type: ignore[attr-defined]
     ds.description = f"image folder {root}"  # type: ignore[attr-defined]
     return ds
 
 
-def imagenette(split: str = "train", size: str = "320px", train: bool | None = None,
-               root: str | Path | None = None, download: bool = True,
-               downloader: Callable[[str, Path], None] | None = None):
+def imagenette(
+    split: str = "train",
+    size: str = "320px",
+    train: bool | None = None,
+    root: str | Path | None = None,
+    download: bool = True,
+    downloader: Callable[[str, Path], None] | None = None,
+):
     """Imagenette (10 easy ImageNet classes) through ``torchvision.datasets.Imagenette``.
 
     The archive is downloaded (when ``download`` and missing) into ``root`` (default
@@ -211,8 +264,14 @@ def imagenette(split: str = "train", size: str = "320px", train: bool | None = N
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}.")
     if size not in Imagenette._ARCHIVES:
-        raise ValueError(f"size must be one of {sorted(Imagenette._ARCHIVES)}, got {size!r}.")
-    root = Path(root) if root is not None else cache_dir("data", "imagenette", create=False)
+        raise ValueError(
+            f"size must be one of {sorted(Imagenette._ARCHIVES)}, got {size!r}."
+        )
+    root = (
+        Path(root)
+        if root is not None
+        else cache_dir("data", "imagenette", create=False)
+    )
     url, _ = Imagenette._ARCHIVES[size]
     archive = root / Path(url).name
     extracted = root / Path(url).stem
@@ -222,19 +281,31 @@ def imagenette(split: str = "train", size: str = "320px", train: bool | None = N
                 f"Imagenette ({size}) is not in {root}. Download {url} and put it at {archive} "
                 "(or call with download=True where there is a network)."
             )
-        fetch_file(url, archive, downloader=downloader, what=f"Imagenette archive ({size})")
+        fetch_file(
+            url, archive, downloader=downloader, what=f"Imagenette archive ({size})"
+        )
         extract_archive(str(archive), str(root))
         if not extracted.is_dir():
-            raise ValueError(f"The archive {archive} did not contain the folder {extracted.name}/.")
+            raise ValueError(
+                f"The archive {archive} did not contain the folder {extracted.name}/."
+            )
     elif archive.is_file():
         verify_or_record(archive)
     check_image_folder(extracted / split, verify=False)
     loader = ImageLoader()
     train = (split == "train") if train is None else train
-    ds = Imagenette(str(root), split=split, size=size, download=False, loader=loader,
-                    transform=train_transform() if train else eval_transform())
+    ds = Imagenette(
+        str(root),
+        split=split,
+        size=size,
+        download=False,
+        loader=loader,
+        transform=train_transform() if train else eval_transform(),
+    )
     ds.conversions = loader.conversions  # type: ignore[attr-defined]
-    ds.classes = [names[0] for names in ds.classes]  # the first English name of each class
+    ds.classes = [
+        names[0] for names in ds.classes
+    ]  # the first English name of each class
     ds.description = f"Imagenette {size} ({split})"  # type: ignore[attr-defined]
     return ds
 
@@ -244,10 +315,16 @@ def data_root(profile: str | Profile | None = None) -> Path:
     ``data.root``, else ``$CAMWALLS_DATA_ROOT``, else ``<cache>/data/imagenet``."""
     prof = get_profile(profile)
     root = getattr(prof.data, "root", "") or os.environ.get(DATA_ROOT_ENV, "").strip()
-    return Path(root).expanduser() if root else cache_dir("data", "imagenet", create=False)
+    return (
+        Path(root).expanduser() if root else cache_dir("data", "imagenet", create=False)
+    )
 
 
-def real_dataset(profile: str | Profile | None = None, split: str = "train", train: bool | None = None):
+def real_dataset(
+    profile: str | Profile | None = None,
+    split: str = "train",
+    train: bool | None = None,
+):
     """The real dataset of a profile whose ``data.source`` is ``"imagefolder"`` or
     ``"imagenette"``, for ``split`` ``"train"`` or ``"val"``.
 
@@ -270,7 +347,11 @@ def real_dataset(profile: str | Profile | None = None, split: str = "train", tra
     if prof.data.source == "imagenette":
         return imagenette(split=split, train=train)
     if prof.data.source == "synthetic":
-        raise ValueError("The synthetic source has no dataset object: use SyntheticStream / "
-                         "synthetic_batch.")
-    raise ValueError(f"Unknown data source {prof.data.source!r}; expected 'synthetic', "
-                     "'imagefolder' or 'imagenette'.")
+        raise ValueError(
+            "The synthetic source has no dataset object: use SyntheticStream / "
+            "synthetic_batch."
+        )
+    raise ValueError(
+        f"Unknown data source {prof.data.source!r}; expected 'synthetic', "
+        "'imagefolder' or 'imagenette'."
+    )

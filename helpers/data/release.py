@@ -27,7 +27,10 @@ from .downloads import _set_record, _verify_files, sha256_file, verify_or_record
 from .synthetic import FIRST_UNSEEN_ROW
 
 #: What the authors' release holds (files and folders), relative to :func:`authors_dir`.
-AUTHORS_CHECKPOINTS = {True: "params_vgg16_masked.pt", False: "params_vgg16_baseline.pt"}
+AUTHORS_CHECKPOINTS = {
+    True: "params_vgg16_masked.pt",
+    False: "params_vgg16_baseline.pt",
+}
 AUTHORS_FOLDERS = ("stackmix", "stackgen")
 #: Images in each of the authors' stack folders: the paper's STACK-MIX and STACK-GEN hold 100.
 AUTHORS_STACK_IMAGES = 100
@@ -43,7 +46,9 @@ AUTHORS_REPOSITORY = "MagamedT/cam-can-see-through-walls"
 AUTHORS_LFS_COMMIT = "6ba9e36ba500561bb78812807a2337421e7438ef"
 #: The zip of the two stack folders at the root of the authors' repository (a plain git file).
 AUTHORS_STACKS_ZIP = "processed_datasets_gradcam.zip"
-AUTHORS_STACKS_ZIP_URL = f"https://github.com/{AUTHORS_REPOSITORY}/raw/HEAD/{AUTHORS_STACKS_ZIP}"
+AUTHORS_STACKS_ZIP_URL = (
+    f"https://github.com/{AUTHORS_REPOSITORY}/raw/HEAD/{AUTHORS_STACKS_ZIP}"
+)
 
 
 class PublishedFile(NamedTuple):
@@ -57,17 +62,21 @@ class PublishedFile(NamedTuple):
 #: ``vgg16_experiment/params_vgg16_{masked,baseline}.pt`` at :data:`AUTHORS_LFS_COMMIT`.
 AUTHORS_PUBLISHED_CHECKPOINTS = {
     "params_vgg16_masked.pt": PublishedFile(
-        "25d860de9bd7a84bbf900b338f4b35fb3fadd05431194bd7f94c4c370e9b8bce", 959_763_686),
+        "25d860de9bd7a84bbf900b338f4b35fb3fadd05431194bd7f94c4c370e9b8bce", 959_763_686
+    ),
     "params_vgg16_baseline.pt": PublishedFile(
-        "46b3efe49e2546dc7874a9cecbf004b1da04335ddb4df0d5819e8c0a91f9630a", 959_763_758),
+        "46b3efe49e2546dc7874a9cecbf004b1da04335ddb4df0d5819e8c0a91f9630a", 959_763_758
+    ),
 }
 
 
 def authors_lfs_url(name: str) -> str:
     """Where GitHub serves the Git LFS file ``vgg16_experiment/<name>`` of
     :data:`AUTHORS_LFS_COMMIT` (its media URL)."""
-    return (f"https://media.githubusercontent.com/media/{AUTHORS_REPOSITORY}/{AUTHORS_LFS_COMMIT}/"
-            f"vgg16_experiment/{name}")
+    return (
+        f"https://media.githubusercontent.com/media/{AUTHORS_REPOSITORY}/{AUTHORS_LFS_COMMIT}/"
+        f"vgg16_experiment/{name}"
+    )
 
 
 class AuthorsReleaseError(ValueError):
@@ -84,16 +93,20 @@ class UnpublishedCheckpointWarning(UserWarning):
 
 def _redownload(what: str = "it") -> str:
     """The advice for a broken item of the authors' release."""
-    return (f"Delete {what} and download it again with helpers.data.download_authors_release() "
-            f"(needs a network: the authors' Google Drive folder, else their GitHub repository "
-            f"{AUTHORS_REPOSITORY}), or by hand from the authors' Google Drive folder {AUTHORS_DRIVE_URL}.")
+    return (
+        f"Delete {what} and download it again with helpers.data.download_authors_release() "
+        f"(needs a network: the authors' Google Drive folder, else their GitHub repository "
+        f"{AUTHORS_REPOSITORY}), or by hand from the authors' Google Drive folder {AUTHORS_DRIVE_URL}."
+    )
 
 
 def _wrong_size_message(path: Path, size: tuple[int, int]) -> str:
-    return (f"The image {path} of the authors' STACK-MIX set is {size[0]}x{size[1]}; expected "
-            f"{IMAGE_SIZE}x{IMAGE_SIZE} (the authors' STACK-MIX images are stacked at "
-            f"{IMAGE_SIZE}x{IMAGE_SIZE} and read without resizing, so that the wall falls at row "
-            f"{FIRST_UNSEEN_ROW}). " + _redownload("it (or the whole stackmix/ folder)"))
+    return (
+        f"The image {path} of the authors' STACK-MIX set is {size[0]}x{size[1]}; expected "
+        f"{IMAGE_SIZE}x{IMAGE_SIZE} (the authors' STACK-MIX images are stacked at "
+        f"{IMAGE_SIZE}x{IMAGE_SIZE} and read without resizing, so that the wall falls at row "
+        f"{FIRST_UNSEEN_ROW}). " + _redownload("it (or the whole stackmix/ folder)")
+    )
 
 
 def authors_dir() -> Path:
@@ -139,7 +152,9 @@ def validate_authors_checkpoint(path: str | Path, walled: bool) -> None:
         ) from err
 
 
-def verify_authors_checkpoint(path: str | Path, walled: bool, record_folder: str | Path | None = None) -> str:
+def verify_authors_checkpoint(
+    path: str | Path, walled: bool, record_folder: str | Path | None = None
+) -> str:
     """Check one of the authors' checkpoints; return its SHA-256.
 
     Its size is compared with the published one first (a file of another size is not hashed
@@ -167,9 +182,11 @@ def verify_authors_checkpoint(path: str | Path, walled: bool, record_folder: str
     name = AUTHORS_CHECKPOINTS[bool(walled)]
     published = AUTHORS_PUBLISHED_CHECKPOINTS[name]
     if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}; expected the authors' {name}. Download it with "
-                                "helpers.data.download_authors_release() (needs a network), or by hand from "
-                                f"{AUTHORS_DRIVE_URL} or {authors_lfs_url(name)}.")
+        raise FileNotFoundError(
+            f"No checkpoint at {path}; expected the authors' {name}. Download it with "
+            "helpers.data.download_authors_release() (needs a network), or by hand from "
+            f"{AUTHORS_DRIVE_URL} or {authors_lfs_url(name)}."
+        )
     size = path.stat().st_size
     digest = None
     if size == published.size:
@@ -180,22 +197,34 @@ def verify_authors_checkpoint(path: str | Path, walled: bool, record_folder: str
         found = f"it has the published size, but its SHA-256 is {digest[:16]}..., not {published.sha256[:16]}..."
     else:
         found = f"it is {size:,} bytes, the published file {published.size:,}"
-    warnings.warn(UnpublishedCheckpointWarning(
-        f"{path} is not the {'walled' if walled else 'baseline'} checkpoint the authors published "
-        f"through Git LFS (commit {AUTHORS_LFS_COMMIT[:12]} of {AUTHORS_REPOSITORY}): {found}. The "
-        "Google Drive copy may have been re-saved, or this is another file; its content is checked "
-        "instead (it must load as rVGG and pass the wall check). For the published file, delete this "
-        f"one and run helpers.data.download_authors_release(sources=('github',)), or download "
-        f"{authors_lfs_url(name)}."), stacklevel=2)
-    return verify_or_record(path, folder, validate=lambda p: validate_authors_checkpoint(p, walled=bool(walled)),
-                            digest=digest)
+    warnings.warn(
+        UnpublishedCheckpointWarning(
+            f"{path} is not the {'walled' if walled else 'baseline'} checkpoint the authors published "
+            f"through Git LFS (commit {AUTHORS_LFS_COMMIT[:12]} of {AUTHORS_REPOSITORY}): {found}. The "
+            "Google Drive copy may have been re-saved, or this is another file; its content is checked "
+            "instead (it must load as rVGG and pass the wall check). For the published file, delete this "
+            f"one and run helpers.data.download_authors_release(sources=('github',)), or download "
+            f"{authors_lfs_url(name)}."
+        ),
+        stacklevel=2,
+    )
+    return verify_or_record(
+        path,
+        folder,
+        validate=lambda p: validate_authors_checkpoint(p, walled=bool(walled)),
+        digest=digest,
+    )
 
 
 def _is_authors_image(path: Path) -> bool:
     """Whether the authors' ``CustomImageDataset`` lists ``path`` (its name ends in one of
     :data:`AUTHORS_IMAGE_EXTENSIONS`), skipping what it could not read: folders, and hidden
     files (``.DS_Store``, macOS's ``._`` companions)."""
-    return path.name.lower().endswith(AUTHORS_IMAGE_EXTENSIONS) and not path.name.startswith(".") and path.is_file()
+    return (
+        path.name.lower().endswith(AUTHORS_IMAGE_EXTENSIONS)
+        and not path.name.startswith(".")
+        and path.is_file()
+    )
 
 
 def authors_stack_files(folder: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
@@ -212,12 +241,21 @@ def authors_stack_files(folder: str | Path) -> tuple[list[tuple[Path, int]], lis
     flat = [folder / n for n in names if _is_authors_image(folder / n)]
     if flat:
         return [(p, -1) for p in flat], []
-    subdirs = [folder / n for n in names if not n.startswith(".") and (folder / n).is_dir()]
-    files = [(d / n, i) for i, d in enumerate(subdirs) for n in sorted(os.listdir(d)) if _is_authors_image(d / n)]
+    subdirs = [
+        folder / n for n in names if not n.startswith(".") and (folder / n).is_dir()
+    ]
+    files = [
+        (d / n, i)
+        for i, d in enumerate(subdirs)
+        for n in sorted(os.listdir(d))
+        if _is_authors_image(d / n)
+    ]
     return files, [d.name for d in subdirs]
 
 
-def validate_authors_stack(folder: str | Path, expected: int | None = None) -> list[Path]:
+def validate_authors_stack(
+    folder: str | Path, expected: int | None = None
+) -> list[Path]:
     """Check one of the authors' stack folders (``stackmix/`` or ``stackgen/``, told apart by
     the folder's name): it holds ``expected`` image files (default
     :data:`AUTHORS_STACK_IMAGES`, the paper's 100), every one decodes, and the STACK-MIX ones

@@ -18,18 +18,35 @@ from pathlib import Path, PurePosixPath
 from ..config import ensure_dir
 from ..models import AUTHORS_DRIVE_FOLDER, AUTHORS_DRIVE_URL, load_authors_weights
 from .downloads import MissingDataError, _download_url, _set_record, sha256_file
-from .release import (AUTHORS_CHECKPOINTS, AUTHORS_FOLDERS, AUTHORS_LFS_COMMIT, AUTHORS_PUBLISHED_CHECKPOINTS,
-                      AUTHORS_REPOSITORY, AUTHORS_STACK_IMAGES, AUTHORS_STACKS_ZIP, AUTHORS_STACKS_ZIP_URL,
-                      AuthorsReleaseError, _redownload, authors_dir, authors_lfs_url, authors_stack_files,
-                      verify_authors_checkpoint, verify_authors_release)
+from .release import (
+    AUTHORS_CHECKPOINTS,
+    AUTHORS_FOLDERS,
+    AUTHORS_LFS_COMMIT,
+    AUTHORS_PUBLISHED_CHECKPOINTS,
+    AUTHORS_REPOSITORY,
+    AUTHORS_STACK_IMAGES,
+    AUTHORS_STACKS_ZIP,
+    AUTHORS_STACKS_ZIP_URL,
+    AuthorsReleaseError,
+    _redownload,
+    authors_dir,
+    authors_lfs_url,
+    authors_stack_files,
+    verify_authors_checkpoint,
+    verify_authors_release,
+)
 
 #: Where :func:`download_authors_release` looks, in its default order: ``"drive"`` (the
 #: authors' Google Drive folder) and ``"github"`` (their repository: Git LFS checkpoints, the
 #: stacks' zip).
 AUTHORS_SOURCES = ("drive", "github")
-_SOURCE_NAMES = {"drive": f"the Google Drive folder {AUTHORS_DRIVE_URL}",
-                 "github": f"the GitHub repository {AUTHORS_REPOSITORY}"}
-_PARTIAL = ".download"  # suffix of a file being downloaded (renamed once it passed its checks)
+_SOURCE_NAMES = {
+    "drive": f"the Google Drive folder {AUTHORS_DRIVE_URL}",
+    "github": f"the GitHub repository {AUTHORS_REPOSITORY}",
+}
+_PARTIAL = (
+    ".download"  # suffix of a file being downloaded (renamed once it passed its checks)
+)
 
 
 def _download_drive_folder(folder_id: str, dest: Path) -> None:
@@ -47,11 +64,16 @@ def _not_a_download(path: Path) -> str:
     """What a small downloaded file that should be large is: a Git LFS pointer, or bytes."""
     with open(path, "rb") as fh:
         head = fh.read(64)
-    return ("a Git LFS pointer instead of the file" if head.startswith(b"version https://git-lfs")
-            else f"{path.stat().st_size:,} bytes")
+    return (
+        "a Git LFS pointer instead of the file"
+        if head.startswith(b"version https://git-lfs")
+        else f"{path.stat().st_size:,} bytes"
+    )
 
 
-def _fetch_published_checkpoint(dest: Path, name: str, fetch: Callable[[str, Path], None]) -> Path:
+def _fetch_published_checkpoint(
+    dest: Path, name: str, fetch: Callable[[str, Path], None]
+) -> Path:
     """Download the Git LFS file of checkpoint ``name`` (:func:`authors_lfs_url`) next to its
     place, check its size (before hashing) and then its SHA-256 against the published ones, and
     only then move it into place and record its digest. Nothing of a failed download is kept.
@@ -77,13 +99,16 @@ def _fetch_published_checkpoint(dest: Path, name: str, fetch: Callable[[str, Pat
             f"The download of {url} is not the checkpoint the authors published (Git LFS pointer of "
             f"commit {AUTHORS_LFS_COMMIT[:12]}): {problem}. It is truncated or not their file; nothing "
             "was kept. Try again later, or download it by hand from the Google Drive folder "
-            f"{AUTHORS_DRIVE_URL} into {dest}.")
+            f"{AUTHORS_DRIVE_URL} into {dest}."
+        )
     os.replace(part, dest / name)
     _set_record(dest / name, dest, published.sha256)
     return dest / name
 
 
-def _fetch_repository_zip(dest: Path, folders: Sequence[str], fetch: Callable[[str, Path], None]) -> list[str]:
+def _fetch_repository_zip(
+    dest: Path, folders: Sequence[str], fetch: Callable[[str, Path], None]
+) -> list[str]:
     """Download the repository's ``processed_datasets_gradcam.zip`` into ``dest`` and unpack
     the stack ``folders`` from it; return the folders unpacked.
 
@@ -95,36 +120,51 @@ def _fetch_repository_zip(dest: Path, folders: Sequence[str], fetch: Callable[[s
     part.unlink(missing_ok=True)
     fetch(AUTHORS_STACKS_ZIP_URL, part)
     if not part.is_file():
-        raise MissingDataError(f"The download of {AUTHORS_STACKS_ZIP_URL} produced no file at {part}.")
+        raise MissingDataError(
+            f"The download of {AUTHORS_STACKS_ZIP_URL} produced no file at {part}."
+        )
     if not zipfile.is_zipfile(part):
         found = _not_a_download(part)
         part.unlink()
-        raise AuthorsReleaseError(f"The download of {AUTHORS_STACKS_ZIP_URL} is not a zip ({found}); nothing "
-                                  "was kept. Try again later, or download the zip by hand and put it in "
-                                  f"{dest}.")
+        raise AuthorsReleaseError(
+            f"The download of {AUTHORS_STACKS_ZIP_URL} is not a zip ({found}); nothing "
+            "was kept. Try again later, or download the zip by hand and put it in "
+            f"{dest}."
+        )
     os.replace(part, dest / AUTHORS_STACKS_ZIP)
     return unpack_authors_stacks(dest / AUTHORS_STACKS_ZIP, dest, folders)
 
 
-def _zip_groups(archive: zipfile.ZipFile, folders: Sequence[str]) -> dict[str, list[tuple[zipfile.ZipInfo, tuple]]]:
+def _zip_groups(
+    archive: zipfile.ZipFile, folders: Sequence[str]
+) -> dict[str, list[tuple[zipfile.ZipInfo, tuple]]]:
     """For each of ``folders`` found in the zip, its files (entry, path inside the folder): at
     the zip's root or under top folders, the place with the most files (then the shallowest).
     ``__MACOSX/``, hidden entries and names that would leave the folder are skipped."""
     places: dict[str, dict[tuple, list]] = {}
     for info in archive.infolist():
         parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-        if (info.is_dir() or not parts or parts[0] in ("/", "__MACOSX")
-                or any(p.startswith(".") or p.endswith(":") for p in parts)):
+        if (
+            info.is_dir()
+            or not parts
+            or parts[0] in ("/", "__MACOSX")
+            or any(p.startswith(".") or p.endswith(":") for p in parts)
+        ):
             continue
         at = next((i for i, part in enumerate(parts[:-1]) if part in folders), None)
         if at is not None:
-            places.setdefault(parts[at], {}).setdefault(parts[:at], []).append((info, parts[at + 1:]))
-    return {folder: max(by_place.items(), key=lambda kv: (len(kv[1]), -len(kv[0])))[1]
-            for folder, by_place in places.items()}
+            places.setdefault(parts[at], {}).setdefault(parts[:at], []).append(
+                (info, parts[at + 1 :])
+            )
+    return {
+        folder: max(by_place.items(), key=lambda kv: (len(kv[1]), -len(kv[0])))[1]
+        for folder, by_place in places.items()
+    }
 
 
-def unpack_authors_stacks(archive: str | Path, dest: str | Path,
-                          folders: Sequence[str] = AUTHORS_FOLDERS) -> list[str]:
+def unpack_authors_stacks(
+    archive: str | Path, dest: str | Path, folders: Sequence[str] = AUTHORS_FOLDERS
+) -> list[str]:
     """Unpack the authors' stack ``folders`` from a zip (the repository's
     ``processed_datasets_gradcam.zip`` or the zip of their Google Drive folder) into ``dest``:
     ``<dest>/stackmix/...`` and ``<dest>/stackgen/...``, wherever they lie in the zip (at its
@@ -145,11 +185,14 @@ def unpack_authors_stacks(archive: str | Path, dest: str | Path,
         with zipfile.ZipFile(archive) as zf:
             groups = _zip_groups(zf, folders)
             if not groups:
-                top = sorted({PurePosixPath(n).parts[0] for n in zf.namelist() if n.strip("/")})
+                top = sorted(
+                    {PurePosixPath(n).parts[0] for n in zf.namelist() if n.strip("/")}
+                )
                 raise AuthorsReleaseError(
                     f"The zip {archive} holds no {' or '.join(f + '/' for f in folders)} folder (its top "
                     f"level: {', '.join(top[:10]) or 'nothing'}); expected the authors' stack folders, at "
-                    "its root or under one top folder. Is it the authors' processed_datasets_gradcam.zip?")
+                    "its root or under one top folder. Is it the authors' processed_datasets_gradcam.zip?"
+                )
             for folder, members in groups.items():
                 target = dest / folder
                 if authors_stack_files(target)[0]:
@@ -161,7 +204,9 @@ def unpack_authors_stacks(archive: str | Path, dest: str | Path,
                     out.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(info) as src, open(out, "wb") as dst:
                         shutil.copyfileobj(src, dst)
-                if target.is_dir():  # an image-less folder (notes, a .DS_Store): move the images in
+                if (
+                    target.is_dir()
+                ):  # an image-less folder (notes, a .DS_Store): move the images in
                     for item in tmp.iterdir():
                         os.replace(item, target / item.name)
                     tmp.rmdir()
@@ -169,16 +214,24 @@ def unpack_authors_stacks(archive: str | Path, dest: str | Path,
                     os.replace(tmp, target)
                 done.append(folder)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
-        raise AuthorsReleaseError(f"The file {archive} is not a readable zip ({type(err).__name__}: {err}). "
-                                  + _redownload("it")) from err
+        raise AuthorsReleaseError(
+            f"The file {archive} is not a readable zip ({type(err).__name__}: {err}). "
+            + _redownload("it")
+        ) from err
     return done
 
 
 def _authors_missing(dest: Path) -> list[str]:
     """What of the release is not in ``dest``: checkpoints that are not files, stack folders
     that hold no image file (an empty or image-less folder is missing, not complete)."""
-    missing = [name for name in AUTHORS_CHECKPOINTS.values() if not (dest / name).is_file()]
-    missing += [f"{name}/" for name in AUTHORS_FOLDERS if not authors_stack_files(dest / name)[0]]
+    missing = [
+        name for name in AUTHORS_CHECKPOINTS.values() if not (dest / name).is_file()
+    ]
+    missing += [
+        f"{name}/"
+        for name in AUTHORS_FOLDERS
+        if not authors_stack_files(dest / name)[0]
+    ]
     return missing
 
 
@@ -200,19 +253,36 @@ def _gather(dest: Path, unpack: Sequence[str] | None = None) -> list[str]:
     (only the folders ``unpack``, default all). Returns notes on zips that gave nothing."""
     if not dest.is_dir():
         return []
-    subs = [p for p in sorted(dest.iterdir()) if p.is_dir() and not p.name.startswith(".") and p.name not in AUTHORS_FOLDERS]
+    subs = [
+        p
+        for p in sorted(dest.iterdir())
+        if p.is_dir() and not p.name.startswith(".") and p.name not in AUTHORS_FOLDERS
+    ]
     if unpack is None:
         for name in AUTHORS_CHECKPOINTS.values():
             found = next((s / name for s in subs if (s / name).is_file()), None)
             if found is not None and not (dest / name).is_file():
                 _move_up(found, dest / name)
         for folder in AUTHORS_FOLDERS:
-            found = next((s / folder for s in subs if authors_stack_files(s / folder)[0]), None)
+            found = next(
+                (s / folder for s in subs if authors_stack_files(s / folder)[0]), None
+            )
             if found is not None and not (dest / folder).exists():
                 _move_up(found, dest / folder)
-    wanted = [f for f in (AUTHORS_FOLDERS if unpack is None else unpack) if not authors_stack_files(dest / f)[0]]
-    zips = sorted((p for d in (dest, *subs) for p in d.glob("*.zip") if p.is_file() and not p.name.startswith(".")),
-                  key=lambda p: (p.name != AUTHORS_STACKS_ZIP, str(p)))
+    wanted = [
+        f
+        for f in (AUTHORS_FOLDERS if unpack is None else unpack)
+        if not authors_stack_files(dest / f)[0]
+    ]
+    zips = sorted(
+        (
+            p
+            for d in (dest, *subs)
+            for p in d.glob("*.zip")
+            if p.is_file() and not p.name.startswith(".")
+        ),
+        key=lambda p: (p.name != AUTHORS_STACKS_ZIP, str(p)),
+    )
     notes = []
     for archive in zips:
         if not wanted:
@@ -225,7 +295,9 @@ def _gather(dest: Path, unpack: Sequence[str] | None = None) -> list[str]:
     return notes
 
 
-def _fetch_from_github(dest: Path, todo: Sequence[str], fetch: Callable[[str, Path], None]) -> None:
+def _fetch_from_github(
+    dest: Path, todo: Sequence[str], fetch: Callable[[str, Path], None]
+) -> None:
     """Fetch the items ``todo`` (names from :func:`_authors_missing`) from the authors'
     repository; every item is tried, then one error names all that failed."""
     errors = []
@@ -245,11 +317,13 @@ def _fetch_from_github(dest: Path, todo: Sequence[str], fetch: Callable[[str, Pa
         raise MissingDataError("; ".join(errors))
 
 
-def download_authors_release(dest: str | Path | None = None,
-                             downloader: Callable[[str, Path], None] | None = None,
-                             force: bool = False,
-                             url_downloader: Callable[[str, Path], None] | None = None,
-                             sources: Sequence[str] = AUTHORS_SOURCES) -> Path:
+def download_authors_release(
+    dest: str | Path | None = None,
+    downloader: Callable[[str, Path], None] | None = None,
+    force: bool = False,
+    url_downloader: Callable[[str, Path], None] | None = None,
+    sources: Sequence[str] = AUTHORS_SOURCES,
+) -> Path:
     """The authors' release (checkpoints and ``stackmix/``, ``stackgen/``) in ``dest``
     (default :func:`helpers.data.authors_dir`), checked.
 
@@ -287,14 +361,18 @@ def download_authors_release(dest: str | Path | None = None,
     """
     unknown = [s for s in sources if s not in AUTHORS_SOURCES]
     if unknown or not sources:
-        raise ValueError(f"Unknown source(s) {unknown or list(sources)}; expected some of {AUTHORS_SOURCES}.")
+        raise ValueError(
+            f"Unknown source(s) {unknown or list(sources)}; expected some of {AUTHORS_SOURCES}."
+        )
     dest = Path(dest) if dest is not None else authors_dir()
     notes = _gather(dest)
     missing = _authors_missing(dest)
     if missing or force:
         ensure_dir(dest)
         tried = []
-        everything = list(AUTHORS_CHECKPOINTS.values()) + [f"{f}/" for f in AUTHORS_FOLDERS]
+        everything = list(AUTHORS_CHECKPOINTS.values()) + [
+            f"{f}/" for f in AUTHORS_FOLDERS
+        ]
         for i, source in enumerate(sources):
             todo = everything if force and i == 0 else _authors_missing(dest)
             if not todo:
@@ -305,7 +383,9 @@ def download_authors_release(dest: str | Path | None = None,
                 else:
                     _fetch_from_github(dest, todo, url_downloader or _download_url)
             except Exception as err:  # noqa: BLE001 - reported below; the next source is tried
-                tried.append(f"{_SOURCE_NAMES[source]}: {type(err).__name__}: {' '.join(str(err).split())[:2000]}")
+                tried.append(
+                    f"{_SOURCE_NAMES[source]}: {type(err).__name__}: {' '.join(str(err).split())[:2000]}"
+                )
             notes += _gather(dest)
         still = _authors_missing(dest)
         if still:
@@ -324,9 +404,12 @@ def download_authors_release(dest: str | Path | None = None,
     return dest
 
 
-def authors_checkpoint(walled: bool = True, download: bool = False,
-                       downloader: Callable[[str, Path], None] | None = None,
-                       url_downloader: Callable[[str, Path], None] | None = None) -> Path:
+def authors_checkpoint(
+    walled: bool = True,
+    download: bool = False,
+    downloader: Callable[[str, Path], None] | None = None,
+    url_downloader: Callable[[str, Path], None] | None = None,
+) -> Path:
     """Path of the authors' checkpoint (``params_vgg16_masked.pt`` when ``walled``, else
     ``params_vgg16_baseline.pt``) in :func:`helpers.data.authors_dir`, checked by
     :func:`helpers.data.verify_authors_checkpoint` (the published file; or, with a warning, a
@@ -348,20 +431,27 @@ def authors_checkpoint(walled: bool = True, download: bool = False,
                 "helpers.data.download_authors_release() (needs a network), or download it from "
                 f"{AUTHORS_DRIVE_URL} (or {authors_lfs_url(path.name)}) and copy or symlink it there."
             )
-        download_authors_release(folder, downloader=downloader, url_downloader=url_downloader)
+        download_authors_release(
+            folder, downloader=downloader, url_downloader=url_downloader
+        )
     verify_authors_checkpoint(path, bool(walled), folder)
     return path
 
 
-def load_authors_model(walled: bool = True, download: bool = False, map_location: str = "cpu"):
+def load_authors_model(
+    walled: bool = True, download: bool = False, map_location: str = "cpu"
+):
     """The authors' trained rVGG (full width, 1000 ImageNet classes) in eval mode, through
     :func:`helpers.models.load_authors_weights` (``torch.load(weights_only=True)``).
 
     Raises:
         As :func:`authors_checkpoint`.
     """
-    return load_authors_weights(authors_checkpoint(walled, download=download), walled=walled,
-                                map_location=map_location)
+    return load_authors_weights(
+        authors_checkpoint(walled, download=download),
+        walled=walled,
+        map_location=map_location,
+    )
 
 
 def authors_stack_folder(folder: str) -> Path | None:

@@ -18,8 +18,16 @@ import torch.nn.functional as F
 #: one or two directions, dotted, concentric), so that a narrow network learns them from a few
 #: thousand images; the textures have a fixed period in pixels whatever the object's size.
 SYNTHETIC_CLASSES = [
-    "disc", "ring", "bar", "cross", "star", "triangle",
-    "stripes", "checkerboard", "dots", "bullseye",
+    "disc",
+    "ring",
+    "bar",
+    "cross",
+    "star",
+    "triangle",
+    "stripes",
+    "checkerboard",
+    "dots",
+    "bullseye",
 ]
 
 
@@ -53,38 +61,71 @@ def _background(gen: torch.Generator, n: int, size: int, style: str) -> torch.Te
         # a mid-grey base (the same for every image: a global colour cast would only add a
         # nuisance that the network has to learn to ignore) with local clutter of low contrast
         base = _rand(gen, n * 3, 0.47, 0.53).view(n, 3, 1, 1)
-        smooth = F.interpolate(torch.rand(n, 3, 6, 6, generator=gen) - 0.5, size=(low, low),
-                               mode="bilinear", align_corners=False)
-        blob_field = F.interpolate(torch.rand(n, 1, 14, 14, generator=gen), size=(low, low),
-                                   mode="bilinear", align_corners=False)
+        smooth = F.interpolate(
+            torch.rand(n, 3, 6, 6, generator=gen) - 0.5,
+            size=(low, low),
+            mode="bilinear",
+            align_corners=False,
+        )
+        blob_field = F.interpolate(
+            torch.rand(n, 1, 14, 14, generator=gen),
+            size=(low, low),
+            mode="bilinear",
+            align_corners=False,
+        )
         blobs = (blob_field > 0.62).float()
         blob_colour = _rand(gen, n * 3, -0.09, 0.09).view(n, 3, 1, 1)
         fine = 0.04 * (torch.rand(n, 1, low, low, generator=gen) - 0.5)
         img = base + 0.14 * smooth + blobs * blob_colour + fine
-        return F.interpolate(img, size=(size, size), mode="bilinear", align_corners=False).clamp(0.0, 1.0)
+        return F.interpolate(
+            img, size=(size, size), mode="bilinear", align_corners=False
+        ).clamp(0.0, 1.0)
     if style == "scene":
         y, _ = _grid(size)
         horizon = _rand(gen, n, 0.35, 0.75).view(n, 1, 1) * size
-        sky = _rand(gen, n * 3, 0.55, 0.75).view(n, 3, 1, 1) * torch.tensor([0.8, 0.9, 1.0]).view(1, 3, 1, 1)
-        ground = _rand(gen, n * 3, 0.3, 0.5).view(n, 3, 1, 1) * torch.tensor([0.9, 1.0, 0.8]).view(1, 3, 1, 1)
+        sky = _rand(gen, n * 3, 0.55, 0.75).view(n, 3, 1, 1) * torch.tensor(
+            [0.8, 0.9, 1.0]
+        ).view(1, 3, 1, 1)
+        ground = _rand(gen, n * 3, 0.3, 0.5).view(n, 3, 1, 1) * torch.tensor(
+            [0.9, 1.0, 0.8]
+        ).view(1, 3, 1, 1)
         below = (y.unsqueeze(1) > horizon.unsqueeze(1)).float()  # (n, 1, size, 1)
         ramp = (y.unsqueeze(1) / size - 0.5) * 0.12
         img = sky * (1 - below) + ground * below + ramp
-        speckle = F.interpolate(torch.rand(n, 1, size // 8, size // 8, generator=gen) - 0.5,
-                                size=(size, size), mode="bilinear", align_corners=False)
+        speckle = F.interpolate(
+            torch.rand(n, 1, size // 8, size // 8, generator=gen) - 0.5,
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+        )
         return (img + 0.06 * speckle).clamp(0.0, 1.0)
-    raise ValueError(f"Unknown background style {style!r}; expected 'clutter' or 'scene'.")
+    raise ValueError(
+        f"Unknown background style {style!r}; expected 'clutter' or 'scene'."
+    )
 
 
 #: Largest distance from the centre of each class's shape, in radius units (for any rotation).
-_EXTENT = torch.tensor([0.95, 0.95, math.hypot(0.95, 0.28), math.hypot(0.95, 0.2), 1.0, 1.0,
-                        0.85 * math.sqrt(2), 0.85 * math.sqrt(2), 0.95, 0.95])
+_EXTENT = torch.tensor(
+    [
+        0.95,
+        0.95,
+        math.hypot(0.95, 0.28),
+        math.hypot(0.95, 0.2),
+        1.0,
+        1.0,
+        0.85 * math.sqrt(2),
+        0.85 * math.sqrt(2),
+        0.95,
+        0.95,
+    ]
+)
 #: Texture periods in pixels: stripes, checkerboard cells, dot spacing, bullseye rings.
 _PERIOD = {6: 10.0, 7: 9.0, 8: 11.0, 9: 10.0}
 
 
-def _class_distance(k: int, u: torch.Tensor, v: torch.Tensor, rad: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _class_distance(
+    k: int, u: torch.Tensor, v: torch.Tensor, rad: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Signed distance-like field (negative inside, radius units) of class ``k``'s shape on the
     object-centred, rotated coordinates ``u, v`` (radius units; the shape fits in the disc of
     radius ``_EXTENT[k]``), and its two-colour pattern (1 where the second colour shows) for the
@@ -99,19 +140,25 @@ def _class_distance(k: int, u: torch.Tensor, v: torch.Tensor, rad: torch.Tensor
     if k == 3:  # cross (plus sign) with thin arms
         arm = 0.2
         au, av = u.abs(), v.abs()
-        return torch.minimum(torch.maximum(au - 0.95, av - arm), torch.maximum(av - 0.95, au - arm)), None
+        return torch.minimum(
+            torch.maximum(au - 0.95, av - arm), torch.maximum(av - 0.95, au - arm)
+        ), None
     if k == 4:  # five-pointed star: r < 0.4 + 0.6 * max(cos 5 theta, 0)^1.5
         r2 = u * u + v * v + 1e-12
         r = torch.sqrt(r2)
         # cos(5 theta) = Re((u + i v)^5) / r^5, without atan2
-        re5 = u ** 5 - 10 * u ** 3 * v * v + 5 * u * v ** 4
+        re5 = u**5 - 10 * u**3 * v * v + 5 * u * v**4
         c5 = re5 / (r2 * r2 * r)
         return r - (0.4 + 0.6 * c5.clamp(min=0) ** 1.5), None
     if k == 5:  # equilateral triangle, apex up, vertices at distance 1 from the centre
         k3 = math.sqrt(3.0)
-        return torch.maximum(torch.maximum((k3 * u - v) / 2.0, (-k3 * u - v) / 2.0), v) - 0.5, None
+        return torch.maximum(
+            torch.maximum((k3 * u - v) / 2.0, (-k3 * u - v) / 2.0), v
+        ) - 0.5, None
     if k not in _PERIOD:
-        raise ValueError(f"class {k} is not a class of the synthetic world (0..{len(SYNTHETIC_CLASSES) - 1}).")
+        raise ValueError(
+            f"class {k} is not a class of the synthetic world (0..{len(SYNTHETIC_CLASSES) - 1})."
+        )
     period = _PERIOD[k]
     px, py = u * rad, v * rad  # pixels, in the object's rotated frame
     if k == 6:  # stripes in a square patch
@@ -119,7 +166,9 @@ def _class_distance(k: int, u: torch.Tensor, v: torch.Tensor, rad: torch.Tensor
         pattern = torch.sin(2 * math.pi * px / period) > 0
     elif k == 7:  # checkerboard in a square patch
         outline = torch.maximum(u.abs(), v.abs()) - 0.85
-        pattern = (torch.sin(math.pi * px / period) * torch.sin(math.pi * py / period)) > 0
+        pattern = (
+            torch.sin(math.pi * px / period) * torch.sin(math.pi * py / period)
+        ) > 0
     elif k == 8:  # dots in a disc
         outline = torch.sqrt(u * u + v * v) - 0.95
         cu = torch.remainder(px / period, 1.0) - 0.5
@@ -131,9 +180,15 @@ def _class_distance(k: int, u: torch.Tensor, v: torch.Tensor, rad: torch.Tensor
     return outline, pattern.float()
 
 
-def render_synthetic(labels: torch.Tensor, centers: torch.Tensor, radii: torch.Tensor,
-                     angles: torch.Tensor, colours: torch.Tensor, background: torch.Tensor,
-                     aspects: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def render_synthetic(
+    labels: torch.Tensor,
+    centers: torch.Tensor,
+    radii: torch.Tensor,
+    angles: torch.Tensor,
+    colours: torch.Tensor,
+    background: torch.Tensor,
+    aspects: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Paint one object per image onto ``background`` (a whole batch at once, class by class).
 
     Args:
@@ -172,21 +227,30 @@ def render_synthetic(labels: torch.Tensor, centers: torch.Tensor, radii: torch.T
         rad = radii[idx].view(m, 1, 1)
         cy = centers[idx, 0].view(m, 1, 1)
         cx = centers[idx, 1].view(m, 1, 1)
-        cos, sin = torch.cos(angles[idx]).view(m, 1, 1), torch.sin(angles[idx]).view(m, 1, 1)
+        cos, sin = (
+            torch.cos(angles[idx]).view(m, 1, 1),
+            torch.sin(angles[idx]).view(m, 1, 1),
+        )
         dx, dy = (x - cx) / rad, (y - cy) / rad
         if aspects is not None:
             dy = dy / aspects[idx].view(m, 1, 1)
         u = cos * dx + sin * dy
         v = -sin * dx + cos * dy
         d, pattern = _class_distance(int(k), u, v, rad)
-        cover = torch.clamp(0.5 - d * rad, 0.0, 1.0).unsqueeze(1)  # anti-aliased over one pixel
+        cover = torch.clamp(0.5 - d * rad, 0.0, 1.0).unsqueeze(
+            1
+        )  # anti-aliased over one pixel
         colour = colours[idx].view(m, 3, 1, 1)
-        fill = colour if pattern is None else colour + (1.0 - 2.0 * colour) * pattern.unsqueeze(1)
+        fill = (
+            colour
+            if pattern is None
+            else colour + (1.0 - 2.0 * colour) * pattern.unsqueeze(1)
+        )
         inside = cover[:, 0] > 0
         rows, cols = inside.any(dim=2), inside.any(dim=1)
         for j, i in enumerate(idx.tolist()):
             t0, l0 = int(top[j]), int(left[j])
-            patch = out[i, :, t0:t0 + win, l0:l0 + win]
+            patch = out[i, :, t0 : t0 + win, l0 : l0 + win]
             patch.mul_(1 - cover[j]).add_(fill[j] * cover[j])
             rr = torch.nonzero(rows[j]).view(-1)
             cc = torch.nonzero(cols[j]).view(-1)

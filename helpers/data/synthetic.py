@@ -18,7 +18,14 @@ import torch
 
 from ..config import IMAGE_SIZE
 from ..geometry import rvgg_geometry
-from .render import _EXTENT, SYNTHETIC_CLASSES, _background, _bold_colours, _rand, render_synthetic
+from .render import (
+    _EXTENT,
+    SYNTHETIC_CLASSES,
+    _background,
+    _bold_colours,
+    _rand,
+    render_synthetic,
+)
 from .transforms import _stats
 
 #: First input row rVGG cannot see: it and the rows below it are behind the wall
@@ -50,9 +57,15 @@ class SyntheticBatch:
         return int(self.labels.shape[0])
 
 
-def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
-                      radius_range: tuple[float, float], placement: str | Sequence[str],
-                      below_share: float, aspects: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_placement(
+    gen: torch.Generator,
+    labels: torch.Tensor,
+    size: int,
+    radius_range: tuple[float, float],
+    placement: str | Sequence[str],
+    below_share: float,
+    aspects: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Centres ``(n, 2)`` (row, column) and radii ``(n,)`` in pixels, the whole object in frame.
 
     ``placement``: ``"any"`` (uniform over the image, and with probability ``below_share`` a
@@ -85,16 +98,26 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
         if mode == "below":
             radii[i] = min(float(radii[i]), float(small[i]))
         if mode == "above":
-            radii[i] = min(float(radii[i]), (FIRST_UNSEEN_ROW / 2.0 - 2.0) / float(ext[i]))
-        if mode.startswith("top="):  # the object's top row given: fit it in the rows below
+            radii[i] = min(
+                float(radii[i]), (FIRST_UNSEEN_ROW / 2.0 - 2.0) / float(ext[i])
+            )
+        if mode.startswith(
+            "top="
+        ):  # the object's top row given: fit it in the rows below
             top_row = float(mode[4:])
             if not 0 <= top_row <= size - 8:
-                raise ValueError(f"placement {mode!r}: the top row must be in 0..{size - 8}.")
-            radii[i] = min(float(radii[i]), ((size - top_row) / 2.0 - 1.5) / float(ext[i]))
+                raise ValueError(
+                    f"placement {mode!r}: the top row must be in 0..{size - 8}."
+                )
+            radii[i] = min(
+                float(radii[i]), ((size - top_row) / 2.0 - 1.5) / float(ext[i])
+            )
             e = float(radii[i] * ext[i]) + 0.5
             rows[i] = top_row + e
             continue
-        e = float(radii[i] * ext[i]) + 1.0  # half-extent in pixels, with anti-aliasing margin
+        e = (
+            float(radii[i] * ext[i]) + 1.0
+        )  # half-extent in pixels, with anti-aliasing margin
         if mode == "any":
             top, bottom = e, size - e
         elif mode == "above":
@@ -114,12 +137,21 @@ def _sample_placement(gen: torch.Generator, labels: torch.Tensor, size: int,
     return torch.stack([rows, cols], dim=1), radii
 
 
-def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str | Sequence[str] = "any",
-                    below_share: float = 0.15, radius_range: tuple[float, float] = (40.0, 72.0),
-                    aspect_range: tuple[float, float] = (0.7, 1.3), rotate: bool = True,
-                    instances: int = 1, background: str = "clutter",
-                    labels: torch.Tensor | None = None,
-                    size: int = IMAGE_SIZE) -> SyntheticBatch:
+def synthetic_batch(
+    n: int,
+    seed: int,
+    *,
+    num_classes: int = 10,
+    placement: str | Sequence[str] = "any",
+    below_share: float = 0.15,
+    radius_range: tuple[float, float] = (40.0, 72.0),
+    aspect_range: tuple[float, float] = (0.7, 1.3),
+    rotate: bool = True,
+    instances: int = 1,
+    background: str = "clutter",
+    labels: torch.Tensor | None = None,
+    size: int = IMAGE_SIZE,
+) -> SyntheticBatch:
     """``n`` images of the synthetic world, a pure function of ``seed``.
 
     Args:
@@ -146,7 +178,9 @@ def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str 
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}.")
     if not 2 <= num_classes <= len(SYNTHETIC_CLASSES):
-        raise ValueError(f"num_classes must be in 2..{len(SYNTHETIC_CLASSES)}, got {num_classes}.")
+        raise ValueError(
+            f"num_classes must be in 2..{len(SYNTHETIC_CLASSES)}, got {num_classes}."
+        )
     gen = torch.Generator().manual_seed(int(seed))
     if labels is None:
         labels = torch.randint(0, num_classes, (n,), generator=gen)
@@ -155,12 +189,16 @@ def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str 
         check_labels(labels, num_classes)
         if labels.numel() != n:
             raise ValueError(f"got {labels.numel()} labels for n={n} images.")
-        torch.randint(0, num_classes, (n,), generator=gen)  # keep the random stream aligned
+        torch.randint(
+            0, num_classes, (n,), generator=gen
+        )  # keep the random stream aligned
     lo_a, hi_a = aspect_range
     if not 0 < lo_a <= hi_a:
         raise ValueError(f"aspect_range must be 0 < low <= high, got {aspect_range}.")
     aspects = torch.exp(_rand(gen, n, math.log(lo_a), math.log(hi_a)))
-    centers, radii = _sample_placement(gen, labels, size, radius_range, placement, below_share, aspects)
+    centers, radii = _sample_placement(
+        gen, labels, size, radius_range, placement, below_share, aspects
+    )
     angles = _rand(gen, n, 0.0, 2 * math.pi) * float(rotate)
     colours = _bold_colours(gen, n)
     bg = _background(gen, n, size, background)
@@ -170,12 +208,21 @@ def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str 
         for extra in range(1, instances):
             more = torch.nonzero(count > extra).view(-1)
             a2 = torch.exp(_rand(gen, n, math.log(lo_a), math.log(hi_a)))
-            c2, r2 = _sample_placement(gen, labels, size, radius_range, placement, below_share, a2)
+            c2, r2 = _sample_placement(
+                gen, labels, size, radius_range, placement, below_share, a2
+            )
             ang2 = _rand(gen, n, 0.0, 2 * math.pi) * float(rotate)
             col2 = _bold_colours(gen, n)
             if more.numel():
-                sub, b2 = render_synthetic(labels[more], c2[more], r2[more], ang2[more], col2[more],
-                                           img[more], a2[more])
+                sub, b2 = render_synthetic(
+                    labels[more],
+                    c2[more],
+                    r2[more],
+                    ang2[more],
+                    col2[more],
+                    img[more],
+                    a2[more],
+                )
                 img[more] = sub
                 boxes[more, 0] = torch.minimum(boxes[more, 0], b2[:, 0])
                 boxes[more, 2] = torch.minimum(boxes[more, 2], b2[:, 2])
@@ -186,7 +233,9 @@ def synthetic_batch(n: int, seed: int, *, num_classes: int = 10, placement: str 
     return SyntheticBatch(images=img, labels=labels, boxes=boxes, seed=int(seed))
 
 
-def placement_groups(boxes: torch.Tensor, first_unseen_row: int = FIRST_UNSEEN_ROW) -> list[str]:
+def placement_groups(
+    boxes: torch.Tensor, first_unseen_row: int = FIRST_UNSEEN_ROW
+) -> list[str]:
     """Where each object lies relative to the wall: ``"above"`` (bottom <= ``first_unseen_row``),
     ``"below"`` (top >= ``first_unseen_row``: the walled model cannot see any of it) or
     ``"straddle"``.
@@ -225,11 +274,20 @@ class SyntheticStream:
         num_classes, below_share, instances: see :func:`synthetic_batch`.
     """
 
-    def __init__(self, images_per_epoch: int, batch_size: int, seed: int, num_classes: int = 10,
-                 below_share: float = 0.15, instances: int = 1) -> None:
+    def __init__(
+        self,
+        images_per_epoch: int,
+        batch_size: int,
+        seed: int,
+        num_classes: int = 10,
+        below_share: float = 0.15,
+        instances: int = 1,
+    ) -> None:
         if batch_size < 1 or images_per_epoch < 1:
-            raise ValueError(f"batch_size and images_per_epoch must be positive, got "
-                             f"{batch_size} and {images_per_epoch}.")
+            raise ValueError(
+                f"batch_size and images_per_epoch must be positive, got "
+                f"{batch_size} and {images_per_epoch}."
+            )
         self.batch_size = int(batch_size)
         self.steps = max(1, int(images_per_epoch) // self.batch_size)
         self.seed = int(seed)
@@ -242,12 +300,18 @@ class SyntheticStream:
 
     def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``(B, 3, 224, 224)`` and labels ``(B,)`` of one step."""
-        b = synthetic_batch(self.batch_size, mix_seed(self.seed, epoch, step),
-                            num_classes=self.num_classes, below_share=self.below_share,
-                            instances=self.instances)
+        b = synthetic_batch(
+            self.batch_size,
+            mix_seed(self.seed, epoch, step),
+            num_classes=self.num_classes,
+            below_share=self.below_share,
+            instances=self.instances,
+        )
         return b.images, b.labels
 
-    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(
+        self, epoch: int, start_step: int = 0
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of an epoch, from ``start_step``."""
         for step in range(start_step, self.steps):
             yield self.batch(epoch, step)

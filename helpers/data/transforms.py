@@ -26,10 +26,16 @@ def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-def _as_rgb_batch(images: torch.Tensor, name: str, expected: str) -> tuple[torch.Tensor, bool]:
+def _as_rgb_batch(
+    images: torch.Tensor, name: str, expected: str
+) -> tuple[torch.Tensor, bool]:
     """``(batch, was_single)`` for :func:`normalize` / :func:`denormalize`: ``images`` as a 4-D
     batch and whether it was one image; a clear error for anything but RGB images."""
-    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or images.shape[-3] != 3:
+    if (
+        not isinstance(images, torch.Tensor)
+        or images.dim() not in (3, 4)
+        or images.shape[-3] != 3
+    ):
         raise ValueError(
             f"{name} expects {expected} (N, 3, H, W) or (3, H, W), got "
             f"{getattr(images, 'shape', type(images).__name__)}."
@@ -75,23 +81,27 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
 def train_transform() -> T.Compose:
     """The paper's training augmentation: ``RandomResizedCrop(224, scale=(0.1, 1), ratio=(0.8,
     1.25))``, horizontal flip, tensor, ImageNet normalization."""
-    return T.Compose([
-        T.RandomResizedCrop(IMAGE_SIZE, scale=(0.1, 1.0), ratio=(0.8, 1.25)),
-        T.RandomHorizontalFlip(),
-        T.ToTensor(),
-        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return T.Compose(
+        [
+            T.RandomResizedCrop(IMAGE_SIZE, scale=(0.1, 1.0), ratio=(0.8, 1.25)),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def eval_transform(resize: int = IMAGE_SIZE) -> T.Compose:
     """Validation: resize the short side to ``resize`` (224 in the paper's validation, 256 for
     STACK-GEN), centre crop 224, tensor, ImageNet normalization."""
-    return T.Compose([
-        T.Resize(resize),
-        T.CenterCrop(IMAGE_SIZE),
-        T.ToTensor(),
-        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return T.Compose(
+        [
+            T.Resize(resize),
+            T.CenterCrop(IMAGE_SIZE),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def as_is_transform() -> T.Compose:

@@ -40,7 +40,14 @@ from .cli import main
 from .inputs import load_models, load_sets
 from .keys import EVAL_VERSION
 from .run import MODELS, evaluate, evaluation, grid_images, grid_maps, per_image, table1
-from .store import CSV_COLUMNS, ResultsWriteError, load_maps, load_results, results_paths, save_results
+from .store import (
+    CSV_COLUMNS,
+    ResultsWriteError,
+    load_maps,
+    load_results,
+    results_paths,
+    save_results,
+)
 
 __all__ = [
     "EVAL_VERSION",

@@ -20,7 +20,9 @@ from .keys import resolve_source
 __all__ = ["default_models", "default_sets", "load_models", "load_sets", "as_set"]
 
 
-def default_models(prof: Profile, source: str, device: torch.device) -> tuple[dict, dict]:
+def default_models(
+    prof: Profile, source: str, device: torch.device
+) -> tuple[dict, dict]:
     """``({"walled": model, "baseline": model}, {name: what is known of it})`` from ``source``
     (``"authors"`` or ``"trained"``)."""
     models, infos = {}, {}
@@ -30,8 +32,17 @@ def default_models(prof: Profile, source: str, device: torch.device) -> tuple[di
             infos[name] = {"source": "authors"}
         else:
             model, info = train_or_load(prof, walled=walled, device=device)
-            infos[name] = {k: info.get(k) for k in ("key", "val_accuracy", "position_accuracy",
-                                                     "from_cache", "source", "checkpoint")}
+            infos[name] = {
+                k: info.get(k)
+                for k in (
+                    "key",
+                    "val_accuracy",
+                    "position_accuracy",
+                    "from_cache",
+                    "source",
+                    "checkpoint",
+                )
+            }
         models[name] = model
     return models, infos
 
@@ -45,8 +56,11 @@ def default_sets(prof: Profile, n_images: int | None) -> dict:
     return sets
 
 
-def load_models(profile: str | Profile | None = None, source: str = "auto",
-                device: str | torch.device | None = None) -> tuple[dict[str, torch.nn.Module], str]:
+def load_models(
+    profile: str | Profile | None = None,
+    source: str = "auto",
+    device: str | torch.device | None = None,
+) -> tuple[dict[str, torch.nn.Module], str]:
     """The two models the evaluation of a profile uses, and where they come from.
 
     Returns:
@@ -60,7 +74,9 @@ def load_models(profile: str | Profile | None = None, source: str = "auto",
     return models, src
 
 
-def load_sets(profile: str | Profile | None = None, n_images: int | None = None) -> dict[str, Any]:
+def load_sets(
+    profile: str | Profile | None = None, n_images: int | None = None
+) -> dict[str, Any]:
     """The stack sets of a profile, ``{name: StackSet}`` (STACK-MIX, then STACK-GEN or its
     stand-in), built by :func:`helpers.data.stack_mix` and :func:`helpers.data.stack_gen`."""
     prof = get_profile(profile)
@@ -72,15 +88,36 @@ def as_set(name: str, value: Any) -> tuple[torch.Tensor, torch.Tensor | None, di
     or a tensor / (images, labels) tuple."""
     if hasattr(value, "images"):
         labels = getattr(value, "labels", None)
-        desc = {"name": getattr(value, "name", name),
-                "stand_in": bool(getattr(value, "is_stand_in", "stand-in" in name)),
-                "source": str(getattr(value, "meta", {}).get("source", "")),
-                "class_names": [str(c) for c in getattr(value, "class_names", [])]}
+        desc = {
+            "name": getattr(value, "name", name),
+            "stand_in": bool(getattr(value, "is_stand_in", "stand-in" in name)),
+            "source": str(getattr(value, "meta", {}).get("source", "")),
+            "class_names": [str(c) for c in getattr(value, "class_names", [])],
+        }
         return value.images, labels, desc
     if isinstance(value, torch.Tensor):
-        return value, None, {"name": name, "stand_in": "stand-in" in name, "source": "given", "class_names": []}
+        return (
+            value,
+            None,
+            {
+                "name": name,
+                "stand_in": "stand-in" in name,
+                "source": "given",
+                "class_names": [],
+            },
+        )
     if isinstance(value, (tuple, list)) and len(value) == 2:
-        return value[0], value[1], {"name": name, "stand_in": "stand-in" in name, "source": "given",
-                                    "class_names": []}
-    raise TypeError(f"stack set {name!r} must be a StackSet, an images tensor or an (images, labels) "
-                    f"pair, got {type(value).__name__}.")
+        return (
+            value[0],
+            value[1],
+            {
+                "name": name,
+                "stand_in": "stand-in" in name,
+                "source": "given",
+                "class_names": [],
+            },
+        )
+    raise TypeError(
+        f"stack set {name!r} must be a StackSet, an images tensor or an (images, labels) "
+        f"pair, got {type(value).__name__}."
+    )

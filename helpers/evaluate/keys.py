@@ -22,8 +22,16 @@ from ..config import Profile
 from ..data import AUTHORS_CHECKPOINTS, DATA_VERSION, authors_dir
 from ..train import checkpoint_path, config_key, training_config
 
-__all__ = ["EVAL_VERSION", "model_fingerprint", "set_fingerprint", "authors_available", "resolve_source",
-           "eval_key", "models_key", "sets_key"]
+__all__ = [
+    "EVAL_VERSION",
+    "model_fingerprint",
+    "set_fingerprint",
+    "authors_available",
+    "resolve_source",
+    "eval_key",
+    "models_key",
+    "sets_key",
+]
 
 #: Bump when the evaluation changes what it computes (cached results are then recomputed).
 EVAL_VERSION = 3  # 2: the authors' STACK-MIX is read as they read it (no resize); 3: std with ddof 1, Opti-CAM as published
@@ -63,25 +71,39 @@ def resolve_source(prof: Profile, source: str, given_models: bool) -> str:
     by the caller); ``"auto"`` picks ``"authors"`` when the profile uses real data and both
     checkpoints are in the cache, else ``"trained"``."""
     if source not in ("auto", "trained", "authors", "given"):
-        raise ValueError(f"source must be 'auto', 'trained' or 'authors', got {source!r}.")
+        raise ValueError(
+            f"source must be 'auto', 'trained' or 'authors', got {source!r}."
+        )
     if given_models:
         return source if source in ("trained", "authors") else "given"
     if source == "given":
         raise ValueError("source='given' needs models=...")
     if source == "auto":
-        return "authors" if prof.data.source != "synthetic" and authors_available() else "trained"
+        return (
+            "authors"
+            if prof.data.source != "synthetic" and authors_available()
+            else "trained"
+        )
     return source
 
 
 def _hash(parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps(parts, sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
 
 
 def eval_key(prof: Profile, keys: Sequence[str], n_images: int) -> str:
     """What the numbers depend on besides the models and images: the evaluation's settings
     and code version, the methods, the number of images."""
-    return _hash({"version": EVAL_VERSION, "eval": dataclasses.asdict(prof.eval), "methods": list(keys),
-                  "n_images": n_images})
+    return _hash(
+        {
+            "version": EVAL_VERSION,
+            "eval": dataclasses.asdict(prof.eval),
+            "methods": list(keys),
+            "n_images": n_images,
+        }
+    )
 
 
 def models_key(prof: Profile, source: str) -> str | None:
@@ -95,18 +117,28 @@ def models_key(prof: Profile, source: str) -> str | None:
             path = checkpoint_path(config)
             st = path.stat() if path.is_file() else None
             # the checkpoint's size and time: a model trained again gives new results
-            parts.append([config_key(config), st.st_size if st else None, st.st_mtime_ns if st else None])
+            parts.append(
+                [
+                    config_key(config),
+                    st.st_size if st else None,
+                    st.st_mtime_ns if st else None,
+                ]
+            )
         return _hash({"source": source, "train": parts})
     if source == "authors":
         try:
             folder: Path | None = authors_dir()
-        except OSError:  # a cache that cannot be written: no authors' folder, no checkpoints
+        except (
+            OSError
+        ):  # a cache that cannot be written: no authors' folder, no checkpoints
             folder = None
         stats = []
         for name in AUTHORS_CHECKPOINTS.values():
             path = folder / name if folder is not None else None
             st = path.stat() if path is not None and path.is_file() else None
-            stats.append([name, st.st_size if st else None, int(st.st_mtime) if st else None])
+            stats.append(
+                [name, st.st_size if st else None, int(st.st_mtime) if st else None]
+            )
         return _hash({"source": source, "checkpoints": stats})
     return None
 
@@ -116,8 +148,19 @@ def sets_key(prof: Profile, n_images: int) -> str:
     evaluation seed and the number of images."""
     authors = []
     try:
-        authors = sorted(p.name for p in authors_dir().iterdir()) if prof.data.source != "synthetic" else []
+        authors = (
+            sorted(p.name for p in authors_dir().iterdir())
+            if prof.data.source != "synthetic"
+            else []
+        )
     except OSError:
         pass
-    return _hash({"data": dataclasses.asdict(prof.data), "data_version": DATA_VERSION, "seed": prof.eval.seed,
-                  "n_images": n_images, "authors": authors})
+    return _hash(
+        {
+            "data": dataclasses.asdict(prof.data),
+            "data_version": DATA_VERSION,
+            "seed": prof.eval.seed,
+            "n_images": n_images,
+            "authors": authors,
+        }
+    )

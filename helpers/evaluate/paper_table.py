@@ -20,7 +20,14 @@ import pandas as pd
 from .. import results as R
 from ..data import AUTHORS_STACK_IMAGES, download_authors_release
 
-__all__ = ["PAPER_TABLE", "PAPER_SETS", "paper_table_settings", "ensure_release", "comparison", "comparison_text"]
+__all__ = [
+    "PAPER_TABLE",
+    "PAPER_SETS",
+    "paper_table_settings",
+    "ensure_release",
+    "comparison",
+    "comparison_text",
+]
 
 #: What ``--paper-table`` runs: the profile, where the models and sets come from, the methods.
 PAPER_TABLE = {"profile": "full", "source": "authors", "methods": "paper"}
@@ -28,7 +35,9 @@ PAPER_TABLE = {"profile": "full", "source": "authors", "methods": "paper"}
 PAPER_SETS = ("STACK-MIX", "STACK-GEN")
 
 
-def paper_table_settings(profile: str | None, source: str, methods: str | None) -> dict[str, str]:
+def paper_table_settings(
+    profile: str | None, source: str, methods: str | None
+) -> dict[str, str]:
     """The settings of the paper table (:data:`PAPER_TABLE`), once checked against what the
     command line asked for: ``--profile`` must be absent or ``full``, ``--source`` ``auto`` or
     ``authors``, ``--methods`` absent or ``paper``.
@@ -38,15 +47,22 @@ def paper_table_settings(profile: str | None, source: str, methods: str | None) 
     """
     clashes = []
     if profile is not None and profile.strip().lower() != PAPER_TABLE["profile"]:
-        clashes.append(f"--profile {profile} (it uses the full profile: the authors' full-width models)")
+        clashes.append(
+            f"--profile {profile} (it uses the full profile: the authors' full-width models)"
+        )
     if source not in ("auto", PAPER_TABLE["source"]):
-        clashes.append(f"--source {source} (it uses the authors' released checkpoints and images)")
+        clashes.append(
+            f"--source {source} (it uses the authors' released checkpoints and images)"
+        )
     if methods is not None and methods.strip() != PAPER_TABLE["methods"]:
         clashes.append(f"--methods {methods} (it computes the paper's eight methods)")
     if clashes:
-        raise ValueError("--paper-table computes the paper's Table 1 (full profile, the authors' release, the "
-                         "paper's eight methods) and cannot be combined with " + "; ".join(clashes)
-                         + ". Drop those options, or drop --paper-table to evaluate something else.")
+        raise ValueError(
+            "--paper-table computes the paper's Table 1 (full profile, the authors' release, the "
+            "paper's eight methods) and cannot be combined with "
+            + "; ".join(clashes)
+            + ". Drop those options, or drop --paper-table to evaluate something else."
+        )
     return dict(PAPER_TABLE)
 
 
@@ -80,18 +96,26 @@ def comparison_text(df: pd.DataFrame) -> str:
     stack sets as the paper averages), then where the paper's numbers come from, and a warning
     when the table is not the paper's setting (a stand-in set, fewer images than the paper's)."""
     cmp = comparison(df)
-    lines = ["The paper's Table 1 beside ours (mu, mean over the stack sets):",
-             f"{'method':12s} {'model':9s} {'paper':>8s} {'ours':>8s} {'ours - paper':>13s}  paper's words"]
+    lines = [
+        "The paper's Table 1 beside ours (mu, mean over the stack sets):",
+        f"{'method':12s} {'model':9s} {'paper':>8s} {'ours':>8s} {'ours - paper':>13s}  paper's words",
+    ]
     for row in cmp.itertuples():
-        lines.append(f"{row.display:12s} {row.model:9s} {_number(row.paper):>8s} {_number(row.ours):>8s} "
-                     f"{_number(row.difference, sign=True):>13s}  {row.paper_note}")
+        lines.append(
+            f"{row.display:12s} {row.model:9s} {_number(row.paper):>8s} {_number(row.ours):>8s} "
+            f"{_number(row.difference, sign=True):>13s}  {row.paper_note}"
+        )
     lines.append(f"Source: {R.PAPER_SOURCE}")
     sets = tuple(dict.fromkeys(df["set"]))
     if sets != PAPER_SETS:
-        lines.append(f"Note: these sets are {', '.join(sets)}, not the paper's {', '.join(PAPER_SETS)}: the "
-                     "numbers are not the paper's setting.")
+        lines.append(
+            f"Note: these sets are {', '.join(sets)}, not the paper's {', '.join(PAPER_SETS)}: the "
+            "numbers are not the paper's setting."
+        )
     counts = pd.to_numeric(df["n_images"], errors="coerce").dropna()
     if len(counts) and counts.min() < AUTHORS_STACK_IMAGES:
-        lines.append(f"Note: {int(counts.min())} image(s) per set, the paper {AUTHORS_STACK_IMAGES}: a rehearsal, "
-                     "not the paper's table.")
+        lines.append(
+            f"Note: {int(counts.min())} image(s) per set, the paper {AUTHORS_STACK_IMAGES}: a rehearsal, "
+            "not the paper's table."
+        )
     return "\n".join(lines)

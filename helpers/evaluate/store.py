@@ -23,14 +23,41 @@ import numpy as np
 
 from ..config import Profile, cache_dir, get_profile
 
-__all__ = ["CSV_COLUMNS", "ResultsWriteError", "results_paths", "save_results", "write_or_keep",
-           "load_results", "load_maps"]
+__all__ = [
+    "CSV_COLUMNS",
+    "ResultsWriteError",
+    "results_paths",
+    "save_results",
+    "write_or_keep",
+    "load_results",
+    "load_maps",
+]
 
 #: The columns of ``table1.csv`` (and the keys of every row).
 CSV_COLUMNS = (
-    "profile", "source", "device", "model", "dataset", "method", "display", "in_paper", "weights",
-    "prediction", "mu_mean", "mu_std", "mu_min", "mu_max", "mu_zero_share", "zero_fraction",
-    "zero_row_fraction", "zero_maps", "top1", "n_images", "seconds", "seconds_per_image", "note",
+    "profile",
+    "source",
+    "device",
+    "model",
+    "dataset",
+    "method",
+    "display",
+    "in_paper",
+    "weights",
+    "prediction",
+    "mu_mean",
+    "mu_std",
+    "mu_min",
+    "mu_max",
+    "mu_zero_share",
+    "zero_fraction",
+    "zero_row_fraction",
+    "zero_maps",
+    "top1",
+    "n_images",
+    "seconds",
+    "seconds_per_image",
+    "note",
 )
 
 
@@ -43,22 +70,40 @@ class ResultsWriteError(OSError):
     written at all).
     """
 
-    def __init__(self, message: str, results: dict[str, Any] | None = None,
-                 kept_in: Path | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        results: dict[str, Any] | None = None,
+        kept_in: Path | None = None,
+    ) -> None:
         super().__init__(message)
         self.results = results
         self.kept_in = kept_in
 
 
-def results_paths(profile: str | Profile | None = None, folder: str | Path | None = None) -> dict[str, Path]:
+def results_paths(
+    profile: str | Profile | None = None, folder: str | Path | None = None
+) -> dict[str, Path]:
     """``{"csv", "json", "maps"}``: where the results of a profile live (``folder`` overrides
     :func:`helpers.config.results_dir`, ``<cache>/results/<profile>``). Only paths: no folder
     is created (reading must work where the cache cannot be written)."""
-    base = Path(folder) if folder is not None else cache_dir("results", get_profile(profile).name, create=False)
-    return {"csv": base / "table1.csv", "json": base / "table1.json", "maps": base / "maps.npz"}
+    base = (
+        Path(folder)
+        if folder is not None
+        else cache_dir("results", get_profile(profile).name, create=False)
+    )
+    return {
+        "csv": base / "table1.csv",
+        "json": base / "table1.json",
+        "maps": base / "maps.npz",
+    }
 
 
-def _write(results: Mapping[str, Any], grids: Mapping[str, np.ndarray], paths: Mapping[str, Path]) -> None:
+def _write(
+    results: Mapping[str, Any],
+    grids: Mapping[str, np.ndarray],
+    paths: Mapping[str, Path],
+) -> None:
     """Write ``table1.csv``, ``table1.json`` and ``maps.npz``: all three to temporary files
     first, then each moved into place, ``table1.json`` (what
     :func:`helpers.evaluate.evaluation` checks) last -- a failed write leaves the previous
@@ -69,10 +114,15 @@ def _write(results: Mapping[str, Any], grids: Mapping[str, np.ndarray], paths: M
     """
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     body = {k: v for k, v in results.items() if not k.startswith("_")}
-    tmps = {"maps": paths["maps"].with_name("maps.tmp.npz"), "csv": paths["csv"].with_suffix(".csv.tmp"),
-            "json": paths["json"].with_suffix(".json.tmp")}
+    tmps = {
+        "maps": paths["maps"].with_name("maps.tmp.npz"),
+        "csv": paths["csv"].with_suffix(".csv.tmp"),
+        "json": paths["json"].with_suffix(".json.tmp"),
+    }
     try:
-        np.savez_compressed(tmps["maps"], **{k.replace("/", "_"): v for k, v in grids.items()})
+        np.savez_compressed(
+            tmps["maps"], **{k.replace("/", "_"): v for k, v in grids.items()}
+        )
         with tmps["csv"].open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
             writer.writeheader()
@@ -105,7 +155,9 @@ def save_results(results: Mapping[str, Any], folder: str | Path) -> dict[str, Pa
     return paths
 
 
-def write_or_keep(results: dict[str, Any], grids: Mapping[str, np.ndarray], paths: Mapping[str, Path]) -> None:
+def write_or_keep(
+    results: dict[str, Any], grids: Mapping[str, np.ndarray], paths: Mapping[str, Path]
+) -> None:
     """Write the results to ``paths``; when that fails, write a copy to a new temporary folder
     instead and raise.
 
@@ -120,23 +172,34 @@ def write_or_keep(results: dict[str, Any], grids: Mapping[str, np.ndarray], path
         target, cause = paths["json"].parent, f"{type(err).__name__}: {err}"
     kept: Path | None = None
     try:
-        kept = Path(tempfile.mkdtemp(prefix=f"camwalls-results-{results.get('profile', 'x')}-"))
+        kept = Path(
+            tempfile.mkdtemp(prefix=f"camwalls-results-{results.get('profile', 'x')}-")
+        )
         _write(results, grids, results_paths(None, kept))
-        where = (f"Nothing is lost: a copy is in {kept} (table1.csv, table1.json, maps.npz); free space or "
-                 f"fix the folder, then copy those files to {target}.")
+        where = (
+            f"Nothing is lost: a copy is in {kept} (table1.csv, table1.json, maps.npz); free space or "
+            f"fix the folder, then copy those files to {target}."
+        )
     except OSError as second:
         if kept is not None:
             shutil.rmtree(kept, ignore_errors=True)
             kept = None
-        where = (f"A copy in a temporary folder failed too ({type(second).__name__}: {second}); the results "
-                 "are only in memory, on this exception's .results: free some disk space and write them "
-                 "with helpers.evaluate.save_results(err.results, folder).")
+        where = (
+            f"A copy in a temporary folder failed too ({type(second).__name__}: {second}); the results "
+            "are only in memory, on this exception's .results: free some disk space and write them "
+            "with helpers.evaluate.save_results(err.results, folder)."
+        )
     raise ResultsWriteError(
         f"The evaluation finished but its results could not be written to {target} ({cause}); expected a "
-        f"folder that stays writable. {where}", results=dict(results, _maps=grids), kept_in=kept)
+        f"folder that stays writable. {where}",
+        results=dict(results, _maps=grids),
+        kept_in=kept,
+    )
 
 
-def load_results(profile: str | Profile | None = None, folder: str | Path | None = None) -> dict | None:
+def load_results(
+    profile: str | Profile | None = None, folder: str | Path | None = None
+) -> dict | None:
     """The saved results of a profile (``table1.json``), or ``None`` when there are none."""
     path = results_paths(profile, folder)["json"]
     if not path.is_file():
@@ -147,7 +210,9 @@ def load_results(profile: str | Profile | None = None, folder: str | Path | None
         return None
 
 
-def load_maps(profile: str | Profile | None = None, folder: str | Path | None = None) -> dict[str, np.ndarray]:
+def load_maps(
+    profile: str | Profile | None = None, folder: str | Path | None = None
+) -> dict[str, np.ndarray]:
     """The saved grid maps: ``{"<model>|<set>|<method>": (k, 14, 14) low maps}`` (FullGrad's are
     224x224) and images ``{"images|<set>": (k, 3, 224, 224)}``; empty when there are none."""
     path = results_paths(profile, folder)["maps"]

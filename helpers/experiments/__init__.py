@@ -5,8 +5,9 @@ Every experiment is a function that returns plain data (dicts, lists of row dict
 arrays); the chapter draws them.
 
 * ``settings`` -- the experiments' sizes per profile (:data:`SETTINGS`, :func:`beyond_settings`);
-* ``methods`` -- 1. every CAM method against the wall, judged by :func:`helpers.results.verdict`;
-  and :func:`measure_methods`, the measurement the other questions share;
+* ``methods`` -- 1. every CAM method against the wall, judged by :func:`helpers.results.verdict`,
+  and counted once (:func:`prediction_tally`, for chapters 06 and 07 alike); and
+  :func:`measure_methods`, the measurement the other questions share;
 * ``conv_wall`` -- 2. the wall moved from the dense weights to the activations;
 * ``wall_height`` -- 3. several wall heights on the same features;
 * ``resnet`` -- 4. a ResNet with a walled average pool (trained by
@@ -14,18 +15,35 @@ arrays); the chapter draws them.
 * ``deep_gradcam`` -- 5. the theory model with more than one dense layer;
 * ``conflict`` -- 6. conflicting stacks, class A above the wall and class B below it;
 * ``upsampling`` -- 7. a HiResCAM whose zero region is the unseen strip and nothing more;
-* ``samples`` -- the images the experiments are fed, synthetic or real.
+* ``samples`` -- the images the experiments are fed, synthetic or real, and the book's one rule
+  for the example image a figure shows (:func:`example_image`).
 """
 
 from .conflict import conflict_report
 from .conv_wall import conv_wall_comparison, conv_wall_prediction
-from .deep_gradcam import deep_gradcam_monte_carlo, deep_gradcam_reduced, patches, twin_digit_image
-from .methods import measure_methods, method_leak_report, outcome_reason
+from .deep_gradcam import (
+    deep_gradcam_monte_carlo,
+    deep_gradcam_reduced,
+    patches,
+    twin_digit_image,
+)
+from .methods import (
+    measure_methods,
+    method_leak_report,
+    outcome_reason,
+    prediction_tally,
+)
 from .resnet import gap_gradcam_identity, resnet_report
-from .samples import labelled_images, objects_above
+from .samples import example_image, labelled_images, objects_above
 from .settings import SETTINGS, BeyondSettings, beyond_settings
-from .upsampling import (bilinear_matrix, energy_in_boxes, erf_kernels, fwhm, hirescam_repair_report,
-                         wall_aware_upsample)
+from .upsampling import (
+    bilinear_matrix,
+    energy_in_boxes,
+    erf_kernels,
+    fwhm,
+    hirescam_repair_report,
+    wall_aware_upsample,
+)
 from .wall_height import target_features, wall_height_sweep
 
 __all__ = [
@@ -35,6 +53,7 @@ __all__ = [
     "measure_methods",
     # 1
     "method_leak_report",
+    "prediction_tally",
     "outcome_reason",
     # 2
     "conv_wall_prediction",
@@ -62,4 +81,5 @@ __all__ = [
     # the images
     "labelled_images",
     "objects_above",
+    "example_image",
 ]

@@ -19,8 +19,13 @@ from .methods import check_images, measure_methods
 __all__ = ["conflict_report"]
 
 
-def conflict_report(models: dict[str, nn.Module], stack: StackSet, methods: Sequence[str],
-                    batch_size: int = 25, keep_maps: int = 2) -> dict[str, Any]:
+def conflict_report(
+    models: dict[str, nn.Module],
+    stack: StackSet,
+    methods: Sequence[str],
+    batch_size: int = 25,
+    keep_maps: int = 2,
+) -> dict[str, Any]:
     """Each model's prediction and each method's share of the map on the bottom image of
     conflicting stacks (class A above the wall, class B below it).
 
@@ -40,18 +45,36 @@ def conflict_report(models: dict[str, nn.Module], stack: StackSet, methods: Sequ
     first_bottom = int(PAPER_UNSEEN_ROWS[0])
     out: dict[str, Any] = {"predictions": {}, "rows": [], "measured": {}}
     for name, model in models.items():
-        measured = measure_methods(model, images, methods, rows=PAPER_UNSEEN_ROWS, batch_size=batch_size,
-                                   keep_maps=keep_maps)
+        measured = measure_methods(
+            model,
+            images,
+            methods,
+            rows=PAPER_UNSEEN_ROWS,
+            batch_size=batch_size,
+            keep_maps=keep_maps,
+        )
         pred = next(iter(measured.values()))["targets"]
         top = np.asarray(stack.labels) == pred
         bottom = np.asarray(stack.bottom_labels) == pred
-        out["predictions"][name] = {"top": float(top.mean()), "bottom": float(bottom.mean()),
-                                    "predicted": pred}
+        out["predictions"][name] = {
+            "top": float(top.mean()),
+            "bottom": float(bottom.mean()),
+            "predicted": pred,
+        }
         out["measured"][name] = measured
         for key, m in measured.items():
             sel = top if top.any() else np.ones_like(top)
-            out["rows"].append({"model": name, "method": key, "display": METHODS[key].display,
-                                "mu_mean": float(m["mu"][sel].mean()), "mu_std": summarize(m["mu"][sel])["std"],
-                                "peak_on_bottom": float((m["peak_row"][sel] >= first_bottom).mean()),
-                                "n": int(sel.sum())})
+            out["rows"].append(
+                {
+                    "model": name,
+                    "method": key,
+                    "display": METHODS[key].display,
+                    "mu_mean": float(m["mu"][sel].mean()),
+                    "mu_std": summarize(m["mu"][sel])["std"],
+                    "peak_on_bottom": float(
+                        (m["peak_row"][sel] >= first_bottom).mean()
+                    ),
+                    "n": int(sel.sum()),
+                }
+            )
     return out

@@ -46,22 +46,38 @@ def conv_wall_prediction(method: str, placement: str) -> tuple[str, str]:
     """
     m = get_method(method)
     if placement not in ("dense", "after", "at"):
-        raise ValueError(f"placement must be 'dense', 'after' or 'at', got {placement!r}.")
+        raise ValueError(
+            f"placement must be 'dense', 'after' or 'at', got {placement!r}."
+        )
     if placement in ("dense", "after"):
-        return ("as the dense wall", "the target layer's activations and gradients are those of "
-                "the dense-walled model (same weights, same function)")
+        return (
+            "as the dense wall",
+            "the target layer's activations and gradients are those of "
+            "the dense-walled model (same weights, same function)",
+        )
     if m.signal == "all layers":
-        return ("as the dense wall", "FullGrad does not read the target layer; it reads the "
-                "input gradient and the bias gradients of every layer, which the wall's placement "
-                "does not change")
+        return (
+            "as the dense wall",
+            "FullGrad does not read the target layer; it reads the "
+            "input gradient and the bias gradients of every layer, which the wall's placement "
+            "does not change",
+        )
     if m.key in _CONSTANT_BEHIND:
         return ("constant", _CONSTANT_BEHIND[m.key])
-    return ("zero", "the map is a position-wise combination sum_k w_k(s) A^k(s) of the activations, "
-            "and A(s) = 0 behind the wall")
+    return (
+        "zero",
+        "the map is a position-wise combination sum_k w_k(s) A^k(s) of the activations, "
+        "and A(s) = 0 behind the wall",
+    )
 
 
-def conv_wall_comparison(walled: RVGG, images: torch.Tensor, methods: Sequence[str],
-                         batch_size: int = 25, keep_maps: int = 1) -> dict[str, Any]:
+def conv_wall_comparison(
+    walled: RVGG,
+    images: torch.Tensor,
+    methods: Sequence[str],
+    batch_size: int = 25,
+    keep_maps: int = 1,
+) -> dict[str, Any]:
     """The paper's dense-walled rVGG and its two conv-walled twins (same weights) on the same
     images: logits, and every method's maps.
 
@@ -77,9 +93,11 @@ def conv_wall_comparison(walled: RVGG, images: torch.Tensor, methods: Sequence[s
         ``zero_mean``, ``hidden_map_zero_share``, ``prediction``, ``reason``.
     """
     images = check_images(images)
-    variants: dict[str, nn.Module] = {"dense": walled.eval(),
-                                      "after": conv_walled_from(walled, "after"),
-                                      "at": conv_walled_from(walled, "at")}
+    variants: dict[str, nn.Module] = {
+        "dense": walled.eval(),
+        "after": conv_walled_from(walled, "after"),
+        "at": conv_walled_from(walled, "at"),
+    }
     param = next(walled.parameters())
     with torch.no_grad():
         x = images[: min(len(images), 8)].to(param.device, param.dtype)
@@ -87,8 +105,15 @@ def conv_wall_comparison(walled: RVGG, images: torch.Tensor, methods: Sequence[s
         diffs = {name: float((m(x) - ref).abs().max()) for name, m in variants.items()}
     measured, rows = {}, []
     for name, model in variants.items():
-        measured[name] = measure_methods(model, images, methods, batch_size=batch_size, keep_maps=keep_maps)
+        measured[name] = measure_methods(
+            model, images, methods, batch_size=batch_size, keep_maps=keep_maps
+        )
         for row in summary_rows(measured[name], variant=name):
             row["prediction"], row["reason"] = conv_wall_prediction(row["method"], name)
             rows.append(row)
-    return {"variants": list(variants), "logit_max_diff": diffs, "rows": rows, "measured": measured}
+    return {
+        "variants": list(variants),
+        "logit_max_diff": diffs,
+        "rows": rows,
+        "measured": measured,
+    }

@@ -20,7 +20,12 @@ import torch.nn.functional as F
 
 from ..config import progress
 
-__all__ = ["twin_digit_image", "patches", "deep_gradcam_reduced", "deep_gradcam_monte_carlo"]
+__all__ = [
+    "twin_digit_image",
+    "patches",
+    "deep_gradcam_reduced",
+    "deep_gradcam_monte_carlo",
+]
 
 _T_IN, _T_MAP, _T_POOL = 29, 28, 14
 
@@ -46,13 +51,20 @@ def twin_digit_image(digit: torch.Tensor) -> torch.Tensor:
     elif tuple(t.shape[-2:]) == (_T_MAP, _T_MAP):
         t = t.reshape(_T_MAP, _T_MAP)
     else:
-        raise ValueError(f"expected a 28x28 digit or a 29x29 padded one, got shape {tuple(t.shape)}.")
-    half = F.interpolate(t[None, None], size=(_T_POOL, _T_MAP), mode="bilinear", align_corners=False,
-                         antialias=True)[0, 0]
+        raise ValueError(
+            f"expected a 28x28 digit or a 29x29 padded one, got shape {tuple(t.shape)}."
+        )
+    half = F.interpolate(
+        t[None, None],
+        size=(_T_POOL, _T_MAP),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )[0, 0]
     half[-1] = 0.0
     out = torch.zeros(_T_IN, _T_IN)
-    out[1:1 + _T_POOL, :_T_MAP] = half
-    out[1 + _T_POOL:, :_T_MAP] = half
+    out[1 : 1 + _T_POOL, :_T_MAP] = half
+    out[1 + _T_POOL :, :_T_MAP] = half
     return out.view(1, 1, _T_IN, _T_IN)
 
 
@@ -62,9 +74,15 @@ def patches(image: torch.Tensor) -> torch.Tensor:
     return F.unfold(image.float(), kernel_size=2).squeeze(0).T.contiguous()
 
 
-def deep_gradcam_reduced(conv_w: torch.Tensor, patches: torch.Tensor, Q: torch.Tensor, h1: torch.Tensor,
-                         layers: Sequence[torch.Tensor], target: str | int = "top",
-                         acts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def deep_gradcam_reduced(
+    conv_w: torch.Tensor,
+    patches: torch.Tensor,
+    Q: torch.Tensor,
+    h1: torch.Tensor,
+    layers: Sequence[torch.Tensor],
+    target: str | int = "top",
+    acts: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw GradCAM of a batch of deep theory models from the few numbers it depends on.
 
     The model: ``A = ReLU(conv(x))`` (``V`` 2x2 filters, 28x28 maps, the target layer) -> 2x2
@@ -107,10 +125,19 @@ def deep_gradcam_reduced(conv_w: torch.Tensor, patches: torch.Tensor, Q: torch.T
     return cam, classes
 
 
-def deep_gradcam_monte_carlo(image: torch.Tensor, depth: int, target: str | int = 0, filters: int = 256,
-                             hidden: int = 256, num_classes: int = 10, hidden_rows: int = 7,
-                             n_models: int = 2000, seed: int = 0, batch: int = 25,
-                             show_progress: bool = True) -> dict[str, Any]:
+def deep_gradcam_monte_carlo(
+    image: torch.Tensor,
+    depth: int,
+    target: str | int = 0,
+    filters: int = 256,
+    hidden: int = 256,
+    num_classes: int = 10,
+    hidden_rows: int = 7,
+    n_models: int = 2000,
+    seed: int = 0,
+    batch: int = 25,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     """Monte Carlo of the raw GradCAM of the theory model with ``depth`` dense layers at
     Gaussian initialization (every weight ``N(0, 1)``), on one 29x29 image.
 
@@ -138,9 +165,15 @@ def deep_gradcam_monte_carlo(image: torch.Tensor, depth: int, target: str | int 
         :func:`twin_digit_image`), ``depth``, ``target``, ``n_models``, ``seconds``.
     """
     if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1 (number of dense layers), got {depth!r}.")
-    if target != "top" and not (isinstance(target, (int, np.integer)) and 0 <= target < num_classes):
-        raise ValueError(f"target must be 'top' or a class index in 0..{num_classes - 1}, got {target!r}.")
+        raise ValueError(
+            f"depth must be an integer >= 1 (number of dense layers), got {depth!r}."
+        )
+    if target != "top" and not (
+        isinstance(target, (int, np.integer)) and 0 <= target < num_classes
+    ):
+        raise ValueError(
+            f"target must be 'top' or a class index in 0..{num_classes - 1}, got {target!r}."
+        )
     if not 0 <= hidden_rows < _T_POOL:
         raise ValueError(f"hidden_rows must be in 0..{_T_POOL - 1}, got {hidden_rows}.")
     if n_models < 2:
@@ -158,35 +191,61 @@ def deep_gradcam_monte_carlo(image: torch.Tensor, depth: int, target: str | int 
     half_diff = 0.0
     done = 0
     t0 = time.perf_counter()
-    bar = progress(total=n_models, desc=f"deep GradCAM Monte Carlo, L={depth}", leave=False,
-                   disable=not show_progress)
+    bar = progress(
+        total=n_models,
+        desc=f"deep GradCAM Monte Carlo, L={depth}",
+        leave=False,
+        disable=not show_progress,
+    )
     while done < n_models:
         b = min(batch, n_models - done)
         conv_w = torch.randn(b, filters, 4, generator=gen)
         acts = torch.relu(torch.einsum("bvk,sk->bvs", conv_w, windows))  # (b, V, 784)
-        pooled = F.max_pool2d(acts.view(b * filters, 1, _T_MAP, _T_MAP), 2).view(b, filters, _T_POOL, _T_POOL)
+        pooled = F.max_pool2d(acts.view(b * filters, 1, _T_MAP, _T_MAP), 2).view(
+            b, filters, _T_POOL, _T_POOL
+        )
         vis = pooled[:, :, : _T_POOL - hidden_rows, :].reshape(b, filters, -1)
         m = vis.sum(dim=2)  # (b, V)
         pp = (vis**2).sum(dim=(1, 2))  # (b,)
         Q = torch.randn(b, h1_width, filters, generator=gen) * math.sqrt(n_vis)
         resid = torch.clamp(pp - (m**2).sum(dim=1) / n_vis, min=0.0).sqrt()
-        h1 = torch.einsum("bjv,bv->bj", Q, m) / n_vis + resid[:, None] * torch.randn(b, h1_width, generator=gen)
-        layers = [torch.randn(b, widths[i + 1], widths[i], generator=gen) for i in range(depth - 1)]
+        h1 = torch.einsum("bjv,bv->bj", Q, m) / n_vis + resid[:, None] * torch.randn(
+            b, h1_width, generator=gen
+        )
+        layers = [
+            torch.randn(b, widths[i + 1], widths[i], generator=gen)
+            for i in range(depth - 1)
+        ]
         cam, _ = deep_gradcam_reduced(conv_w, windows, Q, h1, layers, target, acts=acts)
         cam = cam.double()
         total += cam.sum(0)
         total_sq += (cam**2).sum(0)
         positive += (cam > 0).double().sum(0)
         grid = cam.view(b, _T_MAP, _T_MAP)
-        half_diff = max(half_diff, float((grid[:, :_T_POOL] - grid[:, _T_POOL:]).abs().max()))
+        half_diff = max(
+            half_diff, float((grid[:, :_T_POOL] - grid[:, _T_POOL:]).abs().max())
+        )
         done += b
         bar.update(b)
     bar.close()
     mean = (total / n_models).view(_T_MAP, _T_MAP)
-    var = torch.clamp(total_sq.view(_T_MAP, _T_MAP) - n_models * mean**2, min=0.0) / (n_models - 1)
-    ratio = torch.where(pnorm > 0, mean / pnorm.clamp(min=1e-30), torch.full_like(mean, float("nan")))
-    return {"mean": mean.numpy(), "sem": (var / n_models).sqrt().numpy(),
-            "positive": (positive / n_models).view(_T_MAP, _T_MAP).numpy(), "ratio": ratio.numpy(),
-            "patch_norm": pnorm.numpy(), "half_max_abs_diff": half_diff, "depth": int(depth),
-            "target": target, "n_models": int(n_models), "filters": int(filters), "hidden": int(hidden),
-            "seconds": time.perf_counter() - t0}
+    var = torch.clamp(total_sq.view(_T_MAP, _T_MAP) - n_models * mean**2, min=0.0) / (
+        n_models - 1
+    )
+    ratio = torch.where(
+        pnorm > 0, mean / pnorm.clamp(min=1e-30), torch.full_like(mean, float("nan"))
+    )
+    return {
+        "mean": mean.numpy(),
+        "sem": (var / n_models).sqrt().numpy(),
+        "positive": (positive / n_models).view(_T_MAP, _T_MAP).numpy(),
+        "ratio": ratio.numpy(),
+        "patch_norm": pnorm.numpy(),
+        "half_max_abs_diff": half_diff,
+        "depth": int(depth),
+        "target": target,
+        "n_models": int(n_models),
+        "filters": int(filters),
+        "hidden": int(hidden),
+        "seconds": time.perf_counter() - t0,
+    }

@@ -23,7 +23,9 @@ from .methods import check_images, measure_methods, summary_rows
 __all__ = ["gap_gradcam_identity", "resnet_report"]
 
 
-def gap_gradcam_identity(model: WalledResNet, images: torch.Tensor, targets: Any = None) -> dict[str, float]:
+def gap_gradcam_identity(
+    model: WalledResNet, images: torch.Tensor, targets: Any = None
+) -> dict[str, float]:
     """Check that, for a walled-average-pool head, GradCAM and HiResCAM are the *class activation
     map* of Zhou et al. (``CAM_c(s) = sum_k w_ck A^k(s)``), GradCAM over the whole map and HiResCAM
     over the visible rows only.
@@ -51,14 +53,24 @@ def gap_gradcam_identity(model: WalledResNet, images: torch.Tensor, targets: Any
     n_visible = len(model.visible_map_rows()) * MAP_SIZE
     grad_formula = cam / (MAP_SIZE * MAP_SIZE)
     hires_formula = cam / n_visible
-    hires_formula[:, len(model.visible_map_rows()):, :] = 0.0
-    return {"gradcam_max_abs_diff": float(np.abs(res["gradcam"].low - grad_formula).max()),
-            "hirescam_max_abs_diff": float(np.abs(res["hirescam"].low - hires_formula).max()),
-            "scale": float(max(np.abs(grad_formula).max(), np.abs(hires_formula).max()))}
+    hires_formula[:, len(model.visible_map_rows()) :, :] = 0.0
+    return {
+        "gradcam_max_abs_diff": float(np.abs(res["gradcam"].low - grad_formula).max()),
+        "hirescam_max_abs_diff": float(
+            np.abs(res["hirescam"].low - hires_formula).max()
+        ),
+        "scale": float(max(np.abs(grad_formula).max(), np.abs(hires_formula).max())),
+    }
 
 
-def resnet_report(model: WalledResNet, images: torch.Tensor, methods: Sequence[str], batch_size: int = 25,
-                  keep_maps: int = 1, n_gradient_inputs: int = 4) -> dict[str, Any]:
+def resnet_report(
+    model: WalledResNet,
+    images: torch.Tensor,
+    methods: Sequence[str],
+    batch_size: int = 25,
+    keep_maps: int = 1,
+    n_gradient_inputs: int = 4,
+) -> dict[str, Any]:
     """The walled ResNet: its unseen rows three ways, and mu per method.
 
     Returns:
@@ -69,7 +81,14 @@ def resnet_report(model: WalledResNet, images: torch.Tensor, methods: Sequence[s
     unseen = wall.unseen_rows(model)
     by_grad = wall.unseen_rows_by_gradient(model, n_inputs=n_gradient_inputs)
     pert = wall.perturbation_check(model, images[: min(8, len(images))], rows=unseen)
-    measured = measure_methods(model, images, methods, rows=unseen, batch_size=batch_size, keep_maps=keep_maps)
-    return {"unseen_rows": unseen, "unseen_rows_by_gradient": by_grad, "perturbation": pert,
-            "rows": summary_rows(measured), "measured": measured,
-            "identity": gap_gradcam_identity(model, images[: min(8, len(images))])}
+    measured = measure_methods(
+        model, images, methods, rows=unseen, batch_size=batch_size, keep_maps=keep_maps
+    )
+    return {
+        "unseen_rows": unseen,
+        "unseen_rows_by_gradient": by_grad,
+        "perturbation": pert,
+        "rows": summary_rows(measured),
+        "measured": measured,
+        "identity": gap_gradcam_identity(model, images[: min(8, len(images))]),
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..cams import METHODS
 from ..config import Profile, get_profile
 
 __all__ = ["BeyondSettings", "SETTINGS", "beyond_settings"]
@@ -50,23 +51,66 @@ class BeyondSettings:
     batch_size: int = 25
 
 
-_METHODS_QUICK = ("gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam", "eigencam", "hirescam",
-                  "layercam", "gradcamelementwise", "fullgrad", "eigengradcam", "kpcacam", "fem", "randomcam")
+_METHODS_QUICK = (
+    "gradcam",
+    "gradcampp",
+    "xgradcam",
+    "scorecam",
+    "ablationcam",
+    "eigencam",
+    "hirescam",
+    "layercam",
+    "gradcamelementwise",
+    "fullgrad",
+    "eigengradcam",
+    "kpcacam",
+    "fem",
+    "randomcam",
+)
 
 SETTINGS: dict[str, BeyondSettings] = {
     "quick": BeyondSettings(
-        methods=_METHODS_QUICK, eval_images=20,
+        methods=_METHODS_QUICK,
+        eval_images=20,
         sweep_heights=(0, 3, 6, 9, 11, 13),
-        sweep_methods=("gradcam", "gradcampp", "xgradcam", "scorecam", "eigencam", "layercam", "hirescam"),
-        sweep_images=12, probe_images=512, probe_epochs=10,
-        theory_filters=256, theory_hidden=256, theory_models=1000, theory_depths=(1, 2, 3),
-        repair_images=32, erf_images=4, batch_size=25),
+        sweep_methods=(
+            "gradcam",
+            "gradcampp",
+            "xgradcam",
+            "scorecam",
+            "eigencam",
+            "hirescam",
+            "layercam",
+        ),
+        sweep_images=12,
+        probe_images=512,
+        probe_epochs=10,
+        theory_filters=256,
+        theory_hidden=256,
+        theory_models=1000,
+        theory_depths=(1, 2, 3),
+        repair_images=32,
+        erf_images=4,
+        batch_size=25,
+    ),
     "full": BeyondSettings(
-        methods=_METHODS_QUICK + ("opticam",), eval_images=100,
+        methods=tuple(
+            k for k in METHODS if k in _METHODS_QUICK + ("opticam",)
+        ),  # registry order
+        eval_images=100,
         sweep_heights=(0, 3, 6, 9, 11, 12, 13),
-        sweep_methods=_METHODS_QUICK, sweep_images=100, probe_images=4000, probe_epochs=10,
-        theory_filters=256, theory_hidden=1024, theory_models=20000, theory_depths=(1, 2, 3, 4),
-        repair_images=100, erf_images=16, batch_size=50),
+        sweep_methods=_METHODS_QUICK,
+        sweep_images=100,
+        probe_images=4000,
+        probe_epochs=10,
+        theory_filters=256,
+        theory_hidden=1024,
+        theory_models=20000,
+        theory_depths=(1, 2, 3, 4),
+        repair_images=100,
+        erf_images=16,
+        batch_size=50,
+    ),
 }
 
 

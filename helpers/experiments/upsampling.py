@@ -23,12 +23,22 @@ from ..config import IMAGE_SIZE, MAP_SIZE
 from ..models import RVGG, WalledResNet, map_row_coverage
 from .methods import check_images
 
-__all__ = ["bilinear_matrix", "erf_kernels", "wall_aware_upsample", "energy_in_boxes",
-           "hirescam_repair_report", "fwhm"]
+__all__ = [
+    "bilinear_matrix",
+    "erf_kernels",
+    "wall_aware_upsample",
+    "energy_in_boxes",
+    "hirescam_repair_report",
+    "fwhm",
+]
 
 
-def bilinear_matrix(map_size: int = MAP_SIZE, image_size: int = IMAGE_SIZE, last_row: int | None = None,
-                    last_seen: int | None = None) -> np.ndarray:
+def bilinear_matrix(
+    map_size: int = MAP_SIZE,
+    image_size: int = IMAGE_SIZE,
+    last_row: int | None = None,
+    last_seen: int | None = None,
+) -> np.ndarray:
     """``(image_size, map_size)`` matrix ``B`` of bilinear upsampling along one axis
     (half-pixel centres, border replicated: ``cv2.resize``'s ``INTER_LINEAR``), so that the
     upsampled map is ``B L B^T``.
@@ -39,7 +49,9 @@ def bilinear_matrix(map_size: int = MAP_SIZE, image_size: int = IMAGE_SIZE, last
     as at an image border) and rows ``y > last_seen`` are exactly zero.
     """
     if map_size < 1 or image_size < 1:
-        raise ValueError(f"map_size and image_size must be positive, got {map_size}, {image_size}.")
+        raise ValueError(
+            f"map_size and image_size must be positive, got {map_size}, {image_size}."
+        )
     top = map_size - 1 if last_row is None else int(last_row)
     if not 0 <= top < map_size:
         raise ValueError(f"last_row must be in 0..{map_size - 1}, got {last_row}.")
@@ -56,8 +68,12 @@ def bilinear_matrix(map_size: int = MAP_SIZE, image_size: int = IMAGE_SIZE, last
     return B
 
 
-def erf_kernels(model: nn.Module, images: torch.Tensor | int = 4, image_size: int = IMAGE_SIZE,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def erf_kernels(
+    model: nn.Module,
+    images: torch.Tensor | int = 4,
+    image_size: int = IMAGE_SIZE,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """The *effective receptive field* :cite:p:`luo2016erf` of each row and each column of the
     CAM target map, measured by gradients.
 
@@ -78,12 +94,22 @@ def erf_kernels(model: nn.Module, images: torch.Tensor | int = 4, image_size: in
     """
     if isinstance(images, (int, np.integer)) and not isinstance(images, bool):
         if images < 1:
-            raise ValueError(f"images must be a positive number of Gaussian inputs or a batch, got {images}.")
-        images = torch.randn(int(images), 3, image_size, image_size, generator=torch.Generator().manual_seed(seed))
+            raise ValueError(
+                f"images must be a positive number of Gaussian inputs or a batch, got {images}."
+            )
+        images = torch.randn(
+            int(images),
+            3,
+            image_size,
+            image_size,
+            generator=torch.Generator().manual_seed(seed),
+        )
     images = check_images(images)
     param = next(model.parameters())
     store: dict[str, torch.Tensor] = {}
-    handle = model.target_layer.register_forward_hook(lambda _m, _i, o: store.__setitem__("a", o))
+    handle = model.target_layer.register_forward_hook(
+        lambda _m, _i, o: store.__setitem__("a", o)
+    )
     was = model.training
     model.eval()
     k_rows = np.zeros((MAP_SIZE, image_size))
@@ -95,7 +121,9 @@ def erf_kernels(model: nn.Module, images: torch.Tensor | int = 4, image_size: in
             model(x)
             a = store["a"]
             if a.shape[-2:] != (MAP_SIZE, MAP_SIZE):
-                raise ValueError(f"the target layer's map is {tuple(a.shape[-2:])}, expected 14x14.")
+                raise ValueError(
+                    f"the target layer's map is {tuple(a.shape[-2:])}, expected 14x14."
+                )
             for r in range(MAP_SIZE):
                 for which, out in (("row", k_rows), ("col", k_cols)):
                     unit = a[:, :, r, mid] if which == "row" else a[:, :, mid, r]
@@ -112,9 +140,13 @@ def erf_kernels(model: nn.Module, images: torch.Tensor | int = 4, image_size: in
     return k_rows, k_cols
 
 
-def wall_aware_upsample(low: np.ndarray, how: str, model: nn.Module | None = None,
-                        kernels: tuple[np.ndarray, np.ndarray] | None = None,
-                        image_size: int = IMAGE_SIZE) -> np.ndarray:
+def wall_aware_upsample(
+    low: np.ndarray,
+    how: str,
+    model: nn.Module | None = None,
+    kernels: tuple[np.ndarray, np.ndarray] | None = None,
+    image_size: int = IMAGE_SIZE,
+) -> np.ndarray:
     """Upsample 14x14 maps to the image, three ways.
 
     * ``"bilinear"`` -- what pytorch-grad-cam does (``cv2.resize``); with the walled model an
@@ -144,19 +176,27 @@ def wall_aware_upsample(low: np.ndarray, how: str, model: nn.Module | None = Non
         return np.einsum("yr,nrc,xc->nyx", B, arr, B)
     if how == "clamped":
         if model is None:
-            raise ValueError("how='clamped' needs the model (its visible map rows and unseen rows).")
+            raise ValueError(
+                "how='clamped' needs the model (its visible map rows and unseen rows)."
+            )
         visible = np.asarray(wall.visible_map_rows(model))
         unseen = np.asarray(wall.unseen_rows(model, image_size))
         last_seen = int(unseen[0]) - 1 if len(unseen) else image_size - 1
-        Br = bilinear_matrix(MAP_SIZE, image_size, last_row=int(visible.max()), last_seen=last_seen)
+        Br = bilinear_matrix(
+            MAP_SIZE, image_size, last_row=int(visible.max()), last_seen=last_seen
+        )
         Bc = bilinear_matrix(MAP_SIZE, image_size)
         return np.einsum("yr,nrc,xc->nyx", Br, arr, Bc)
     if how == "erf":
         if kernels is None:
-            raise ValueError("how='erf' needs kernels=(K_rows, K_cols) from erf_kernels(model, images).")
+            raise ValueError(
+                "how='erf' needs kernels=(K_rows, K_cols) from erf_kernels(model, images)."
+            )
         kr, kc = (np.asarray(k, dtype=np.float64) for k in kernels)
         if kr.shape != (MAP_SIZE, image_size) or kc.shape != (MAP_SIZE, image_size):
-            raise ValueError(f"kernels must be two (14, {image_size}) arrays, got {kr.shape}, {kc.shape}.")
+            raise ValueError(
+                f"kernels must be two (14, {image_size}) arrays, got {kr.shape}, {kc.shape}."
+            )
         num = np.einsum("ry,nrc,cx->nyx", kr, arr, kc)
         den = np.outer(kr.sum(axis=0), kc.sum(axis=0))
         return np.divide(num, den[None], out=np.zeros_like(num), where=den[None] > 0)
@@ -171,7 +211,9 @@ def energy_in_boxes(maps: np.ndarray, boxes: np.ndarray | torch.Tensor) -> np.nd
     arr = np.asarray(maps, dtype=np.float64)
     b = np.asarray(boxes, dtype=np.int64)
     if arr.ndim != 3 or b.shape != (arr.shape[0], 4):
-        raise ValueError(f"expected maps (N, H, W) and boxes (N, 4), got {arr.shape} and {b.shape}.")
+        raise ValueError(
+            f"expected maps (N, H, W) and boxes (N, 4), got {arr.shape} and {b.shape}."
+        )
     if (arr < 0).any():
         raise ValueError("maps must be non-negative (ReLU'd saliency maps).")
     out = np.zeros(len(arr))
@@ -182,9 +224,14 @@ def energy_in_boxes(maps: np.ndarray, boxes: np.ndarray | torch.Tensor) -> np.nd
     return out
 
 
-def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.ndarray | None = None,
-                           erf_images: int = 4, method: str = "hirescam",
-                           kernels: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+def hirescam_repair_report(
+    model: nn.Module,
+    images: torch.Tensor,
+    boxes: np.ndarray | None = None,
+    erf_images: int = 4,
+    method: str = "hirescam",
+    kernels: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
     """HiResCAM upsampled three ways (:func:`wall_aware_upsample`) on a walled model: the zero
     region, the support in the seen rows, mu, and (with ``boxes``) the energy in the objects.
 
@@ -212,29 +259,45 @@ def hirescam_repair_report(model: nn.Module, images: torch.Tensor, boxes: np.nda
     if kernels is None:
         kernels = erf_kernels(model, erf_images)
     erf_seconds = time.perf_counter() - t0
-    out: dict[str, Any] = {"rows": [], "maps": {}, "kernels": kernels, "unseen_rows": unseen,
-                           "coverage": map_row_coverage(model) if isinstance(model, (RVGG, WalledResNet)) else None,
-                           "seconds": {}, "low": low}
+    out: dict[str, Any] = {
+        "rows": [],
+        "maps": {},
+        "kernels": kernels,
+        "unseen_rows": unseen,
+        "coverage": map_row_coverage(model)
+        if isinstance(model, (RVGG, WalledResNet))
+        else None,
+        "seconds": {},
+        "low": low,
+    }
     for how in ("bilinear", "clamped", "erf"):
         t0 = time.perf_counter()
         up = wall_aware_upsample(low, how, model=model, kernels=kernels)
-        out["seconds"][how] = time.perf_counter() - t0 + (erf_seconds if how == "erf" else 0.0)
+        out["seconds"][how] = (
+            time.perf_counter() - t0 + (erf_seconds if how == "erf" else 0.0)
+        )
         peak = up.reshape(len(up), -1).max(axis=1)
-        scaled = np.divide(up, peak[:, None, None], out=np.zeros_like(up), where=peak[:, None, None] > 0)
+        scaled = np.divide(
+            up,
+            peak[:, None, None],
+            out=np.zeros_like(up),
+            where=peak[:, None, None] > 0,
+        )
         out["maps"][how] = scaled
         row_max = scaled.max(axis=2)  # (N, H)
-        row = {"how": how,
-               "zero_rows_share": float(np.mean(metrics.zero_row_fraction(scaled))),
-               "first_zero_row": float(np.mean(metrics.first_zero_row(scaled))),
-               "seen_rows_supported": float(np.mean(row_max[:, seen] > 0)),
-               "seen_rows_visible": float(np.mean(row_max[:, seen] >= 0.01)),
-               "mu_mean": float(np.mean(metrics.dead_zone_share(scaled, rows=unseen))),
-               "unseen_share": len(unseen) / IMAGE_SIZE}
+        row = {
+            "how": how,
+            "zero_rows_share": float(np.mean(metrics.zero_row_fraction(scaled))),
+            "first_zero_row": float(np.mean(metrics.first_zero_row(scaled))),
+            "seen_rows_supported": float(np.mean(row_max[:, seen] > 0)),
+            "seen_rows_visible": float(np.mean(row_max[:, seen] >= 0.01)),
+            "mu_mean": float(np.mean(metrics.dead_zone_share(scaled, rows=unseen))),
+            "unseen_share": len(unseen) / IMAGE_SIZE,
+        }
         if boxes is not None:
             row["energy_in_box"] = float(np.mean(energy_in_boxes(scaled, boxes)))
         out["rows"].append(row)
     return out
-
 
 
 def fwhm(profile: np.ndarray) -> float:
@@ -242,7 +305,9 @@ def fwhm(profile: np.ndarray) -> float:
     interpolation at the two crossings."""
     p = np.asarray(profile, dtype=np.float64)
     if p.ndim != 1 or p.size < 2 or not (p.max() > 0) or (p < 0).any():
-        raise ValueError("fwhm needs a non-negative 1-D profile with a positive maximum.")
+        raise ValueError(
+            "fwhm needs a non-negative 1-D profile with a positive maximum."
+        )
     half = p.max() / 2
     above = np.flatnonzero(p >= half)
     lo, hi = int(above[0]), int(above[-1])

@@ -25,7 +25,9 @@ __all__ = ["target_features", "wall_height_sweep"]
 
 
 @torch.no_grad()
-def target_features(model: RVGG, images: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+def target_features(
+    model: RVGG, images: torch.Tensor, batch_size: int = 32
+) -> torch.Tensor:
     """The CAM target layer's output ``(N, C, 14, 14)`` of an rVGG (``model.features``), eval mode."""
     images = check_images(images)
     param = next(model.parameters())
@@ -34,18 +36,29 @@ def target_features(model: RVGG, images: torch.Tensor, batch_size: int = 32) -> 
     out = []
     try:
         for i in range(0, len(images), batch_size):
-            x = images[i:i + batch_size].to(param.device, param.dtype).contiguous(memory_format=torch.channels_last)
+            x = (
+                images[i : i + batch_size]
+                .to(param.device, param.dtype)
+                .contiguous(memory_format=torch.channels_last)
+            )
             out.append(model.features(x).float().cpu())
     finally:
         model.train(was)
     return torch.cat(out).contiguous()
 
 
-def wall_height_sweep(baseline: RVGG, stack_images: torch.Tensor, heights: Sequence[int],
-                      methods: Sequence[str], probe: tuple[torch.Tensor, torch.Tensor],
-                      position_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                      epochs: int = 10, batch_size: int = 25, seed: int = 0,
-                      show_progress: bool = True) -> dict[str, Any]:
+def wall_height_sweep(
+    baseline: RVGG,
+    stack_images: torch.Tensor,
+    heights: Sequence[int],
+    methods: Sequence[str],
+    probe: tuple[torch.Tensor, torch.Tensor],
+    position_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    epochs: int = 10,
+    batch_size: int = 25,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> dict[str, Any]:
     """mu per method for several wall heights, every height with the same features.
 
     Args:
@@ -70,24 +83,43 @@ def wall_height_sweep(baseline: RVGG, stack_images: torch.Tensor, heights: Seque
     stack_images = check_images(stack_images, "stack_images")
     feats, labels = probe
     rows, geometry, models = [], [], {}
-    bar = progress(list(heights), desc="wall heights", leave=False, disable=not show_progress)
+    bar = progress(
+        list(heights), desc="wall heights", leave=False, disable=not show_progress
+    )
     for k in bar:
-        model, info = train_walled_head(baseline, feats, labels, int(k), epochs=epochs, seed=seed)
+        model, info = train_walled_head(
+            baseline, feats, labels, int(k), epochs=epochs, seed=seed
+        )
         models[int(k)] = model
         unseen = wall.unseen_rows(model)
         share = wall.unseen_share(unseen)
-        zero_rows = wall.upsampled_zero_rows(range(MAP_SIZE - int(k), MAP_SIZE)) if k else np.array([], int)
-        geo = {"wall_rows": int(k), "unseen_rows": int(len(unseen)),
-               "first_unseen_row": int(unseen[0]) if len(unseen) else IMAGE_SIZE,
-               "unseen_share": share, "hirescam_zero_rows": int(len(zero_rows)),
-               "hirescam_zero_share": len(zero_rows) / IMAGE_SIZE,
-               "train_accuracy": info["train_accuracy"]}
+        zero_rows = (
+            wall.upsampled_zero_rows(range(MAP_SIZE - int(k), MAP_SIZE))
+            if k
+            else np.array([], int)
+        )
+        geo = {
+            "wall_rows": int(k),
+            "unseen_rows": int(len(unseen)),
+            "first_unseen_row": int(unseen[0]) if len(unseen) else IMAGE_SIZE,
+            "unseen_share": share,
+            "hirescam_zero_rows": int(len(zero_rows)),
+            "hirescam_zero_share": len(zero_rows) / IMAGE_SIZE,
+            "train_accuracy": info["train_accuracy"],
+        }
         if position_features:
             for group, (f, y) in position_features.items():
                 geo[f"accuracy_{group}"] = head_accuracy(model, f, y)
         geometry.append(geo)
-        measured = measure_methods(model, stack_images, methods, rows=unseen, batch_size=batch_size)
+        measured = measure_methods(
+            model, stack_images, methods, rows=unseen, batch_size=batch_size
+        )
         for row in summary_rows(measured, wall_rows=int(k), unseen_share=share):
             row["uniform_mu"] = math.sqrt(share)
             rows.append(row)
-    return {"rows": rows, "geometry": geometry, "heights": [int(k) for k in heights], "models": models}
+    return {
+        "rows": rows,
+        "geometry": geometry,
+        "heights": [int(k) for k in heights],
+        "models": models,
+    }

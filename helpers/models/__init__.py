@@ -20,7 +20,13 @@ from .authors import (
     load_authors_weights,
     rvgg_to_authors_state_dict,
 )
-from .conv_walled import PLACEMENTS, ConvWalledRVGG, RowWall, conv_walled_from, conv_walled_rvgg
+from .conv_walled import (
+    PLACEMENTS,
+    ConvWalledRVGG,
+    RowWall,
+    conv_walled_from,
+    conv_walled_rvgg,
+)
 from .coverage import map_row_coverage
 from .resnet import BasicBlock, WalledResNet, walled_resnet
 from .rvgg import (
@@ -33,13 +39,42 @@ from .rvgg import (
     rvgg_forward_flops,
 )
 from .theory_cnn import TheoryCNN, theory_cnn
-from .wall_layer import WalledLinear, WallError, check_wall_rows, wall_mask, wall_weights_zero
+from .wall_layer import (
+    WalledLinear,
+    WallError,
+    check_wall_rows,
+    wall_mask,
+    wall_weights_zero,
+)
 
 __all__ = [
-    "AUTHORS_CLASSIFIER_INDEX", "AUTHORS_CONV_INDICES", "AUTHORS_DRIVE_FOLDER", "AUTHORS_DRIVE_URL",
-    "BasicBlock", "ConvWalledRVGG", "PLACEMENTS", "RVGG", "RowWall", "TARGET_LAYER_INDEX", "TheoryCNN",
-    "WallError", "WalledLinear", "WalledResNet", "authors_to_rvgg_state_dict", "check_image_batch",
-    "check_wall_rows", "conv_walled_from", "conv_walled_rvgg", "load_authors_weights", "map_row_coverage",
-    "rvgg", "rvgg_channels", "rvgg_forward_flops", "rvgg_to_authors_state_dict", "theory_cnn",
-    "walled_resnet", "wall_mask", "wall_weights_zero",
+    "AUTHORS_CLASSIFIER_INDEX",
+    "AUTHORS_CONV_INDICES",
+    "AUTHORS_DRIVE_FOLDER",
+    "AUTHORS_DRIVE_URL",
+    "BasicBlock",
+    "ConvWalledRVGG",
+    "PLACEMENTS",
+    "RVGG",
+    "RowWall",
+    "TARGET_LAYER_INDEX",
+    "TheoryCNN",
+    "WallError",
+    "WalledLinear",
+    "WalledResNet",
+    "authors_to_rvgg_state_dict",
+    "check_image_batch",
+    "check_wall_rows",
+    "conv_walled_from",
+    "conv_walled_rvgg",
+    "load_authors_weights",
+    "map_row_coverage",
+    "rvgg",
+    "rvgg_channels",
+    "rvgg_forward_flops",
+    "rvgg_to_authors_state_dict",
+    "theory_cnn",
+    "walled_resnet",
+    "wall_mask",
+    "wall_weights_zero",
 ]

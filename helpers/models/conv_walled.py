@@ -30,7 +30,13 @@ from ..receptive_field import rows_reaching
 from .rvgg import RVGG, TARGET_LAYER_INDEX
 from .wall_layer import WalledLinear, check_wall_rows
 
-__all__ = ["PLACEMENTS", "RowWall", "ConvWalledRVGG", "conv_walled_rvgg", "conv_walled_from"]
+__all__ = [
+    "PLACEMENTS",
+    "RowWall",
+    "ConvWalledRVGG",
+    "conv_walled_rvgg",
+    "conv_walled_from",
+]
 
 #: Where a :class:`ConvWalledRVGG` zeroes the activations, relative to the CAM target layer.
 PLACEMENTS = ("after", "at")
@@ -49,12 +55,16 @@ class RowWall(nn.Module):
     def __init__(self, first_hidden_row: int) -> None:
         super().__init__()
         if not isinstance(first_hidden_row, (int, np.integer)) or first_hidden_row < 0:
-            raise ValueError(f"first_hidden_row must be a non-negative integer, got {first_hidden_row!r}.")
+            raise ValueError(
+                f"first_hidden_row must be a non-negative integer, got {first_hidden_row!r}."
+            )
         self.first_hidden_row = int(first_hidden_row)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if x.dim() != 4:
-            raise ValueError(f"RowWall expects (N, C, H, W) activations, got shape {tuple(x.shape)}.")
+            raise ValueError(
+                f"RowWall expects (N, C, H, W) activations, got shape {tuple(x.shape)}."
+            )
         rows = torch.arange(x.shape[2], device=x.device).view(1, 1, -1, 1)
         return x.masked_fill(rows >= self.first_hidden_row, 0.0)
 
@@ -78,17 +88,33 @@ class ConvWalledRVGG(RVGG):
         placement: ``"after"`` or ``"at"``.
     """
 
-    def __init__(self, num_classes: int = 1000, width: float = 1.0, wall_rows: int = WALL_ROWS,
-                 placement: str = "at", dropout: float = 0.5, image_size: int = IMAGE_SIZE) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        width: float = 1.0,
+        wall_rows: int = WALL_ROWS,
+        placement: str = "at",
+        dropout: float = 0.5,
+        image_size: int = IMAGE_SIZE,
+    ) -> None:
         wall_rows = check_wall_rows(wall_rows)
         if wall_rows == 0:
-            raise ValueError("a ConvWalledRVGG needs wall_rows >= 1; for no wall use helpers.models.rvgg(wall_rows=0).")
+            raise ValueError(
+                "a ConvWalledRVGG needs wall_rows >= 1; for no wall use helpers.models.rvgg(wall_rows=0)."
+            )
         if placement not in PLACEMENTS:
-            raise ValueError(f"placement must be one of {PLACEMENTS} ('after': zero the activations "
-                             f"after the CAM target layer; 'at': the target layer's own output is "
-                             f"zeroed), got {placement!r}.")
-        super().__init__(num_classes=num_classes, width=width, wall_rows=0, dropout=dropout,
-                         image_size=image_size)
+            raise ValueError(
+                f"placement must be one of {PLACEMENTS} ('after': zero the activations "
+                f"after the CAM target layer; 'at': the target layer's own output is "
+                f"zeroed), got {placement!r}."
+            )
+        super().__init__(
+            num_classes=num_classes,
+            width=width,
+            wall_rows=0,
+            dropout=dropout,
+            image_size=image_size,
+        )
         self.wall_rows = wall_rows  # the wall is in the features, not in classifier[0]
         self.placement = placement
         wall = RowWall(MAP_SIZE - wall_rows)
@@ -117,17 +143,29 @@ class ConvWalledRVGG(RVGG):
         """Input rows no visible map unit depends on (rVGG's unseen rows for 9 hidden rows), by
         receptive-field arithmetic through the 13 convolutions and 4 poolings."""
         if image_size != self.image_size:
-            raise ValueError(f"ConvWalledRVGG is defined for {self.image_size}x{self.image_size} "
-                             f"inputs, got image_size={image_size}.")
+            raise ValueError(
+                f"ConvWalledRVGG is defined for {self.image_size}x{self.image_size} "
+                f"inputs, got image_size={image_size}."
+            )
         seen = rows_reaching(list(self.features), self.visible_map_rows(), image_size)
         return np.setdiff1d(np.arange(image_size), seen)
 
 
-def conv_walled_rvgg(num_classes: int = 1000, width: float = 1.0, wall_rows: int = WALL_ROWS,
-                     placement: str = "at", **kwargs) -> ConvWalledRVGG:
+def conv_walled_rvgg(
+    num_classes: int = 1000,
+    width: float = 1.0,
+    wall_rows: int = WALL_ROWS,
+    placement: str = "at",
+    **kwargs,
+) -> ConvWalledRVGG:
     """Build a :class:`ConvWalledRVGG` (untrained)."""
-    return ConvWalledRVGG(num_classes=num_classes, width=width, wall_rows=wall_rows,
-                          placement=placement, **kwargs)
+    return ConvWalledRVGG(
+        num_classes=num_classes,
+        width=width,
+        wall_rows=wall_rows,
+        placement=placement,
+        **kwargs,
+    )
 
 
 def conv_walled_from(model: RVGG, placement: str = "at") -> ConvWalledRVGG:
@@ -144,14 +182,23 @@ def conv_walled_from(model: RVGG, placement: str = "at") -> ConvWalledRVGG:
             :class:`~helpers.models.WalledLinear` first dense layer.
     """
     if not isinstance(model, RVGG) or isinstance(model, ConvWalledRVGG):
-        raise TypeError(f"expected a dense-walled helpers.models.RVGG, got {type(model).__name__}.")
+        raise TypeError(
+            f"expected a dense-walled helpers.models.RVGG, got {type(model).__name__}."
+        )
     first = model.classifier[0]
     if not isinstance(first, WalledLinear) or model.wall_rows == 0:
-        raise TypeError("the model has no wall (classifier[0] is not a WalledLinear); build its "
-                        "conv-walled version with conv_walled_rvgg(..., wall_rows=k) and train it.")
-    twin = ConvWalledRVGG(num_classes=model.num_classes, width=model.width, wall_rows=model.wall_rows,
-                          placement=placement, dropout=float(model.classifier[2].p),
-                          image_size=model.image_size)
+        raise TypeError(
+            "the model has no wall (classifier[0] is not a WalledLinear); build its "
+            "conv-walled version with conv_walled_rvgg(..., wall_rows=k) and train it."
+        )
+    twin = ConvWalledRVGG(
+        num_classes=model.num_classes,
+        width=model.width,
+        wall_rows=model.wall_rows,
+        placement=placement,
+        dropout=float(model.classifier[2].p),
+        image_size=model.image_size,
+    )
     state = {k: v for k, v in model.state_dict().items()}
     twin.load_state_dict(state, strict=True)
     param = next(model.parameters())

@@ -32,4 +32,6 @@ def map_row_coverage(model: nn.Module, image_size: int = IMAGE_SIZE) -> np.ndarr
         for r in range(MAP_SIZE):
             out[r, rows_reaching(list(model.features), [r], image_size)] = True
         return out
-    raise TypeError(f"map_row_coverage knows rVGG and WalledResNet, got {type(model).__name__}.")
+    raise TypeError(
+        f"map_row_coverage knows rVGG and WalledResNet, got {type(model).__name__}."
+    )

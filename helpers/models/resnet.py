@@ -37,18 +37,25 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, out_channels, 3, stride=stride, padding=1, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.relu1 = nn.ReLU(inplace=False)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(
+            out_channels, out_channels, 3, stride=1, padding=1, bias=False
+        )
         self.bn2 = nn.BatchNorm2d(out_channels)
         if stride != 1 or in_channels != out_channels:
             # ResNet-D shortcut: average-pool, then a 1x1 convolution. (A strided 1x1 convolution,
             # torchvision's choice, crashes torch 2.14's CPU backward in channels_last layout for
             # some small channel counts -- 2, 3, 4, 8 -- which the narrow profiles hit.)
             pool = [nn.AvgPool2d(stride)] if stride != 1 else []
-            self.shortcut = nn.Sequential(*pool, nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                                          nn.BatchNorm2d(out_channels))
+            self.shortcut = nn.Sequential(
+                *pool,
+                nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
         else:
             self.shortcut = nn.Sequential()
         self.out_relu = nn.ReLU(inplace=False)
@@ -79,27 +86,47 @@ class WalledResNet(nn.Module):
         wall_rows: hidden rows of the 14x14 map (0..13; 14 would leave nothing to read).
     """
 
-    def __init__(self, num_classes: int = 10, width: float = 1.0, wall_rows: int = WALL_ROWS,
-                 image_size: int = IMAGE_SIZE) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        width: float = 1.0,
+        wall_rows: int = WALL_ROWS,
+        image_size: int = IMAGE_SIZE,
+    ) -> None:
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+            raise ValueError(
+                f"num_classes must be a positive integer, got {num_classes!r}."
+            )
         if not (isinstance(width, (int, float)) and 0 < width <= 16):
             raise ValueError(f"width must be a number in (0, 16], got {width!r}.")
         wall_rows = check_wall_rows(wall_rows)
         if wall_rows == MAP_SIZE:
-            raise ValueError("wall_rows=14 hides the whole map: the head would read nothing.")
+            raise ValueError(
+                "wall_rows=14 hides the whole map: the head would read nothing."
+            )
         if image_size != IMAGE_SIZE:
-            raise ValueError(f"WalledResNet is defined for {IMAGE_SIZE}x{IMAGE_SIZE} inputs (a "
-                             f"{MAP_SIZE}x{MAP_SIZE} map), got image_size={image_size}.")
+            raise ValueError(
+                f"WalledResNet is defined for {IMAGE_SIZE}x{IMAGE_SIZE} inputs (a "
+                f"{MAP_SIZE}x{MAP_SIZE} map), got image_size={image_size}."
+            )
         c1, c2, c3 = (max(1, int(round(c * width))) for c in (16, 32, 64))
-        self.stem = nn.Sequential(nn.Conv2d(3, c1, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c1),
-                                  nn.ReLU(inplace=False), nn.MaxPool2d(2))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, c1, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c1),
+            nn.ReLU(inplace=False),
+            nn.MaxPool2d(2),
+        )
         self.layer1 = BasicBlock(c1, c1, 1)
         self.layer2 = BasicBlock(c1, c2, 2)
         self.layer3 = BasicBlock(c2, c3, 2)
         self.fc = nn.Linear(c3, num_classes)
-        self.num_classes, self.width, self.wall_rows, self.image_size = num_classes, width, wall_rows, image_size
+        self.num_classes, self.width, self.wall_rows, self.image_size = (
+            num_classes,
+            width,
+            wall_rows,
+            image_size,
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -144,18 +171,33 @@ class WalledResNet(nn.Module):
         """Heights of the inputs of the stem and of each block, by a forward pass of one
         small zero image (only shapes matter)."""
         heights: list[int] = []
-        hooks = [m.register_forward_pre_hook(lambda _m, inp: heights.append(int(inp[0].shape[2])))
-                 for m in [self.stem, *self.blocks]]
+        hooks = [
+            m.register_forward_pre_hook(
+                lambda _m, inp: heights.append(int(inp[0].shape[2]))
+            )
+            for m in [self.stem, *self.blocks]
+        ]
         param = next(self.parameters())
         try:
             with torch.no_grad():
-                self.features(torch.zeros(1, 3, image_size, image_size, device=param.device, dtype=param.dtype))
+                self.features(
+                    torch.zeros(
+                        1,
+                        3,
+                        image_size,
+                        image_size,
+                        device=param.device,
+                        dtype=param.dtype,
+                    )
+                )
         finally:
             for h in hooks:
                 h.remove()
         return heights
 
-    def input_rows_reaching(self, map_rows: Iterable[int], image_size: int = IMAGE_SIZE) -> np.ndarray:
+    def input_rows_reaching(
+        self, map_rows: Iterable[int], image_size: int = IMAGE_SIZE
+    ) -> np.ndarray:
         """Input rows that reach ``map_rows`` of the 14x14 map, by walking the network backwards:
         through a block, a row of its output is reached from the rows of its input that reach
         it through the residual branch *or* the shortcut (union); then through the stem."""
@@ -163,18 +205,29 @@ class WalledResNet(nn.Module):
         rows = np.asarray(list(map_rows))
         for block, h_in in zip(reversed(self.blocks), reversed(heights[1:])):
             main = rows_reaching(block.main_branch, rows, h_in)
-            short = rows_reaching(list(block.shortcut), rows, h_in) if len(block.shortcut) else rows
+            short = (
+                rows_reaching(list(block.shortcut), rows, h_in)
+                if len(block.shortcut)
+                else rows
+            )
             rows = np.union1d(main, short)
         return rows_reaching(list(self.stem), rows, heights[0])
 
     def unseen_rows(self, image_size: int = IMAGE_SIZE) -> np.ndarray:
         """Input rows that no visible map unit depends on (:meth:`input_rows_reaching`)."""
         if image_size != self.image_size:
-            raise ValueError(f"WalledResNet is defined for {self.image_size}x{self.image_size} inputs, "
-                             f"got image_size={image_size}.")
-        return np.setdiff1d(np.arange(image_size), self.input_rows_reaching(self.visible_map_rows(), image_size))
+            raise ValueError(
+                f"WalledResNet is defined for {self.image_size}x{self.image_size} inputs, "
+                f"got image_size={image_size}."
+            )
+        return np.setdiff1d(
+            np.arange(image_size),
+            self.input_rows_reaching(self.visible_map_rows(), image_size),
+        )
 
 
-def walled_resnet(num_classes: int = 10, width: float = 1.0, wall_rows: int = WALL_ROWS) -> WalledResNet:
+def walled_resnet(
+    num_classes: int = 10, width: float = 1.0, wall_rows: int = WALL_ROWS
+) -> WalledResNet:
     """Build a :class:`WalledResNet` (``wall_rows=0``: the unwalled baseline)."""
     return WalledResNet(num_classes=num_classes, width=width, wall_rows=wall_rows)

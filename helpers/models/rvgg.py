@@ -20,11 +20,36 @@ from torchvision.models import vgg as tv_vgg
 from ..config import IMAGE_SIZE, MAP_SIZE, WALL_ROWS
 from .wall_layer import WalledLinear, wall_mask
 
-__all__ = ["AUTHORS_CONV_INDICES", "TARGET_LAYER_INDEX", "rvgg_channels", "check_image_batch", "RVGG",
-           "rvgg", "rvgg_forward_flops"]
+__all__ = [
+    "AUTHORS_CONV_INDICES",
+    "TARGET_LAYER_INDEX",
+    "rvgg_channels",
+    "check_image_batch",
+    "RVGG",
+    "rvgg",
+    "rvgg_forward_flops",
+]
 
 #: VGG16 ("D") convolution widths; the paper's rVGG ends with 256 channels instead of 512.
-_VGG16_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 256]
+_VGG16_CFG = [
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    256,
+]
 #: Indices of the 13 convolutions in the authors' flat ``nn.Sequential`` (and in ``features``).
 AUTHORS_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 #: Index of the ReLU after conv5_3, the CAM target layer.
@@ -38,7 +63,9 @@ def rvgg_channels(width: float = 1.0) -> list[int | str]:
     return [v if v == "M" else max(1, int(round(v * width))) for v in _VGG16_CFG]
 
 
-def check_image_batch(x: torch.Tensor, image_size: int = IMAGE_SIZE, channels: int = 3) -> None:
+def check_image_batch(
+    x: torch.Tensor, image_size: int = IMAGE_SIZE, channels: int = 3
+) -> None:
     """Raise a clear ``ValueError`` unless ``x`` has shape ``(N, channels, image_size, image_size)``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor of images, got {type(x).__name__}.")
@@ -48,9 +75,16 @@ def check_image_batch(x: torch.Tensor, image_size: int = IMAGE_SIZE, channels: i
             f"{tuple(x.shape)}; add a batch dimension with x.unsqueeze(0) for a single image."
         )
     if x.shape[1] != channels:
-        hint = (" For a grayscale image, repeat it: x.expand(-1, 3, -1, -1)." if x.shape[1] == 1
-                else " For RGBA, drop the alpha channel: x[:, :3]." if x.shape[1] == 4 else "")
-        raise ValueError(f"expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)}).{hint}")
+        hint = (
+            " For a grayscale image, repeat it: x.expand(-1, 3, -1, -1)."
+            if x.shape[1] == 1
+            else " For RGBA, drop the alpha channel: x[:, :3]."
+            if x.shape[1] == 4
+            else ""
+        )
+        raise ValueError(
+            f"expected {channels} channels, got {x.shape[1]} (shape {tuple(x.shape)}).{hint}"
+        )
     if tuple(x.shape[2:]) != (image_size, image_size):
         raise ValueError(
             f"expected {image_size}x{image_size} images, got {x.shape[2]}x{x.shape[3]}; the wall "
@@ -71,10 +105,19 @@ class RVGG(tv_vgg.VGG):
         wall_rows, width, image_size: the construction arguments.
     """
 
-    def __init__(self, num_classes: int = 1000, width: float = 1.0, wall_rows: int = WALL_ROWS,
-                 dropout: float = 0.5, image_size: int = IMAGE_SIZE, on_open_wall: str = "error") -> None:
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        width: float = 1.0,
+        wall_rows: int = WALL_ROWS,
+        dropout: float = 0.5,
+        image_size: int = IMAGE_SIZE,
+        on_open_wall: str = "error",
+    ) -> None:
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+            raise ValueError(
+                f"num_classes must be a positive integer, got {num_classes!r}."
+            )
         if image_size != IMAGE_SIZE:
             raise ValueError(
                 f"rVGG is defined for {IMAGE_SIZE}x{IMAGE_SIZE} inputs (a {MAP_SIZE}x{MAP_SIZE} map); "
@@ -92,14 +135,25 @@ class RVGG(tv_vgg.VGG):
         channels = int(cfg[-1])
         hidden = max(1, int(round(4096 * width)))
         in_features = channels * MAP_SIZE * MAP_SIZE
-        first = (WalledLinear(in_features, hidden, wall_mask(channels, MAP_SIZE, wall_rows),
-                              on_open_wall=on_open_wall)
-                 if wall_rows > 0 else nn.Linear(in_features, hidden))
+        first = (
+            WalledLinear(
+                in_features,
+                hidden,
+                wall_mask(channels, MAP_SIZE, wall_rows),
+                on_open_wall=on_open_wall,
+            )
+            if wall_rows > 0
+            else nn.Linear(in_features, hidden)
+        )
         if not 0 <= wall_rows <= MAP_SIZE:
             raise ValueError(f"wall_rows must be in 0..{MAP_SIZE}, got {wall_rows}.")
         self.classifier = nn.Sequential(
-            first, nn.ReLU(True), nn.Dropout(p=dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(p=dropout),
+            first,
+            nn.ReLU(True),
+            nn.Dropout(p=dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(True),
+            nn.Dropout(p=dropout),
             nn.Linear(hidden, num_classes),
         )
         self.width = width
@@ -139,7 +193,9 @@ class RVGG(tv_vgg.VGG):
         return super().forward(x)
 
 
-def rvgg(num_classes: int = 1000, width: float = 1.0, wall_rows: int = WALL_ROWS, **kwargs) -> RVGG:
+def rvgg(
+    num_classes: int = 1000, width: float = 1.0, wall_rows: int = WALL_ROWS, **kwargs
+) -> RVGG:
     """Build rVGG (``wall_rows=9``, the paper's walled model) or its baseline (``wall_rows=0``).
 
     ``width`` scales every channel count and the 4096-unit dense layers; the depth, kernels and

@@ -25,22 +25,43 @@ class TheoryCNN(nn.Module):
     the weights are i.i.d. ``N(0, sigma^2)`` (standard Gaussian by default).
     """
 
-    def __init__(self, filters: int = 256, num_classes: int = 10, hidden_rows: int = 7,
-                 sigma_w: float = 1.0, sigma_W: float = 1.0,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        filters: int = 256,
+        num_classes: int = 10,
+        hidden_rows: int = 7,
+        sigma_w: float = 1.0,
+        sigma_W: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         if filters < 1 or num_classes < 1:
-            raise ValueError(f"filters and num_classes must be positive, got {filters}, {num_classes}.")
-        self.filters, self.num_classes, self.hidden_rows = filters, num_classes, hidden_rows
+            raise ValueError(
+                f"filters and num_classes must be positive, got {filters}, {num_classes}."
+            )
+        self.filters, self.num_classes, self.hidden_rows = (
+            filters,
+            num_classes,
+            hidden_rows,
+        )
         self.conv = nn.Conv2d(1, filters, kernel_size=2, bias=False)
         self.relu = nn.ReLU(inplace=False)
         self.pool = nn.MaxPool2d(2)
-        self.dense = WalledLinear(filters * 14 * 14, num_classes, wall_mask(filters, 14, hidden_rows),
-                                  bias=False)
+        self.dense = WalledLinear(
+            filters * 14 * 14,
+            num_classes,
+            wall_mask(filters, 14, hidden_rows),
+            bias=False,
+        )
         with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=generator) * sigma_w)
-            self.dense.weight.copy_(torch.randn(self.dense.weight.shape, generator=generator) * sigma_W
-                                    * self.dense.mask)
+            self.conv.weight.copy_(
+                torch.randn(self.conv.weight.shape, generator=generator) * sigma_w
+            )
+            self.dense.weight.copy_(
+                torch.randn(self.dense.weight.shape, generator=generator)
+                * sigma_W
+                * self.dense.mask
+            )
 
     @property
     def target_layer(self) -> nn.Module:
@@ -55,8 +76,12 @@ class TheoryCNN(nn.Module):
         """Input rows (of the 29-row image) the logits cannot depend on, by receptive-field
         arithmetic through the convolution and the pooling (rows 15..28 with 7 hidden rows)."""
         if image_size != 29:
-            raise ValueError(f"TheoryCNN is defined for 29x29 inputs, got image_size={image_size}.")
-        seen = input_rows_reaching([self.conv, self.relu, self.pool], self.visible_map_rows(), image_size)
+            raise ValueError(
+                f"TheoryCNN is defined for 29x29 inputs, got image_size={image_size}."
+            )
+        seen = input_rows_reaching(
+            [self.conv, self.relu, self.pool], self.visible_map_rows(), image_size
+        )
         return sorted(set(range(image_size)) - set(int(r) for r in seen))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,8 +90,14 @@ class TheoryCNN(nn.Module):
         return self.dense(torch.flatten(self.pool(self.relu(self.conv(x))), 1))
 
 
-def theory_cnn(filters: int = 256, num_classes: int = 10, hidden_rows: int = 7, seed: int | None = None,
-               sigma_w: float = 1.0, sigma_W: float = 1.0) -> TheoryCNN:
+def theory_cnn(
+    filters: int = 256,
+    num_classes: int = 10,
+    hidden_rows: int = 7,
+    seed: int | None = None,
+    sigma_w: float = 1.0,
+    sigma_W: float = 1.0,
+) -> TheoryCNN:
     """A :class:`TheoryCNN` at Gaussian initialization (reproducible with ``seed``)."""
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     return TheoryCNN(filters, num_classes, hidden_rows, sigma_w, sigma_W, generator=gen)

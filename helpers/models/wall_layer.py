@@ -17,10 +17,18 @@ from torch import nn
 
 from ..config import MAP_SIZE, WALL_ROWS
 
-__all__ = ["wall_mask", "WallError", "WalledLinear", "wall_weights_zero", "check_wall_rows"]
+__all__ = [
+    "wall_mask",
+    "WallError",
+    "WalledLinear",
+    "wall_weights_zero",
+    "check_wall_rows",
+]
 
 
-def wall_mask(channels: int, map_size: int = MAP_SIZE, wall_rows: int = WALL_ROWS) -> torch.Tensor:
+def wall_mask(
+    channels: int, map_size: int = MAP_SIZE, wall_rows: int = WALL_ROWS
+) -> torch.Tensor:
     """The 0/1 mask over the flattened ``(channels, map_size, map_size)`` features.
 
     Entry ``c*map_size*map_size + r*map_size + w`` is 0 when row ``r`` is one of the lower
@@ -30,7 +38,11 @@ def wall_mask(channels: int, map_size: int = MAP_SIZE, wall_rows: int = WALL_ROW
         raise ValueError(
             f"wall_rows must be between 0 (no wall) and map_size={map_size}, got {wall_rows}."
         )
-    rows = torch.arange(map_size, device="cpu").view(1, map_size, 1).expand(channels, map_size, map_size)
+    rows = (
+        torch.arange(map_size, device="cpu")
+        .view(1, map_size, 1)
+        .expand(channels, map_size, map_size)
+    )
     return (rows < map_size - wall_rows).to(torch.float32).reshape(-1).contiguous()
 
 
@@ -57,16 +69,26 @@ class WalledLinear(nn.Linear):
             ``"error"`` (default) refuses it; ``"repair"`` zeroes them with a warning.
     """
 
-    def __init__(self, in_features: int, out_features: int, mask: torch.Tensor, bias: bool = True,
-                 on_open_wall: str = "error") -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        mask: torch.Tensor,
+        bias: bool = True,
+        on_open_wall: str = "error",
+    ) -> None:
         super().__init__(in_features, out_features, bias=bias)
         mask = torch.as_tensor(mask, dtype=torch.float32, device="cpu").reshape(-1)
         if mask.numel() != in_features:
-            raise ValueError(f"mask has {mask.numel()} entries, expected in_features={in_features}.")
+            raise ValueError(
+                f"mask has {mask.numel()} entries, expected in_features={in_features}."
+            )
         if not torch.all((mask == 0) | (mask == 1)):
             raise ValueError("mask must contain only 0 and 1.")
         if on_open_wall not in ("error", "repair"):
-            raise ValueError(f"on_open_wall must be 'error' or 'repair', got {on_open_wall!r}.")
+            raise ValueError(
+                f"on_open_wall must be 'error' or 'repair', got {on_open_wall!r}."
+            )
         self.register_buffer("mask", mask, persistent=False)
         self.on_open_wall = on_open_wall
         with torch.no_grad():
@@ -77,14 +99,25 @@ class WalledLinear(nn.Linear):
         """The weight the forward pass uses: ``weight`` where ``mask`` is 1, exactly 0 elsewhere
         (shape ``(out, in)``; a ``where``, not a product, so that even a NaN or an infinity
         stored under the wall is never read)."""
-        return torch.where(self.mask.bool(), self.weight, torch.zeros((), dtype=self.weight.dtype,
-                                                                      device=self.weight.device))
+        return torch.where(
+            self.mask.bool(),
+            self.weight,
+            torch.zeros((), dtype=self.weight.dtype, device=self.weight.device),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return F.linear(x, self.effective_weight, self.bias)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
+    def _load_from_state_dict(
+        self,
+        state_dict,
+        prefix,
+        local_metadata,
+        strict,
+        missing_keys,
+        unexpected_keys,
+        error_msgs,
+    ):
         key = prefix + "weight"
         if key in state_dict and state_dict[key].shape == self.weight.shape:
             w = state_dict[key]
@@ -107,9 +140,18 @@ class WalledLinear(nn.Linear):
                     stacklevel=3,
                 )
                 state_dict = dict(state_dict)
-                state_dict[key] = torch.where(self.mask.bool().to(w.device), w, torch.zeros_like(w))
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+                state_dict[key] = torch.where(
+                    self.mask.bool().to(w.device), w, torch.zeros_like(w)
+                )
+        super()._load_from_state_dict(
+            state_dict,
+            prefix,
+            local_metadata,
+            strict,
+            missing_keys,
+            unexpected_keys,
+            error_msgs,
+        )
         with torch.no_grad():
             self.weight.masked_fill_(self.mask == 0, 0.0)
 
@@ -118,8 +160,12 @@ class WalledLinear(nn.Linear):
         return super().extra_repr() + f", hidden_inputs={hidden}"
 
 
-def wall_weights_zero(weight: torch.Tensor, wall_rows: int = WALL_ROWS, map_size: int = MAP_SIZE,
-                      chunk: int = 256) -> bool:
+def wall_weights_zero(
+    weight: torch.Tensor,
+    wall_rows: int = WALL_ROWS,
+    map_size: int = MAP_SIZE,
+    chunk: int = 256,
+) -> bool:
     """Whether every weight of a first dense layer that reads one of the lower ``wall_rows``
     rows of the ``map_size`` x ``map_size`` map is exactly zero (the mark of a walled checkpoint).
 
@@ -149,7 +195,9 @@ def wall_weights_zero(weight: torch.Tensor, wall_rows: int = WALL_ROWS, map_size
     first_hidden = map_size - wall_rows
     with torch.no_grad():
         for start in range(0, weight.shape[0], chunk):
-            block = weight[start:start + chunk].reshape(-1, channels, map_size, map_size)
+            block = weight[start : start + chunk].reshape(
+                -1, channels, map_size, map_size
+            )
             if bool(block[:, :, first_hidden:, :].ne(0).any()):
                 return False
     return True
@@ -157,7 +205,12 @@ def wall_weights_zero(weight: torch.Tensor, wall_rows: int = WALL_ROWS, map_size
 
 def check_wall_rows(wall_rows: int, map_size: int = MAP_SIZE) -> int:
     """``wall_rows`` as an ``int`` after checking it is a whole number in ``0..map_size``."""
-    if not isinstance(wall_rows, (int, np.integer)) or not 0 <= int(wall_rows) <= map_size:
-        raise ValueError(f"wall_rows must be an integer in 0..{map_size} (hidden rows of the "
-                         f"{map_size}x{map_size} map), got {wall_rows!r}.")
+    if (
+        not isinstance(wall_rows, (int, np.integer))
+        or not 0 <= int(wall_rows) <= map_size
+    ):
+        raise ValueError(
+            f"wall_rows must be an integer in 0..{map_size} (hidden rows of the "
+            f"{map_size}x{map_size} map), got {wall_rows!r}."
+        )
     return int(wall_rows)

@@ -26,13 +26,23 @@ class PaperValue:
 
 
 #: Where :data:`PAPER` comes from.
-PAPER_SOURCE = ("the paper's Table 1 (book/paper.md, 'The metric and the paper's numbers'): GradCAM on the "
-                "walled model, 22.7% on average over its two stack sets; HiResCAM, 0. The other cells are "
-                "not available to us.")
+PAPER_SOURCE = (
+    "the paper's Table 1 (book/paper.md, 'The metric and the paper's numbers'): GradCAM on the "
+    "walled model, 22.7% on average over its two stack sets; HiResCAM, 0. The other cells are "
+    "not available to us."
+)
 #: The paper's Table 1 values known to us (:data:`PAPER_SOURCE`), walled model; no other is.
 PAPER: dict[str, PaperValue] = {
-    "gradcam": PaperValue("gradcam", "walled", 0.227, "about 0.227", "22.7% on average over its two stack sets"),
-    "hirescam": PaperValue("hirescam", "walled", 0.0, "exactly 0", "0 on its two stack sets"),
+    "gradcam": PaperValue(
+        "gradcam",
+        "walled",
+        0.227,
+        "about 0.227",
+        "22.7% on average over its two stack sets",
+    ),
+    "hirescam": PaperValue(
+        "hirescam", "walled", 0.0, "exactly 0", "0 on its two stack sets"
+    ),
 }
 
 
@@ -44,8 +54,17 @@ def paper_comparison(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for key, known in PAPER.items():
         rows = select(df, key, known.model)
-        out.append({"method": key, "display": cams.METHODS[key].display, "model": known.model,
-                    "paper": known.mu, "paper_text": known.text, "paper_note": known.note,
-                    "ours": mean_mu(df, key, known.model), "sets": rows["set"].tolist(),
-                    "observed": verdict(rows).observed if len(rows) else ""})
+        out.append(
+            {
+                "method": key,
+                "display": cams.METHODS[key].display,
+                "model": known.model,
+                "paper": known.mu,
+                "paper_text": known.text,
+                "paper_note": known.note,
+                "ours": mean_mu(df, key, known.model),
+                "sets": rows["set"].tolist(),
+                "observed": verdict(rows).observed if len(rows) else "",
+            }
+        )
     return pd.DataFrame(out)

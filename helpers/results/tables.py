@@ -20,7 +20,16 @@ import pandas as pd
 from .. import cams
 from .verdicts import is_missing, verdict
 
-__all__ = ["COLUMNS", "REQUIRED", "MODELS", "table", "per_image", "select", "cell", "mean_mu"]
+__all__ = [
+    "COLUMNS",
+    "REQUIRED",
+    "MODELS",
+    "table",
+    "per_image",
+    "select",
+    "cell",
+    "mean_mu",
+]
 
 #: The columns of the results table, in order, and what each holds. One row per model x stack
 #: set x method; mu is :func:`helpers.metrics.dead_zone_share` on the walled model's unseen
@@ -60,8 +69,20 @@ MODELS = ("walled", "baseline")
 
 _TEXT = ("profile", "source", "device", "note")
 _COUNTS = ("n_images", "zero_maps")
-_NUMBERS = ("n_images", "mu_mean", "mu_std", "mu_min", "mu_max", "mu_zero_share", "zero_fraction",
-            "zero_row_fraction", "zero_maps", "top1", "seconds", "seconds_per_image")
+_NUMBERS = (
+    "n_images",
+    "mu_mean",
+    "mu_std",
+    "mu_min",
+    "mu_max",
+    "mu_zero_share",
+    "zero_fraction",
+    "zero_row_fraction",
+    "zero_maps",
+    "top1",
+    "seconds",
+    "seconds_per_image",
+)
 _REGISTRY = ("display", "in_paper", "weights", "prediction")
 _PER_IMAGE = ("mu", "zero_fraction", "zero_row_fraction", "first_zero_row", "all_zero")
 
@@ -74,12 +95,16 @@ def _records(source: Any) -> list[Mapping[str, Any]] | pd.DataFrame:
     if isinstance(source, Mapping):
         if "rows" in source:
             return list(source["rows"])
-        raise ValueError(f"A results mapping needs a 'rows' list (what helpers.evaluate.evaluation returns); "
-                         f"found keys {sorted(map(str, source))[:10]}.")
+        raise ValueError(
+            f"A results mapping needs a 'rows' list (what helpers.evaluate.evaluation returns); "
+            f"found keys {sorted(map(str, source))[:10]}."
+        )
     rows = list(source)
     for r in rows:
         if not isinstance(r, Mapping):
-            raise TypeError(f"Expected result rows as mappings (dicts); found {type(r).__name__}.")
+            raise TypeError(
+                f"Expected result rows as mappings (dicts); found {type(r).__name__}."
+            )
     return rows
 
 
@@ -88,16 +113,22 @@ def _read(path: Path) -> list[Mapping[str, Any]] | pd.DataFrame:
         for name in ("table1.json", "table1.csv"):
             if (path / name).is_file():
                 return _read(path / name)
-        raise FileNotFoundError(f"No table1.json or table1.csv in {path}: run `python -m helpers.evaluate` "
-                                "first (or let helpers.evaluate compute the table).")
+        raise FileNotFoundError(
+            f"No table1.json or table1.csv in {path}: run `python -m helpers.evaluate` "
+            "first (or let helpers.evaluate compute the table)."
+        )
     if not path.is_file():
-        raise FileNotFoundError(f"No results file {path}: run `python -m helpers.evaluate` first "
-                                "(or let helpers.evaluate compute the table).")
+        raise FileNotFoundError(
+            f"No results file {path}: run `python -m helpers.evaluate` first "
+            "(or let helpers.evaluate compute the table)."
+        )
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path, keep_default_na=True)
     if path.suffix.lower() == ".json":
         return _records(json.loads(path.read_text()))
-    raise ValueError(f"Results file {path} should be .csv or .json, found {path.suffix!r}.")
+    raise ValueError(
+        f"Results file {path} should be .csv or .json, found {path.suffix!r}."
+    )
 
 
 def table(source: Any) -> pd.DataFrame:
@@ -121,7 +152,11 @@ def table(source: Any) -> pd.DataFrame:
         FileNotFoundError: a path that does not exist, naming the command that writes it.
     """
     recs = _records(source)
-    df = recs.copy() if isinstance(recs, pd.DataFrame) else pd.DataFrame([dict(r) for r in recs])
+    df = (
+        recs.copy()
+        if isinstance(recs, pd.DataFrame)
+        else pd.DataFrame([dict(r) for r in recs])
+    )
     if df.empty:
         raise ValueError("The results table is empty: no method was evaluated.")
     if "set" not in df.columns and "dataset" in df.columns:
@@ -129,8 +164,10 @@ def table(source: Any) -> pd.DataFrame:
     df = df.drop(columns=[c for c in ("dataset",) if c in df.columns])
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise ValueError(f"The result rows lack the columns {missing}; each row needs {list(REQUIRED)} "
-                         f"(found {list(df.columns)[:12]}).")
+        raise ValueError(
+            f"The result rows lack the columns {missing}; each row needs {list(REQUIRED)} "
+            f"(found {list(df.columns)[:12]})."
+        )
     for c in REQUIRED:
         bad = df[c].isna()
         if bad.any():
@@ -146,16 +183,24 @@ def table(source: Any) -> pd.DataFrame:
             continue
         df[c] = "" if c in _TEXT else np.nan
     for c in _TEXT:
-        df[c] = pd.Series(["" if is_missing(v) else str(v) for v in df[c]], index=df.index, dtype=str)
+        df[c] = pd.Series(
+            ["" if is_missing(v) else str(v) for v in df[c]], index=df.index, dtype=str
+        )
     for c in _NUMBERS:
         try:
-            df[c] = pd.to_numeric(df[c], errors="raise").astype("Int64" if c in _COUNTS else float)
+            df[c] = pd.to_numeric(df[c], errors="raise").astype(
+                "Int64" if c in _COUNTS else float
+            )
         except (TypeError, ValueError):
-            raise ValueError(f"Column {c!r} of the result rows is not a number: {df[c].tolist()[:5]}.") from None
+            raise ValueError(
+                f"Column {c!r} of the result rows is not a number: {df[c].tolist()[:5]}."
+            ) from None
     out = ~df["mu_mean"].between(0.0, 1.0)
     if out.any():
-        raise ValueError(f"mu must lie in [0, 1] (a share of a norm); row {df[out].iloc[0].to_dict()} "
-                         f"has mu_mean {df['mu_mean'][out].iloc[0]}.")
+        raise ValueError(
+            f"mu must lie in [0, 1] (a share of a norm); row {df[out].iloc[0].to_dict()} "
+            f"has mu_mean {df['mu_mean'][out].iloc[0]}."
+        )
     judged = [verdict(r) for r in df.to_dict("records")]
     df["positive_share"] = [v.positive_share for v in judged]
     df["observed"] = [v.observed for v in judged]
@@ -175,15 +220,23 @@ def per_image(results: Mapping[str, Any]) -> pd.DataFrame:
     """
     nested = results.get("per_image") if isinstance(results, Mapping) else None
     if not nested:
-        raise ValueError("These results hold no per-image values ('per_image'); pass what "
-                         "helpers.evaluate.evaluation returns, or its table1.json.")
+        raise ValueError(
+            "These results hold no per-image values ('per_image'); pass what "
+            "helpers.evaluate.evaluation returns, or its table1.json."
+        )
     frames = []
     for model, by_set in nested.items():
         for set_name, by_method in by_set.items():
             for method, values in by_method.items():
                 cols = {q: values[q] for q in _PER_IMAGE if q in values}
                 n = len(cols.get("mu", []))
-                frame = pd.DataFrame({q: np.asarray(v, dtype=float) for q, v in cols.items() if len(v) == n})
+                frame = pd.DataFrame(
+                    {
+                        q: np.asarray(v, dtype=float)
+                        for q, v in cols.items()
+                        if len(v) == n
+                    }
+                )
                 frame.insert(0, "image", np.arange(n))
                 frame.insert(0, "method", cams.get_method(method).key)
                 frame.insert(0, "set", set_name)
@@ -192,8 +245,12 @@ def per_image(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def select(df: pd.DataFrame, method: str | None = None, model: str | None = None,
-           set: str | None = None) -> pd.DataFrame:
+def select(
+    df: pd.DataFrame,
+    method: str | None = None,
+    model: str | None = None,
+    set: str | None = None,
+) -> pd.DataFrame:
     """The rows of a method (any name :func:`helpers.cams.get_method` accepts), a model and a
     stack set; ``None`` matches every value. A view in the table's order."""
     keep = pd.Series(True, index=df.index)
@@ -214,9 +271,11 @@ def cell(df: pd.DataFrame, method: str, model: str, set: str) -> pd.Series:
     """
     found = select(df, method, model, set)
     if found.empty:
-        raise KeyError(f"No result for method {method!r}, model {model!r}, set {set!r}; the table has "
-                       f"models {sorted(df['model'].unique())}, sets {sorted(df['set'].unique())}, "
-                       f"methods {sorted(df['method'].unique())}.")
+        raise KeyError(
+            f"No result for method {method!r}, model {model!r}, set {set!r}; the table has "
+            f"models {sorted(df['model'].unique())}, sets {sorted(df['set'].unique())}, "
+            f"methods {sorted(df['method'].unique())}."
+        )
     return found.iloc[0]
 
 

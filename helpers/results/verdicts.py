@@ -79,13 +79,16 @@ def verdict(cells: Any) -> Verdict:
             nor ``mu_mean``.
     """
     if isinstance(cells, (np.ndarray, list, tuple)) and all(
-            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            for v in np.asarray(cells, dtype=object).ravel()):
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+        for v in np.asarray(cells, dtype=object).ravel()
+    ):
         mu = np.asarray(cells, dtype=float).ravel()
         if mu.size == 0:
             raise ValueError("verdict of no images: pass at least one mu value.")
         if not np.isfinite(mu).all() or (mu < 0).any():
-            raise ValueError(f"mu must be finite and >= 0, got {mu[~np.isfinite(mu) | (mu < 0)][:3]}.")
+            raise ValueError(
+                f"mu must be finite and >= 0, got {mu[~np.isfinite(mu) | (mu < 0)][:3]}."
+            )
         positive = float(np.mean(mu > 0))
         return Verdict(LEAKS if positive > 0 else BLIND, positive, int(mu.size))
     rows = _as_rows(cells)
@@ -95,13 +98,19 @@ def verdict(cells: Any) -> Verdict:
     for r in rows:
         top = r.get("mu_max") if _known(r.get("mu_max")) else r.get("mu_mean")
         if not _known(top):
-            raise ValueError(f"Result row {dict(r)} has neither mu_max nor mu_mean to judge.")
+            raise ValueError(
+                f"Result row {dict(r)} has neither mu_max nor mu_mean to judge."
+            )
         if float(top) < 0:
             raise ValueError(f"mu must be >= 0; row {dict(r)} has {top}.")
         row_leaks = float(top) > 0
         leaks |= row_leaks
         zero_share = r.get("mu_zero_share")
-        shares.append(1.0 - float(zero_share) if _known(zero_share) else (float("nan") if row_leaks else 0.0))
+        shares.append(
+            1.0 - float(zero_share)
+            if _known(zero_share)
+            else (float("nan") if row_leaks else 0.0)
+        )
         n = r.get("n_images")
         counts.append(int(n) if _known(n) else 0)
     if all(counts):
@@ -111,7 +120,9 @@ def verdict(cells: Any) -> Verdict:
     return Verdict(LEAKS if leaks else BLIND, share, int(sum(counts)))
 
 
-def prediction_held(prediction: str, verdicts: Verdict | Iterable[Verdict]) -> bool | None:
+def prediction_held(
+    prediction: str, verdicts: Verdict | Iterable[Verdict]
+) -> bool | None:
     """Whether a method's prediction (:attr:`helpers.cams.CamMethod.prediction`) held on every
     verdict given (e.g. one per stack set): ``"blind"`` holds when each is blind, ``"leaks"``
     when each leaks; ``"may leak"`` makes no firm claim (``None``)."""

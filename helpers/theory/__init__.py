@@ -32,7 +32,12 @@ from .layout import (
     theory_unseen_rows,
     visible_pooled_rows,
 )
-from .montecarlo import gradcam_parts, monte_carlo_gradcam, predicted_channel_weights, raw_gradcam
+from .montecarlo import (
+    gradcam_parts,
+    monte_carlo_gradcam,
+    predicted_channel_weights,
+    raw_gradcam,
+)
 from .symbolic import (
     SYMBOLS,
     channel_weight_sum,

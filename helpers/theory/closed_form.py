@@ -13,7 +13,14 @@ import torch.nn.functional as F
 from scipy.special import gammaln
 from scipy.stats import binom
 
-from .layout import HIDDEN_ROWS, MAP_SIZE, POOLED_SIZE, as_image, check_filters, check_hidden_rows
+from .layout import (
+    HIDDEN_ROWS,
+    MAP_SIZE,
+    POOLED_SIZE,
+    as_image,
+    check_filters,
+    check_hidden_rows,
+)
 from .symbolic import SYMBOLS, chi_binomial_asymptotics
 
 
@@ -43,18 +50,34 @@ def positions_on_both_sides(image, per_side: int = 2) -> list[tuple[int, int, st
     non-zero patch norms (the median for ``per_side=2``). Returns ``(row, col, side)`` with
     ``side`` in ``{"front", "behind"}``; a side without any lit patch contributes nothing.
     """
-    if isinstance(per_side, bool) or not isinstance(per_side, (int, np.integer)) or per_side < 1:
+    if (
+        isinstance(per_side, bool)
+        or not isinstance(per_side, (int, np.integer))
+        or per_side < 1
+    ):
         raise ValueError(f"per_side must be a positive integer, got {per_side!r}.")
     norms = patch_norms(image)
     half = MAP_SIZE // 2
     out: list[tuple[int, int, str]] = []
     for side, rows in (("front", range(0, half)), ("behind", range(half, MAP_SIZE))):
-        cand = [(norms[r, c], r, c) for r in rows for c in range(MAP_SIZE) if norms[r, c] > 0]
+        cand = [
+            (norms[r, c], r, c)
+            for r in rows
+            for c in range(MAP_SIZE)
+            if norms[r, c] > 0
+        ]
         cand.sort(key=lambda t: (-t[0], t[1], t[2]))
         if not cand:
             continue
-        picks = [0] + [int(round(q * (len(cand) - 1))) for q in np.linspace(0.5, 0.9, per_side - 1)] \
-            if per_side > 1 else [0]
+        picks = (
+            [0]
+            + [
+                int(round(q * (len(cand) - 1)))
+                for q in np.linspace(0.5, 0.9, per_side - 1)
+            ]
+            if per_side > 1
+            else [0]
+        )
         seen: set[int] = set()
         for i in picks:
             while i in seen and i + 1 < len(cand):
@@ -70,7 +93,12 @@ def expected_chi_binomial(V: int) -> float:
     ``binom.logpmf``) so that it is stable for any ``V`` (``V=1``: ``1/sqrt(2 pi)``)."""
     V = check_filters(V)
     k = np.arange(1, V + 1, dtype=np.float64)
-    log_terms = binom.logpmf(k, V, 0.5) + 0.5 * math.log(2.0) + gammaln((k + 1) / 2) - gammaln(k / 2)
+    log_terms = (
+        binom.logpmf(k, V, 0.5)
+        + 0.5 * math.log(2.0)
+        + gammaln((k + 1) / 2)
+        - gammaln(k / 2)
+    )
     top = log_terms.max()
     return float(np.exp(top) * np.exp(log_terms - top).sum())
 
@@ -92,8 +120,13 @@ def expected_chi_binomial_asymptotic(V: float, order: int = 2) -> float:
     return float(math.sqrt(V / 2) * sum(c / V**j for j, c in enumerate(coef)))
 
 
-def expected_gradcam(image, filters: int = 256, hidden_rows: int = HIDDEN_ROWS, sigma_w: float = 1.0,
-                     sigma_W: float = 1.0) -> np.ndarray:
+def expected_gradcam(
+    image,
+    filters: int = 256,
+    hidden_rows: int = HIDDEN_ROWS,
+    sigma_w: float = 1.0,
+    sigma_W: float = 1.0,
+) -> np.ndarray:
     """The closed form of the theorem on an image: ``E[GradCAM(s)]`` for a fixed class, raw
     scores (no min-max scaling), at every position ``s`` of the 28x28 target map.
 
@@ -110,4 +143,10 @@ def expected_gradcam(image, filters: int = 256, hidden_rows: int = HIDDEN_ROWS, 
     if not sigma_w > 0:
         raise ValueError(f"sigma_w must be positive, got {sigma_w!r}.")
     tau = gradcam_tau(hidden_rows, sigma_W)
-    return tau * float(sigma_w) * patch_norms(image) * expected_chi_binomial(filters) / math.sqrt(2 * math.pi)
+    return (
+        tau
+        * float(sigma_w)
+        * patch_norms(image)
+        * expected_chi_binomial(filters)
+        / math.sqrt(2 * math.pi)
+    )

@@ -28,9 +28,19 @@ MNIST_TEST_SHA256 = {
 def pad_to_29(images: torch.Tensor) -> torch.Tensor:
     """``(..., 28, 28)`` -> ``(..., 29, 29)``: one zero row on top, one zero column on the right
     (as the authors pad MNIST for the theory model)."""
-    if not isinstance(images, torch.Tensor) or images.dim() < 2 or tuple(images.shape[-2:]) != (28, 28):
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"expected a tensor of 28x28 images (..., 28, 28), got {shape}.")
+    if (
+        not isinstance(images, torch.Tensor)
+        or images.dim() < 2
+        or tuple(images.shape[-2:]) != (28, 28)
+    ):
+        shape = (
+            tuple(images.shape)
+            if isinstance(images, torch.Tensor)
+            else type(images).__name__
+        )
+        raise ValueError(
+            f"expected a tensor of 28x28 images (..., 28, 28), got {shape}."
+        )
     return F.pad(images, (0, 1, 1, 0))
 
 
@@ -51,7 +61,10 @@ def _mnist_test(download: bool, timeout: float) -> tuple[torch.Tensor, torch.Ten
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(timeout)
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
                 dataset = MNIST(str(root), train=False, download=True)
         except Exception as err:  # noqa: BLE001 - any network failure gets the same clear message
             raise RuntimeError(
@@ -76,8 +89,13 @@ def _mnist_test(download: bool, timeout: float) -> tuple[torch.Tensor, torch.Ten
     return dataset.data, dataset.targets
 
 
-def digits_29(n: int, source: str = "sklearn", seed: int = 0, download: bool = True,
-              timeout: float = 20.0) -> tuple[torch.Tensor, torch.Tensor, str]:
+def digits_29(
+    n: int,
+    source: str = "sklearn",
+    seed: int = 0,
+    download: bool = True,
+    timeout: float = 20.0,
+) -> tuple[torch.Tensor, torch.Tensor, str]:
     """``n`` handwritten digits as 29x29 images for :class:`TheoryCNN`, drawn without replacement.
 
     Args:
@@ -100,7 +118,9 @@ def digits_29(n: int, source: str = "sklearn", seed: int = 0, download: bool = T
             missing and that ``source="sklearn"`` works offline).
     """
     if source not in ("sklearn", "mnist", "auto"):
-        raise ValueError(f"source must be 'sklearn', 'mnist' or 'auto', got {source!r}.")
+        raise ValueError(
+            f"source must be 'sklearn', 'mnist' or 'auto', got {source!r}."
+        )
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}.")
     if source in ("mnist", "auto"):
@@ -114,14 +134,20 @@ def digits_29(n: int, source: str = "sklearn", seed: int = 0, download: bool = T
             source = "sklearn"
     if source == "sklearn":
         digits = load_digits()
-        small = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]  # (1797, 1, 8, 8)
-        images28 = F.interpolate(small, size=(28, 28), mode="bilinear", align_corners=False)[:, 0]
+        small = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[
+            :, None
+        ]  # (1797, 1, 8, 8)
+        images28 = F.interpolate(
+            small, size=(28, 28), mode="bilinear", align_corners=False
+        )[:, 0]
         images28 = images28.clamp(0.0, 1.0)
         targets = torch.from_numpy(digits.target.astype(np.int64))
         used = "sklearn"
     total = images28.shape[0]
     if n > total:
         raise ValueError(f"n={n} digits requested, but the {used} source has {total}.")
-    idx = torch.from_numpy(np.random.default_rng(seed).choice(total, size=int(n), replace=False))
+    idx = torch.from_numpy(
+        np.random.default_rng(seed).choice(total, size=int(n), replace=False)
+    )
     images = pad_to_29(images28[idx]).unsqueeze(1).contiguous()
     return images, targets[idx].to(torch.int64), used

@@ -70,7 +70,9 @@ SYMBOLS = SimpleNamespace(
     s=sp.Symbol("s", positive=True),  # a standard deviation
     k=sp.Symbol("k", positive=True),  # degrees of freedom
     V=sp.Symbol("V", positive=True, integer=True),  # number of filters
-    N=sp.Symbol("N", positive=True, integer=True),  # positions of the target map (28*28)
+    N=sp.Symbol(
+        "N", positive=True, integer=True
+    ),  # positions of the target map (28*28)
     M=sp.Symbol("M", positive=True, integer=True),  # visible pooling windows (7*14)
     a=sp.Symbol("a", nonnegative=True),
     tau=sp.Symbol("tau", positive=True),
@@ -83,12 +85,13 @@ SYMBOLS = SimpleNamespace(
 
 
 def _gaussian_pdf(var: sp.Symbol, std: sp.Expr) -> sp.Expr:
-    return sp.exp(-var**2 / (2 * std**2)) / (std * sp.sqrt(2 * sp.pi))
+    return sp.exp(-(var**2) / (2 * std**2)) / (std * sp.sqrt(2 * sp.pi))
 
 
 # --------------------------------------------------------------------------------------------
 # Step 1: the mean of a rectified Gaussian
 # --------------------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=16)
 def relu_gaussian_moment(order: int = 1) -> sp.Eq:
@@ -102,8 +105,11 @@ def relu_gaussian_moment(order: int = 1) -> sp.Eq:
     x, s = SYMBOLS.x, SYMBOLS.s
     if order == 0:  # ReLU(X)^0 = 1 everywhere (0^0 = 1): the density integrates to one
         density = _gaussian_pdf(x, s)
-        return sp.Eq(sp.Integral(density, (x, -sp.oo, sp.oo)), sp.integrate(density, (x, -sp.oo, sp.oo)))
-    integrand = x**int(order) * _gaussian_pdf(x, s)
+        return sp.Eq(
+            sp.Integral(density, (x, -sp.oo, sp.oo)),
+            sp.integrate(density, (x, -sp.oo, sp.oo)),
+        )
+    integrand = x ** int(order) * _gaussian_pdf(x, s)
     value = sp.simplify(sp.integrate(integrand, (x, 0, sp.oo)))
     return sp.Eq(sp.Integral(integrand, (x, 0, sp.oo)), value)
 
@@ -117,12 +123,13 @@ def relu_gaussian_mean() -> sp.Eq:
 # The chi distribution
 # --------------------------------------------------------------------------------------------
 
+
 def chi_pdf(r: sp.Expr | None = None, k: sp.Expr | None = None) -> sp.Expr:
     """Density of the chi distribution with ``k`` degrees of freedom (the norm of a standard
     Gaussian vector of ``R^k``): ``r^(k-1) exp(-r^2/2) / (2^(k/2-1) Gamma(k/2))`` on ``r > 0``."""
     r = SYMBOLS.r if r is None else r
     k = SYMBOLS.k if k is None else k
-    return r**(k - 1) * sp.exp(-r**2 / 2) / (2**(k / 2 - 1) * sp.gamma(k / 2))
+    return r ** (k - 1) * sp.exp(-(r**2) / 2) / (2 ** (k / 2 - 1) * sp.gamma(k / 2))
 
 
 @functools.lru_cache(maxsize=1)
@@ -138,6 +145,7 @@ def chi_mean() -> sp.Eq:
 # --------------------------------------------------------------------------------------------
 # Step 2: the GradCAM channel weights
 # --------------------------------------------------------------------------------------------
+
 
 def channel_weight_sum(pool_windows: int = 1, pool: int = 2) -> sp.Eq:
     """Why routing does not matter: ``sum_s dy/dA_v(s)`` over the positions of pooling windows.
@@ -155,22 +163,31 @@ def channel_weight_sum(pool_windows: int = 1, pool: int = 2) -> sp.Eq:
     ``pool_windows * pool**2`` positions).
     """
     if not isinstance(pool_windows, (int, np.integer)) or not 1 <= pool_windows <= 4:
-        raise ValueError(f"pool_windows must be an integer in 1..4 (4^n routings are enumerated), got {pool_windows!r}.")
+        raise ValueError(
+            f"pool_windows must be an integer in 1..4 (4^n routings are enumerated), got {pool_windows!r}."
+        )
     size = pool * pool
     weights = sp.symbols(f"W_1:{pool_windows + 1}", real=True)
     target = sp.Add(*weights)
     for routing in itertools.product(range(size), repeat=int(pool_windows)):
         # gradient at position j of window w: W_w if the forward pass routed window w to j, else 0
-        grads = [weights[w] * (1 if routing[w] == j else 0) for w in range(pool_windows) for j in range(size)]
-        if sp.simplify(sp.Add(*grads) - target) != 0:  # pragma: no cover - cannot happen
+        grads = [
+            weights[w] * (1 if routing[w] == j else 0)
+            for w in range(pool_windows)
+            for j in range(size)
+        ]
+        if (
+            sp.simplify(sp.Add(*grads) - target) != 0
+        ):  # pragma: no cover - cannot happen
             raise AssertionError(f"routing {routing} changes the sum of the gradients")
     j = sp.Symbol("j", integer=True, positive=True)
     lhs = sp.Sum(sp.Indexed(sp.IndexedBase("g"), j), (j, 1, int(pool_windows) * size))
     return sp.Eq(lhs, target)
 
 
-def channel_weight_variance(hidden_rows: int | None = None, map_size: int = MAP_SIZE,
-                            pool: int = 2) -> sp.Eq:
+def channel_weight_variance(
+    hidden_rows: int | None = None, map_size: int = MAP_SIZE, pool: int = 2
+) -> sp.Eq:
     """Step 2: ``tau^2 = Var(alpha_v) = sigma_W^2 M / N^2``.
 
     ``alpha_v = (1/N) sum_{visible windows w} W_{c,v,w}`` (see :func:`channel_weight_sum`) with
@@ -192,13 +209,18 @@ def channel_weight_variance(hidden_rows: int | None = None, map_size: int = MAP_
         return sp.Eq(lhs, tau2)
     pooled = map_size // pool
     if not isinstance(hidden_rows, (int, np.integer)) or not 0 <= hidden_rows <= pooled:
-        raise ValueError(f"hidden_rows must be an integer in 0..{pooled}, got {hidden_rows!r}.")
-    return sp.Eq(lhs, tau2.subs({N: map_size**2, M: (pooled - int(hidden_rows)) * pooled}))
+        raise ValueError(
+            f"hidden_rows must be an integer in 0..{pooled}, got {hidden_rows!r}."
+        )
+    return sp.Eq(
+        lhs, tau2.subs({N: map_size**2, M: (pooled - int(hidden_rows)) * pooled})
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Step 3: conditional Gaussianity
 # --------------------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=8)
 def gaussian_sum_mgf(n_terms: int = 3) -> sp.Eq:
@@ -213,14 +235,23 @@ def gaussian_sum_mgf(n_terms: int = 3) -> sp.Eq:
         raise ValueError(f"n_terms must be an integer in 1..8, got {n_terms!r}.")
     t, tau, a = SYMBOLS.t, SYMBOLS.tau, SYMBOLS.a
     al = sp.Symbol("alpha", real=True)
-    one = sp.powsimp(sp.expand(
-        sp.integrate(sp.exp(t * al * a) * _gaussian_pdf(al, tau), (al, -sp.oo, sp.oo), conds="none")))
+    one = sp.powsimp(
+        sp.expand(
+            sp.integrate(
+                sp.exp(t * al * a) * _gaussian_pdf(al, tau),
+                (al, -sp.oo, sp.oo),
+                conds="none",
+            )
+        )
+    )
     if not isinstance(one, sp.exp):  # pragma: no cover - another sympy version's form
         one = sp.simplify(one)
     avec = sp.symbols(f"a_1:{n_terms + 1}", nonnegative=True)
     product = sp.powsimp(sp.Mul(*[one.subs(a, ai) for ai in avec]), combine="exp")
     target = sp.exp(tau**2 * t**2 * sp.Add(*[ai**2 for ai in avec]) / 2)
-    if sp.expand(product.as_base_exp()[1] - target.as_base_exp()[1]) != 0:  # pragma: no cover
+    if (
+        sp.expand(product.as_base_exp()[1] - target.as_base_exp()[1]) != 0
+    ):  # pragma: no cover
         raise AssertionError(f"unexpected MGF: {product}")
     return sp.Eq(product, target)
 
@@ -241,6 +272,7 @@ def conditional_gradcam_mean() -> sp.Eq:
 # Step 4: chi with binomial degrees of freedom
 # --------------------------------------------------------------------------------------------
 
+
 def chi_binomial_mean(V: int | sp.Symbol | None = None) -> sp.Eq:
     """``E[chi_K]`` for ``K ~ Binomial(V, 1/2)``: ``sum_{k=1}^V C(V,k) 2^-V E[chi_k]``.
 
@@ -255,10 +287,14 @@ def chi_binomial_mean(V: int | sp.Symbol | None = None) -> sp.Eq:
         V = SYMBOLS.V
     elif not isinstance(V, sp.Basic):
         if isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 1:
-            raise ValueError(f"V (the number of filters) must be an integer >= 1, got {V!r}.")
+            raise ValueError(
+                f"V (the number of filters) must be an integer >= 1, got {V!r}."
+            )
         V = sp.Integer(int(V))
     k = sp.Symbol("k", integer=True, positive=True)
-    term = sp.binomial(V, k) / 2**V * sp.sqrt(2) * sp.gamma((k + 1) / 2) / sp.gamma(k / 2)
+    term = (
+        sp.binomial(V, k) / 2**V * sp.sqrt(2) * sp.gamma((k + 1) / 2) / sp.gamma(k / 2)
+    )
     total = sp.Sum(term, (k, 1, V))
     lhs = sp.Symbol(r"\mathbb{E}[\chi_K]")
     if isinstance(V, sp.Integer):
@@ -269,6 +305,7 @@ def chi_binomial_mean(V: int | sp.Symbol | None = None) -> sp.Eq:
 # --------------------------------------------------------------------------------------------
 # Step 5: the closed form and its asymptotics
 # --------------------------------------------------------------------------------------------
+
 
 def expected_gradcam_symbolic() -> sp.Eq:
     """The theorem: ``E[GradCAM(s)] = tau sigma_w ||p(s)|| E[chi_K] / sqrt(2 pi)``.
@@ -283,13 +320,17 @@ def expected_gradcam_symbolic() -> sp.Eq:
     return sp.Eq(sp.Symbol(r"\mathbb{E}[\mathrm{GradCAM}(s)]"), rhs)
 
 
-def _central_moments_of_sum(cumulants: Sequence[sp.Expr], V: sp.Symbol, degree: int) -> dict[int, sp.Expr]:
+def _central_moments_of_sum(
+    cumulants: Sequence[sp.Expr], V: sp.Symbol, degree: int
+) -> dict[int, sp.Expr]:
     """Central moments 2..degree of a sum of ``V`` i.i.d. variables with the given cumulants
     (``cumulants[j]`` is the ``j``-th cumulant, ``j >= 2``), from the cumulant generating function."""
     u = sp.Symbol("u")
     cgf = sum(V * cumulants[j] * u**j / sp.factorial(j) for j in range(2, degree + 1))
     mgf = sp.series(sp.exp(cgf), u, 0, degree + 1).removeO()
-    return {j: sp.expand(mgf.coeff(u, j) * sp.factorial(j)) for j in range(2, degree + 1)}
+    return {
+        j: sp.expand(mgf.coeff(u, j) * sp.factorial(j)) for j in range(2, degree + 1)
+    }
 
 
 @functools.lru_cache(maxsize=8)
@@ -313,14 +354,21 @@ def chi_binomial_asymptotics(order: int = 2) -> sp.Expr:
     degree = 2 * order
     s = SYMBOLS.s
     # raw moments E[Y^j] = E[ReLU(Z)^(2j)] for a standard Gaussian Z
-    raw = [sp.Integer(1)] + [relu_gaussian_moment(2 * j).rhs.subs(s, 1) for j in range(1, max(degree, 1) + 1)]
+    raw = [sp.Integer(1)] + [
+        relu_gaussian_moment(2 * j).rhs.subs(s, 1) for j in range(1, max(degree, 1) + 1)
+    ]
     mean_y = raw[1]
     # cumulants of Y from its raw moments (via the log of the MGF)
     u = sp.Symbol("u")
     mgf = sum(raw[j] * u**j / sp.factorial(j) for j in range(0, max(degree, 1) + 1))
     log_mgf = sp.series(sp.log(mgf), u, 0, max(degree, 1) + 1).removeO()
-    cumulants = {j: sp.simplify(log_mgf.coeff(u, j) * sp.factorial(j)) for j in range(1, max(degree, 1) + 1)}
-    if sp.simplify(cumulants[1] - mean_y) != 0:  # pragma: no cover - consistency of the algebra
+    cumulants = {
+        j: sp.simplify(log_mgf.coeff(u, j) * sp.factorial(j))
+        for j in range(1, max(degree, 1) + 1)
+    }
+    if (
+        sp.simplify(cumulants[1] - mean_y) != 0
+    ):  # pragma: no cover - consistency of the algebra
         raise AssertionError("first cumulant is not the mean")
     if order == 0:
         return sp.Integer(1)
@@ -328,7 +376,9 @@ def chi_binomial_asymptotics(order: int = 2) -> sp.Expr:
     mu = V * mean_y
     e = sp.Symbol("epsilon")
     taylor = sp.series(sp.sqrt(mu + e), e, 0, degree + 1).removeO()
-    expectation = taylor.coeff(e, 0) + sum(taylor.coeff(e, j) * central[j] for j in range(2, degree + 1))
+    expectation = taylor.coeff(e, 0) + sum(
+        taylor.coeff(e, j) * central[j] for j in range(2, degree + 1)
+    )
     ratio = sp.expand(sp.simplify(expectation / sp.sqrt(mu)))
     series = sp.series(ratio, V, sp.oo, order + 1).removeO()
     return sp.expand(series)
@@ -340,7 +390,12 @@ def expected_gradcam_asymptotics(order: int = 1) -> sp.Eq:
     closed = expected_gradcam_symbolic().rhs
     chi = sp.Symbol(r"\mathbb{E}[\chi_K]", positive=True)
     V = SYMBOLS.V
-    leading = SYMBOLS.tau * SYMBOLS.sigma_w * SYMBOLS.p * sp.sqrt(V) / (2 * sp.sqrt(sp.pi))
+    leading = (
+        SYMBOLS.tau * SYMBOLS.sigma_w * SYMBOLS.p * sp.sqrt(V) / (2 * sp.sqrt(sp.pi))
+    )
     if sp.simplify(closed.subs(chi, sp.sqrt(V / 2)) - leading) != 0:  # pragma: no cover
         raise AssertionError("the leading term does not follow from the closed form")
-    return sp.Eq(sp.Symbol(r"\mathbb{E}[\mathrm{GradCAM}(s)]"), sp.Mul(leading, chi_binomial_asymptotics(order)))
+    return sp.Eq(
+        sp.Symbol(r"\mathbb{E}[\mathrm{GradCAM}(s)]"),
+        sp.Mul(leading, chi_binomial_asymptotics(order)),
+    )

@@ -23,7 +23,12 @@ from torch import nn
 
 from ..config import read_checkpoint_file
 from ..models import WallError
-from .config import ConfigMismatchError, canonical_config, config_differences, config_key
+from .config import (
+    ConfigMismatchError,
+    canonical_config,
+    config_differences,
+    config_key,
+)
 from .loop import FitState
 
 __all__ = [
@@ -47,7 +52,9 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, config: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Read a checkpoint written by a training of :mod:`helpers.train`
     (:func:`helpers.config.read_checkpoint_file`: ``torch.load(weights_only=True)``).
 
@@ -64,12 +71,18 @@ def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> d
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}.")
     ckpt = read_checkpoint_file(
-        path, remedy=f"Delete {path} and run again: the checkpoint cache then trains this model anew "
-        "(train_or_load, or python -m helpers.train).")
+        path,
+        remedy=f"Delete {path} and run again: the checkpoint cache then trains this model anew "
+        "(train_or_load, or python -m helpers.train).",
+    )
     if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"{path} is not a helpers.train checkpoint (no 'config'/'model' entries). "
-                         "For the authors' weights use helpers.data.load_authors_model.")
-    if config is not None and canonical_config(ckpt["config"]) != canonical_config(config):
+        raise ValueError(
+            f"{path} is not a helpers.train checkpoint (no 'config'/'model' entries). "
+            "For the authors' weights use helpers.data.load_authors_model."
+        )
+    if config is not None and canonical_config(ckpt["config"]) != canonical_config(
+        config
+    ):
         diffs = config_differences(ckpt["config"], config)
         raise ConfigMismatchError(
             f"The checkpoint {path} was made with another configuration; refusing to use it. "
@@ -79,7 +92,9 @@ def load_checkpoint(path: str | Path, config: dict[str, Any] | None = None) -> d
     return ckpt
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str = "rVGG") -> None:
+def load_weights(
+    model: nn.Module, state: dict[str, torch.Tensor], path: Path, what: str = "rVGG"
+) -> None:
     """``model.load_state_dict(state)`` for the checkpoint at ``path``, with our errors.
 
     Raises:
@@ -91,26 +106,46 @@ def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path, w
     try:
         model.load_state_dict(state)
     except WallError as err:
-        raise WallError(f"The checkpoint {path}: {err} Or delete {path} and train again.") from err
+        raise WallError(
+            f"The checkpoint {path}: {err} Or delete {path} and train again."
+        ) from err
     except RuntimeError as err:
-        detail = " | ".join(line.strip() for line in str(err).splitlines()[:4] if line.strip())
+        detail = " | ".join(
+            line.strip() for line in str(err).splitlines()[:4] if line.strip()
+        )
         raise ValueError(
             f"The checkpoint {path} does not fit the {what} its configuration builds: {detail[:400]}. "
             f"Expected the tensors of that model. Delete {path} and train again."
         ) from err
 
 
-def training_checkpoint(config: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-                        state: FitState, complete: bool, device: torch.device, world: int = 1,
-                        scheduler: Any = None, generator: torch.Generator | None = None) -> dict[str, Any]:
+def training_checkpoint(
+    config: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: FitState,
+    complete: bool,
+    device: torch.device,
+    world: int = 1,
+    scheduler: Any = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, Any]:
     """The checkpoint of a run after ``state.epoch`` epochs (see the module's docstring).
 
     A ``complete`` one keeps no optimizer or scheduler state (a finished model needs none)."""
     ckpt = {
-        "config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "epoch": state.epoch, "history": state.history, "curve": state.curve, "complete": complete,
-        "train_seconds": state.seconds, "rng_cpu": torch.get_rng_state(),
-        "device": str(device), "world_size": world, "torch": str(torch.__version__),
+        "config": config,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": state.epoch,
+        "history": state.history,
+        "curve": state.curve,
+        "complete": complete,
+        "train_seconds": state.seconds,
+        "rng_cpu": torch.get_rng_state(),
+        "device": str(device),
+        "world_size": world,
+        "torch": str(torch.__version__),
     }
     if scheduler is not None:
         ckpt["scheduler"] = scheduler.state_dict()
@@ -130,9 +165,16 @@ def save_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
     write_metrics_csv(path.with_suffix(".csv"), ckpt["history"])
 
 
-def resume_training(ckpt: dict[str, Any], path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    device: torch.device, scheduler: Any = None, generator: torch.Generator | None = None,
-                    what: str = "rVGG") -> FitState:
+def resume_training(
+    ckpt: dict[str, Any],
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    scheduler: Any = None,
+    generator: torch.Generator | None = None,
+    what: str = "rVGG",
+) -> FitState:
     """Put the unfinished run of ``ckpt`` (read from ``path``) back: the weights (see
     :func:`load_weights`), the optimizer's and scheduler's state, the random generators; returns
     where it stands."""
@@ -145,12 +187,21 @@ def resume_training(ckpt: dict[str, Any], path: Path, model: nn.Module, optimize
     torch.set_rng_state(ckpt["rng_cpu"])
     if device.type == "cuda" and "rng_cuda" in ckpt:
         torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
-    return FitState(epoch=int(ckpt["epoch"]), history=list(ckpt["history"]),
-                    curve=[list(c) for c in ckpt["curve"]], seconds=float(ckpt["train_seconds"]))
+    return FitState(
+        epoch=int(ckpt["epoch"]),
+        history=list(ckpt["history"]),
+        curve=[list(c) for c in ckpt["curve"]],
+        seconds=float(ckpt["train_seconds"]),
+    )
 
 
-def checkpoint_info(config: dict[str, Any], path: Path, ckpt: dict[str, Any], device: torch.device,
-                    from_cache: bool) -> dict[str, Any]:
+def checkpoint_info(
+    config: dict[str, Any],
+    path: Path,
+    ckpt: dict[str, Any],
+    device: torch.device,
+    from_cache: bool,
+) -> dict[str, Any]:
     """What every training returns beside its model: ``config``, ``key``, ``checkpoint`` (path),
     ``metrics_csv``, ``history``, ``curve``, ``train_seconds``, ``complete``, ``epochs_done``,
     ``device`` (where the model is), ``trained_on``, ``from_cache``."""
@@ -190,5 +241,10 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
     if path.suffix == ".pt":
         path = path.with_suffix(".csv")
     with open(path, newline="") as fh:
-        return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items()}
-                for row in csv.DictReader(fh)]
+        return [
+            {
+                k: float(v) if v not in ("", None) else float("nan")
+                for k, v in row.items()
+            }
+            for row in csv.DictReader(fh)
+        ]

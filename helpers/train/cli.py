@@ -25,7 +25,7 @@ from .. import cli
 from ..config import get_device
 from .config import checkpoint_path, training_config
 from .loop import dist_env
-from .rvgg import train
+from .rvgg import train, train_both
 
 __all__ = ["main"]
 
@@ -49,38 +49,78 @@ def main(argv: list[str] | None = None) -> int:
         description="Train rVGG (walled and/or baseline) for a profile, or load it from the "
         "checkpoint cache. Under torchrun, trains with DDP (one process per GPU).",
     )
-    parser.add_argument("--profile", default=None, help="quick (CPU, synthetic) or full (GPU, real "
-                        "data); default $CAMWALLS_PROFILE or quick")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="quick (CPU, synthetic) or full (GPU, real "
+        "data); default $CAMWALLS_PROFILE or quick",
+    )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--walled", action="store_true", help="train the walled model only")
-    which.add_argument("--baseline", action="store_true", help="train the baseline only")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: auto)")
-    parser.add_argument("--width", type=_fraction, default=None, help="channel multiplier, e.g. 1/16")
-    parser.add_argument("--wall-rows", type=int, default=None, help="hidden map rows (walled model)")
+    which.add_argument(
+        "--walled", action="store_true", help="train the walled model only"
+    )
+    which.add_argument(
+        "--baseline", action="store_true", help="train the baseline only"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1... (default: auto)"
+    )
+    parser.add_argument(
+        "--width", type=_fraction, default=None, help="channel multiplier, e.g. 1/16"
+    )
+    parser.add_argument(
+        "--wall-rows", type=int, default=None, help="hidden map rows (walled model)"
+    )
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--train-images", type=int, default=None, help="synthetic images per epoch")
+    parser.add_argument(
+        "--train-images", type=int, default=None, help="synthetic images per epoch"
+    )
     parser.add_argument("--val-images", type=int, default=None)
     parser.add_argument("--num-classes", type=int, default=None)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--source", default=None, help="synthetic, imagefolder or imagenette")
-    parser.add_argument("--data-root", default=None, help="imagefolder root (train/ and val/ inside)")
+    parser.add_argument(
+        "--source", default=None, help="synthetic, imagefolder or imagenette"
+    )
+    parser.add_argument(
+        "--data-root", default=None, help="imagefolder root (train/ and val/ inside)"
+    )
     parser.add_argument("--num-threads", type=int, default=None, help="CPU threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile on GPU")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint file (default: the cache)")
-    parser.add_argument("--stop-after-epochs", type=int, default=None,
-                        help="stop after this many epochs (resume later)")
-    parser.add_argument("--fresh", action="store_true", help="ignore an unfinished checkpoint")
-    parser.add_argument("--config-json", default=None,
-                        help="train exactly this configuration (a JSON file written by train_both)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other training or data setting, e.g. --set warmup_steps=50 "
-                        "(repeatable; values parsed as JSON when possible)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="checkpoint file (default: the cache)"
+    )
+    parser.add_argument(
+        "--stop-after-epochs",
+        type=int,
+        default=None,
+        help="stop after this many epochs (resume later)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="ignore an unfinished checkpoint"
+    )
+    parser.add_argument(
+        "--config-json",
+        default=None,
+        help="train exactly this configuration (a JSON file written by train_both)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other training or data setting, e.g. --set warmup_steps=50 "
+        "(repeatable; values parsed as JSON when possible)",
+    )
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--summary-json", default=None, metavar="PATH",
-                        help="also write the runs' summaries (accuracies, per-epoch history, time, "
-                        "machine, command) to this JSON file, e.g. for results/")
+    parser.add_argument(
+        "--summary-json",
+        default=None,
+        metavar="PATH",
+        help="also write the runs' summaries (accuracies, per-epoch history, time, "
+        "machine, command) to this JSON file, e.g. for results/",
+    )
     return cli.parse_and_run(parser, argv, lambda args: _command(parser, args, argv))
 
 
@@ -95,27 +135,46 @@ def _read_config_json(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(
             f"--config-json {path}: no such file. Expected a training configuration in JSON, as "
             "train_both writes (helpers.train.training_config(...) dumped with json.dump); pass an "
-            "existing file, or use --profile and the settings' options instead.")
+            "existing file, or use --profile and the settings' options instead."
+        )
     try:
         fixed = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"--config-json {path} is not valid JSON ({err}). Expected a training "
-                         "configuration as helpers.train.training_config returns it.") from err
-    missing = [k for k in ("train", "data", "wall_rows", "profile", "width") if not isinstance(fixed, dict)
-               or k not in fixed]
+        raise ValueError(
+            f"--config-json {path} is not valid JSON ({err}). Expected a training "
+            "configuration as helpers.train.training_config returns it."
+        ) from err
+    missing = [
+        k
+        for k in ("train", "data", "wall_rows", "profile", "width")
+        if not isinstance(fixed, dict) or k not in fixed
+    ]
     if missing:
-        raise ValueError(f"--config-json {path} is not a training configuration: it lacks {missing}. "
-                         "Expected what helpers.train.training_config returns, dumped as JSON.")
+        raise ValueError(
+            f"--config-json {path} is not a training configuration: it lacks {missing}. "
+            "Expected what helpers.train.training_config returns, dumped as JSON."
+        )
     return fixed
 
 
-def _command(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
+def _command(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None
+) -> int:
     """The body of :func:`main`, run under :func:`helpers.cli.run`."""
     overrides: dict[str, Any] = {}
-    for name, key in [("width", "width"), ("epochs", "epochs"), ("batch_size", "batch_size"),
-                      ("lr", "lr"), ("train_images", "train_images"), ("val_images", "val_images"),
-                      ("num_classes", "num_classes"), ("seed", "seed"), ("source", "source"),
-                      ("data_root", "root"), ("num_threads", "num_threads")]:
+    for name, key in [
+        ("width", "width"),
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("lr", "lr"),
+        ("train_images", "train_images"),
+        ("val_images", "val_images"),
+        ("num_classes", "num_classes"),
+        ("seed", "seed"),
+        ("source", "source"),
+        ("data_root", "root"),
+        ("num_threads", "num_threads"),
+    ]:
         value = getattr(args, name)
         if value is not None:
             overrides[key] = value
@@ -141,33 +200,101 @@ def _command(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: li
         fixed = _read_config_json(Path(args.config_json))
         kinds = [fixed["wall_rows"] > 0]
     if args.summary_json and rank == 0:  # fail now, not after the training
-        cli.ensure_writable_folder(Path(args.summary_json).parent, "The folder of --summary-json",
-                                   "Pass --summary-json a path in a folder you can write to.")
+        cli.ensure_writable_folder(
+            Path(args.summary_json).parent,
+            "The folder of --summary-json",
+            "Pass --summary-json a path in a folder you can write to.",
+        )
     runs = []
-    for walled in kinds:
-        config = fixed if fixed is not None else training_config(args.profile, walled, **overrides)
-        path = Path(args.checkpoint) if args.checkpoint else checkpoint_path(config)
+    # both models on a CPU: trained at the same time, in two processes (train_both)
+    pair = (
+        len(kinds) == 2
+        and fixed is None
+        and not args.checkpoint
+        and not args.fresh
+        and args.stop_after_epochs is None
+        and get_device(args.device).type == "cpu"
+        and dist_env()[1] == 1
+    )
+    if pair:
         t0 = time.perf_counter()
-        model, info = train(config, device=args.device, checkpoint=path, resume=not args.fresh,
-                            stop_after_epochs=args.stop_after_epochs, show_progress=not args.no_progress)
+        both = train_both(args.profile, device=args.device, **overrides)
+        seconds = time.perf_counter() - t0
+        results = [
+            (both[name][0], both[name][1], seconds) for name in ("walled", "baseline")
+        ]
+    else:
+        results = []
+        for walled in kinds:
+            config = (
+                fixed
+                if fixed is not None
+                else training_config(args.profile, walled, **overrides)
+            )
+            path = Path(args.checkpoint) if args.checkpoint else checkpoint_path(config)
+            t0 = time.perf_counter()
+            model, info = train(
+                config,
+                device=args.device,
+                checkpoint=path,
+                resume=not args.fresh,
+                stop_after_epochs=args.stop_after_epochs,
+                show_progress=not args.no_progress,
+            )
+            results.append((model, info, time.perf_counter() - t0))
+    for _, info, seconds in results:
         if rank == 0:
-            summary = {k: info[k] for k in ("walled", "checkpoint", "val_accuracy", "position_accuracy",
-                                            "train_seconds", "complete", "epochs_done", "from_cache")}
-            summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+            summary = {
+                k: info[k]
+                for k in (
+                    "walled",
+                    "checkpoint",
+                    "val_accuracy",
+                    "position_accuracy",
+                    "train_seconds",
+                    "complete",
+                    "epochs_done",
+                    "from_cache",
+                )
+            }
+            summary["wall_seconds"] = round(seconds, 1)
             print(json.dumps(summary, default=str))
-            runs.append({**summary, "key": info["key"], "history": info["history"], "config": config})
+            runs.append(
+                {
+                    **summary,
+                    "key": info["key"],
+                    "history": info["history"],
+                    "config": info["config"],
+                }
+            )
     if args.summary_json and rank == 0:
         out = Path(args.summary_json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                   "torch": str(torch.__version__), "platform": platform.platform(),
-                   "device": str(get_device(args.device))}
+        machine = {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": str(torch.__version__),
+            "platform": platform.platform(),
+            "device": str(get_device(args.device)),
+        }
         if torch.cuda.is_available():
             machine["gpu"] = torch.cuda.get_device_name(0)
-        text = json.dumps({
-            "command": "python -m helpers.train " + " ".join(sys.argv[1:] if argv is None else argv),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "machine": machine, "runs": runs}, indent=1, default=str) + "\n"
+        text = (
+            json.dumps(
+                {
+                    "command": "python -m helpers.train "
+                    + " ".join(sys.argv[1:] if argv is None else argv),
+                    "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"
+                    ),
+                    "machine": machine,
+                    "runs": runs,
+                },
+                indent=1,
+                default=str,
+            )
+            + "\n"
+        )
         try:
             out.write_text(text)
         except OSError as err:

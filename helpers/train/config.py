@@ -39,8 +39,9 @@ class ConfigMismatchError(ValueError):
     """A checkpoint was made with another configuration than the one asked for."""
 
 
-def training_config(profile: str | Profile | None = None, walled: bool = True, **overrides: Any
-                    ) -> dict[str, Any]:
+def training_config(
+    profile: str | Profile | None = None, walled: bool = True, **overrides: Any
+) -> dict[str, Any]:
     """The full configuration of one training run, as a JSON-serialisable dict.
 
     Args:
@@ -81,17 +82,24 @@ def training_config(profile: str | Profile | None = None, walled: bool = True, *
     train_s = dataclasses.replace(prof.train, **train_changes)
     data_s = dataclasses.replace(prof.data, **data_changes)
     if train_s.epochs < 1 or train_s.batch_size < 1 or not train_s.lr > 0:
-        raise ValueError(f"epochs, batch_size and lr must be positive, got {train_s.epochs}, "
-                         f"{train_s.batch_size}, {train_s.lr}.")
+        raise ValueError(
+            f"epochs, batch_size and lr must be positive, got {train_s.epochs}, "
+            f"{train_s.batch_size}, {train_s.lr}."
+        )
     if train_s.optimizer not in ("sgd", "adam"):
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {train_s.optimizer!r}.")
+        raise ValueError(
+            f"optimizer must be 'sgd' or 'adam', got {train_s.optimizer!r}."
+        )
     if not 0.0 <= float(train_s.tie_fraction) < 1.0:
         raise ValueError(
             f"tie_fraction must be in [0, 1), got {train_s.tie_fraction}: the position tie of the first "
             "dense layer must end before the run does, or the trained model is a sum over positions, "
-            "not rVGG (whose first dense layer has a weight per position). Use e.g. tie_fraction=0.5.")
+            "not rVGG (whose first dense layer has a weight per position). Use e.g. tie_fraction=0.5."
+        )
     if train_s.schedule not in ("step", "cosine"):
-        raise ValueError(f"schedule must be 'step' or 'cosine', got {train_s.schedule!r}.")
+        raise ValueError(
+            f"schedule must be 'step' or 'cosine', got {train_s.schedule!r}."
+        )
     return {
         "profile": prof.name,
         "width": width,
@@ -129,7 +137,9 @@ def _key_view(config: dict[str, Any]) -> dict[str, Any]:
 
 def canonical_config(config: dict[str, Any]) -> str:
     """``config`` as canonical JSON (sorted keys), without the settings left out of the key."""
-    return json.dumps(_key_view(config), sort_keys=True, separators=(",", ":"), default=str)
+    return json.dumps(
+        _key_view(config), sort_keys=True, separators=(",", ":"), default=str
+    )
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -161,6 +171,10 @@ def checkpoint_path(config: dict[str, Any], folder: str | Path | None = None) ->
 
     Only a path: no folder is created (reading the cache must work where it cannot be
     written; :func:`helpers.train.train` creates the folder before it trains)."""
-    folder = Path(folder) if folder is not None else cache_dir("checkpoints", config["profile"], create=False)
+    folder = (
+        Path(folder)
+        if folder is not None
+        else cache_dir("checkpoints", config["profile"], create=False)
+    )
     kind = "walled" if config["wall_rows"] > 0 else "baseline"
     return folder / f"rvgg-{kind}-w{config['wall_rows']}-{config_key(config)}.pt"

@@ -29,7 +29,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..config import progress
 
-__all__ = ["Batches", "FitState", "fit", "dist_env", "init_distributed", "amp_dtype", "autocast"]
+__all__ = [
+    "Batches",
+    "FitState",
+    "fit",
+    "dist_env",
+    "init_distributed",
+    "amp_dtype",
+    "autocast",
+]
 
 
 class Batches(Protocol):
@@ -92,13 +100,29 @@ def autocast(device: torch.device, mixed_precision: bool):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def fit(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer, *, epochs: int,
-        device: torch.device, state: FitState | None = None, stop_epoch: int | None = None,
-        lr_at: Callable[[int], float] | None = None, scheduler: Any = None,
-        mixed_precision: bool = False, channels_last: bool = False, grad_clip: float = 0.0,
-        log_every: int = 0, validate: Callable[[], dict[str, float]] | None = None,
-        end_epoch: Callable[[FitState], None] | None = None, rank: int = 0, world: int = 1,
-        compile: bool = False, show_progress: bool = True, desc: str = "training") -> FitState:
+def fit(
+    model: nn.Module,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    device: torch.device,
+    state: FitState | None = None,
+    stop_epoch: int | None = None,
+    lr_at: Callable[[int], float] | None = None,
+    scheduler: Any = None,
+    mixed_precision: bool = False,
+    channels_last: bool = False,
+    grad_clip: float = 0.0,
+    log_every: int = 0,
+    validate: Callable[[], dict[str, float]] | None = None,
+    end_epoch: Callable[[FitState], None] | None = None,
+    rank: int = 0,
+    world: int = 1,
+    compile: bool = False,
+    show_progress: bool = True,
+    desc: str = "training",
+) -> FitState:
     """Train ``model`` on ``batches`` from epoch ``state.epoch`` to ``epochs`` (or ``stop_epoch``).
 
     Args:
@@ -129,20 +153,30 @@ def fit(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer, *,
     state = state if state is not None else FitState()
     net: nn.Module = model
     if world > 1:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     if compile and device.type == "cuda":
         net = torch.compile(net)
-    scaler = torch.amp.GradScaler("cuda", enabled=mixed_precision and amp_dtype(device) == torch.float16)
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=mixed_precision and amp_dtype(device) == torch.float16
+    )
     steps = len(batches)
     last = epochs if stop_epoch is None else min(epochs, stop_epoch)
-    bar = progress(total=max(0, last - state.epoch) * steps, disable=not show_progress or rank != 0,
-                   desc=desc, leave=False)
+    bar = progress(
+        total=max(0, last - state.epoch) * steps,
+        disable=not show_progress or rank != 0,
+        desc=desc,
+        leave=False,
+    )
     model.train()
     for epoch in range(state.epoch, last):
         t0 = time.perf_counter()
         # running sums stay on the device; they are read (a synchronisation) only every
         # log_every steps and at the end of the epoch
-        run = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
+        run = torch.zeros(
+            3, device=device, dtype=torch.float64
+        )  # loss sum, correct, count
         win = torch.zeros(3, device=device, dtype=torch.float64)
         lr = float("nan")
         for step, (x, y) in enumerate(batches.epoch(epoch)):
@@ -169,8 +203,13 @@ def fit(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer, *,
                 scheduler.step()
             with torch.no_grad():
                 b = y.shape[0]
-                stats = torch.stack([loss.detach().double() * b, (out.detach().argmax(1) == y).sum().double(),
-                                     torch.tensor(float(b), device=device, dtype=torch.float64)])
+                stats = torch.stack(
+                    [
+                        loss.detach().double() * b,
+                        (out.detach().argmax(1) == y).sum().double(),
+                        torch.tensor(float(b), device=device, dtype=torch.float64),
+                    ]
+                )
                 run += stats
                 win += stats
             if log_every > 0 and (state.step + 1) % log_every == 0:
@@ -181,8 +220,13 @@ def fit(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer, *,
                     bar.set_postfix(loss=f"{w[0] / w[2]:.3f}", epoch=epoch + 1)
             bar.update(1)
         run_loss, run_correct, run_n = run.tolist()
-        row = {"epoch": epoch + 1, "step": (epoch + 1) * steps, "lr": lr,
-               "train_loss": run_loss / max(run_n, 1), "train_acc": run_correct / max(run_n, 1)}
+        row = {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * steps,
+            "lr": lr,
+            "train_loss": run_loss / max(run_n, 1),
+            "train_acc": run_correct / max(run_n, 1),
+        }
         if validate is not None:
             row.update(validate())
         model.train()

@@ -51,15 +51,21 @@ def build_model(config: dict[str, Any]) -> RVGG:
     ``init_noise`` times Kaiming noise (a shallow network at first). The architecture, hence
     the wall, is the same either way.
     """
-    model = rvgg(num_classes=int(config["data"]["num_classes"]), width=float(config["width"]),
-                 wall_rows=int(config["wall_rows"]), dropout=float(config["train"]["dropout"]))
+    model = rvgg(
+        num_classes=int(config["data"]["num_classes"]),
+        width=float(config["width"]),
+        wall_rows=int(config["wall_rows"]),
+        dropout=float(config["train"]["dropout"]),
+    )
     init = config["train"].get("init", "torchvision")
     if init == "dirac":
         _dirac_init(model, float(config["train"].get("init_noise", 0.3)))
     elif init == "pooled":
         _pooled_head_init(model)
     elif init != "torchvision":
-        raise ValueError(f"Unknown init {init!r}; expected 'torchvision', 'pooled' or 'dirac'.")
+        raise ValueError(
+            f"Unknown init {init!r}; expected 'torchvision', 'pooled' or 'dirac'."
+        )
     return model
 
 
@@ -87,7 +93,9 @@ def standardize_weights(model: RVGG, skip: int = 0) -> RVGG:
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     for conv in convs[skip:]:
         if not parametrize.is_parametrized(conv, "weight"):
-            parametrize.register_parametrization(conv, "weight", ScaledWeightStandardization(conv.out_channels))
+            parametrize.register_parametrization(
+                conv, "weight", ScaledWeightStandardization(conv.out_channels)
+            )
     return model
 
 
@@ -108,7 +116,9 @@ def bake_parametrizations(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if parametrize.is_parametrized(module):
             for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+                parametrize.remove_parametrizations(
+                    module, name, leave_parametrized=True
+                )
     return model
 
 
@@ -153,7 +163,11 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
             conv, bn = module.conv, module.bn
             bake_parametrizations(conv)
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            bias = (
+                conv.bias
+                if conv.bias is not None
+                else torch.zeros_like(bn.running_mean)
+            )
             conv.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
             if conv.bias is None:
                 conv.bias = nn.Parameter(torch.zeros_like(bias))
@@ -176,8 +190,11 @@ def tie_positions_hook(model: RVGG, active: Callable[[], bool]):
     first = model.classifier[0]
     channels = model.map_channels
     positions = first.in_features // channels
-    visible = (first.mask.view(channels, positions)[0] if hasattr(first, "mask")
-               else torch.ones(positions)).to(first.weight.device)
+    visible = (
+        first.mask.view(channels, positions)[0]
+        if hasattr(first, "mask")
+        else torch.ones(positions)
+    ).to(first.weight.device)
 
     def hook(grad: torch.Tensor) -> torch.Tensor:
         if not active():
@@ -204,7 +221,8 @@ def tied_steps(fraction: float, total_steps: int) -> int:
         raise ValueError(
             f"tie_fraction={fraction} ties the first dense layer for {tied} of the run's {total_steps} "
             "steps, i.e. to the end: the model would stay a sum over positions. Lower tie_fraction or "
-            "train for more steps.")
+            "train for more steps."
+        )
     return tied
 
 
@@ -227,7 +245,11 @@ def _pooled_head_init(model: RVGG) -> None:
     first = model.classifier[0]
     channels = model.map_channels
     positions = first.in_features // channels
-    shared = torch.randn(first.out_features, channels) * math.sqrt(2.0 / channels) / positions
+    shared = (
+        torch.randn(first.out_features, channels)
+        * math.sqrt(2.0 / channels)
+        / positions
+    )
     first.weight.copy_(shared.repeat_interleave(positions, dim=1))
     first.bias.zero_()
     if hasattr(first, "mask"):
@@ -246,7 +268,9 @@ def learning_rate(config: dict[str, Any], step: int, steps_per_epoch: int) -> fl
     lr = float(t["lr"])
     total = max(1, int(t["epochs"]) * steps_per_epoch)
     if t["schedule"] == "step":
-        lr *= float(t["lr_gamma"]) ** ((step // steps_per_epoch) // max(1, int(t["lr_step_epochs"])))
+        lr *= float(t["lr_gamma"]) ** (
+            (step // steps_per_epoch) // max(1, int(t["lr_step_epochs"]))
+        )
     else:
         lr *= 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
     warm = int(t["warmup_steps"])

@@ -23,8 +23,14 @@ from .. import cli
 from .. import data as D
 from ..config import Profile, cache_dir, get_device, get_profile, seed_everything
 from ..models import WalledResNet, walled_resnet
-from .checkpoints import (checkpoint_info, load_checkpoint, load_weights, resume_training, save_checkpoint,
-                          training_checkpoint)
+from .checkpoints import (
+    checkpoint_info,
+    load_checkpoint,
+    load_weights,
+    resume_training,
+    save_checkpoint,
+    training_checkpoint,
+)
 from .config import config_key
 from .loop import FitState, fit
 from .streams import RealBatches, ShuffledTensors
@@ -59,8 +65,12 @@ class ResNetSettings:
 
 #: The ResNet's sizes per profile.
 RESNET_SETTINGS: dict[str, ResNetSettings] = {
-    "quick": ResNetSettings(width=0.5, wall_rows=5, train_images=1024, epochs=12, batch_size=32, lr=0.1),
-    "full": ResNetSettings(width=4.0, wall_rows=5, train_images=50000, epochs=30, batch_size=128, lr=0.1),
+    "quick": ResNetSettings(
+        width=0.5, wall_rows=5, train_images=1024, epochs=12, batch_size=32, lr=0.1
+    ),
+    "full": ResNetSettings(
+        width=4.0, wall_rows=5, train_images=50000, epochs=30, batch_size=128, lr=0.1
+    ),
 }
 
 #: Up to this many training images the ResNet's images are generated once, kept in float16 and
@@ -68,12 +78,22 @@ RESNET_SETTINGS: dict[str, ResNetSettings] = {
 #: epoch draws fresh batches from the synthetic stream.
 FIXED_SET_LIMIT = 4096
 
-_OVERRIDES = ("width", "train_images", "epochs", "batch_size", "lr", "momentum", "seed", "weight_decay",
-              "num_workers")
+_OVERRIDES = (
+    "width",
+    "train_images",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "seed",
+    "weight_decay",
+    "num_workers",
+)
 
 
-def resnet_training_config(profile: str | Profile | None = None, wall_rows: int | None = None,
-                           **overrides: Any) -> dict[str, Any]:
+def resnet_training_config(
+    profile: str | Profile | None = None, wall_rows: int | None = None, **overrides: Any
+) -> dict[str, Any]:
     """The configuration of the walled ResNet (a JSON-serialisable dict; its hash keys the
     checkpoint cache).
 
@@ -88,15 +108,28 @@ def resnet_training_config(profile: str | Profile | None = None, wall_rows: int 
     """
     prof = get_profile(profile)
     s = RESNET_SETTINGS[prof.name]
-    cfg = {"arch": "walled_resnet", "profile": prof.name, "width": float(s.width),
-           "wall_rows": int(s.wall_rows if wall_rows is None else wall_rows),
-           "num_classes": int(prof.data.num_classes), "train_images": int(s.train_images),
-           "epochs": int(s.epochs), "batch_size": int(s.batch_size), "lr": float(s.lr),
-           "momentum": 0.9, "weight_decay": 5e-4, "seed": 0, "num_workers": int(prof.train.num_workers),
-           "data_version": D.DATA_VERSION, "version": RESNET_VERSION}
+    cfg = {
+        "arch": "walled_resnet",
+        "profile": prof.name,
+        "width": float(s.width),
+        "wall_rows": int(s.wall_rows if wall_rows is None else wall_rows),
+        "num_classes": int(prof.data.num_classes),
+        "train_images": int(s.train_images),
+        "epochs": int(s.epochs),
+        "batch_size": int(s.batch_size),
+        "lr": float(s.lr),
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "seed": 0,
+        "num_workers": int(prof.train.num_workers),
+        "data_version": D.DATA_VERSION,
+        "version": RESNET_VERSION,
+    }
     unknown = set(overrides) - set(_OVERRIDES)
     if unknown:
-        raise ValueError(f"unknown ResNet override(s) {sorted(unknown)}; valid: {', '.join(sorted(_OVERRIDES))}.")
+        raise ValueError(
+            f"unknown ResNet override(s) {sorted(unknown)}; valid: {', '.join(sorted(_OVERRIDES))}."
+        )
     cfg.update({k: type(cfg[k])(v) for k, v in overrides.items()})
     cfg["data"] = dataclasses.asdict(prof.data)
     return cfg
@@ -104,11 +137,17 @@ def resnet_training_config(profile: str | Profile | None = None, wall_rows: int 
 
 def resnet_checkpoint_path(cfg: dict[str, Any]) -> Path:
     """``<cache>/checkpoints/<profile>/resnet-w<rows>-<key>.pt`` (a path; no folder is made)."""
-    return cache_dir("checkpoints", cfg["profile"], create=False) / f"resnet-w{cfg['wall_rows']}-{config_key(cfg)}.pt"
+    return (
+        cache_dir("checkpoints", cfg["profile"], create=False)
+        / f"resnet-w{cfg['wall_rows']}-{config_key(cfg)}.pt"
+    )
 
 
-def resnet_batches(cfg: dict[str, Any], generator: torch.Generator, device: torch.device = torch.device("cpu")
-                   ) -> ShuffledTensors | D.SyntheticStream | RealBatches:
+def resnet_batches(
+    cfg: dict[str, Any],
+    generator: torch.Generator,
+    device: torch.device = torch.device("cpu"),
+) -> ShuffledTensors | D.SyntheticStream | RealBatches:
     """The ResNet's training batches: a fixed synthetic set (up to :data:`FIXED_SET_LIMIT`
     images, shuffled by ``generator``), fresh synthetic batches, or the real training set."""
     n, bs, seed = int(cfg["train_images"]), int(cfg["batch_size"]), int(cfg["seed"])
@@ -116,23 +155,46 @@ def resnet_batches(cfg: dict[str, Any], generator: torch.Generator, device: torc
         prof = get_profile(cfg["profile"])
         prof = prof.replace(data=dataclasses.replace(prof.data, **cfg["data"]))
         dataset = D.real_dataset(prof, split="train")
-        return RealBatches(dataset, int(cfg["num_classes"]), bs, lambda epoch: seed * 100003 + epoch,
-                           num_workers=int(cfg["num_workers"]), pin_memory=device.type == "cuda",
-                           remedy="Set the profile's data.num_classes to match.")
+        return RealBatches(
+            dataset,
+            int(cfg["num_classes"]),
+            bs,
+            lambda epoch: seed * 100003 + epoch,
+            num_workers=int(cfg["num_workers"]),
+            pin_memory=device.type == "cuda",
+            remedy="Set the profile's data.num_classes to match.",
+        )
     if n > FIXED_SET_LIMIT:
-        return D.SyntheticStream(n, bs, 4242 + seed, num_classes=int(cfg["num_classes"]))
+        return D.SyntheticStream(
+            n, bs, 4242 + seed, num_classes=int(cfg["num_classes"])
+        )
     chunk = 256
     images, labels = [], []
     for start in range(0, n, chunk):
-        b = D.synthetic_batch(min(chunk, n - start), 4242 + 1000 * seed + start, num_classes=int(cfg["num_classes"]))
+        b = D.synthetic_batch(
+            min(chunk, n - start),
+            4242 + 1000 * seed + start,
+            num_classes=int(cfg["num_classes"]),
+        )
         images.append(b.images.half())
         labels.append(b.labels)
-    return ShuffledTensors(torch.cat(images), torch.cat(labels), bs, generator, drop_last=True, flip_odd_epochs=True)
+    return ShuffledTensors(
+        torch.cat(images),
+        torch.cat(labels),
+        bs,
+        generator,
+        drop_last=True,
+        flip_odd_epochs=True,
+    )
 
 
-def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | None = None,
-                         device: str | torch.device | None = None, show_progress: bool = True,
-                         **overrides: Any) -> tuple[WalledResNet, dict[str, Any]]:
+def train_or_load_resnet(
+    profile: str | Profile | None = None,
+    wall_rows: int | None = None,
+    device: str | torch.device | None = None,
+    show_progress: bool = True,
+    **overrides: Any,
+) -> tuple[WalledResNet, dict[str, Any]]:
     """The trained :class:`~helpers.models.WalledResNet` of a profile, from the checkpoint cache
     or trained now (see the module's docstring); an unfinished checkpoint (a run killed mid-way)
     is resumed.
@@ -161,30 +223,79 @@ def train_or_load_resnet(profile: str | Profile | None = None, wall_rows: int | 
     if ckpt is not None and ckpt.get("complete"):
         model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"])
         load_weights(model, ckpt["model"], path, "walled ResNet")
-        return model.to(dev).eval(), checkpoint_info(cfg, path, ckpt, dev, from_cache=True)
-    if cfg["data"]["source"] == "synthetic" and int(cfg["train_images"]) < int(cfg["batch_size"]):
-        raise ValueError(f"train_images={cfg['train_images']} is smaller than one batch ({cfg['batch_size']}).")
+        return model.to(dev).eval(), checkpoint_info(
+            cfg, path, ckpt, dev, from_cache=True
+        )
+    if cfg["data"]["source"] == "synthetic" and int(cfg["train_images"]) < int(
+        cfg["batch_size"]
+    ):
+        raise ValueError(
+            f"train_images={cfg['train_images']} is smaller than one batch ({cfg['batch_size']})."
+        )
     # before training: a checkpoint that cannot be saved fails now, not after
-    cli.ensure_writable_folder(path.parent, "The checkpoint folder", "Set CAMWALLS_HOME to a writable folder.")
+    cli.ensure_writable_folder(
+        path.parent, "The checkpoint folder", "Set CAMWALLS_HOME to a writable folder."
+    )
     gen = seed_everything(int(cfg["seed"]))
     model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"]).to(dev)
     t0 = time.perf_counter()
     batches = resnet_batches(cfg, gen, dev)
     epochs = int(cfg["epochs"])
-    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True,
-                          weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=len(batches) * epochs,
-                                                pct_start=0.2)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg["lr"],
+        momentum=cfg["momentum"],
+        nesterov=True,
+        weight_decay=cfg["weight_decay"],
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg["lr"], total_steps=len(batches) * epochs, pct_start=0.2
+    )
     if ckpt is not None:
-        state = resume_training(ckpt, path, model, opt, dev, scheduler=sched, generator=gen, what="walled ResNet")
+        state = resume_training(
+            ckpt,
+            path,
+            model,
+            opt,
+            dev,
+            scheduler=sched,
+            generator=gen,
+            what="walled ResNet",
+        )
     else:
-        state = FitState(seconds=time.perf_counter() - t0)  # the fixed set's making counts
+        state = FitState(
+            seconds=time.perf_counter() - t0
+        )  # the fixed set's making counts
 
     def end_epoch(state: FitState) -> None:
-        save_checkpoint(training_checkpoint(cfg, model, opt, state, state.epoch == epochs, dev,
-                                            scheduler=sched, generator=gen), path)
+        save_checkpoint(
+            training_checkpoint(
+                cfg,
+                model,
+                opt,
+                state,
+                state.epoch == epochs,
+                dev,
+                scheduler=sched,
+                generator=gen,
+            ),
+            path,
+        )
 
-    fit(model, batches, opt, epochs=epochs, device=dev, state=state, scheduler=sched, channels_last=True,
-        end_epoch=end_epoch, show_progress=show_progress, desc="training the walled ResNet")
+    fit(
+        model,
+        batches,
+        opt,
+        epochs=epochs,
+        device=dev,
+        state=state,
+        scheduler=sched,
+        channels_last=True,
+        end_epoch=end_epoch,
+        show_progress=show_progress,
+        desc="training the walled ResNet",
+    )
     model.eval()
-    return model, checkpoint_info(cfg, path, load_checkpoint(path, cfg), dev, from_cache=False)
+    return model, checkpoint_info(
+        cfg, path, load_checkpoint(path, cfg), dev, from_cache=False
+    )

@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,57 +38,119 @@ from torch import nn
 from .. import cli
 from .. import data as D
 from ..config import Profile, get_device, seed_everything
+from ..masked_forward import VisibleRowsNet
 from ..models import RVGG
 from .accuracy import evaluate_accuracy, evaluate_dataset, position_accuracy
-from .checkpoints import (checkpoint_info, load_checkpoint, load_weights, resume_training, save_checkpoint,
-                          training_checkpoint)
-from .config import checkpoint_path, profile_from_config, training_config
+from .checkpoints import (
+    checkpoint_info,
+    load_checkpoint,
+    load_weights,
+    resume_training,
+    save_checkpoint,
+    training_checkpoint,
+)
+from .config import checkpoint_path, config_key, profile_from_config, training_config
+from .pretrained import pretrained_checkpoint, use_pretrained
 from .loop import FitState, dist_env, fit, init_distributed
-from .recipes import (add_batch_norm, build_model, finalize_model, freeze_convolutions, learning_rate,
-                      standardize_weights, tie_positions_hook, tied_steps)
+from .recipes import (
+    add_batch_norm,
+    build_model,
+    finalize_model,
+    freeze_convolutions,
+    learning_rate,
+    standardize_weights,
+    tie_positions_hook,
+    tied_steps,
+)
 from .streams import RealBatches, ShardedSynthetic
 
-__all__ = ["train", "train_or_load", "train_both"]
+__all__ = [
+    "train",
+    "train_or_load",
+    "train_both",
+    "train_in_processes",
+    "is_trained",
+    "install_shipped",
+]
 
 
-def training_batches(config: dict[str, Any], rank: int = 0, world: int = 1,
-                     device: torch.device = torch.device("cpu")) -> ShardedSynthetic | RealBatches:
+def training_batches(
+    config: dict[str, Any],
+    rank: int = 0,
+    world: int = 1,
+    device: torch.device = torch.device("cpu"),
+) -> ShardedSynthetic | RealBatches:
     """The training batches of ``config``: the synthetic stream (seed ``data.seed * 1000 +
     train.seed``) or the real training set (a shuffle seeded by ``train.seed`` and the epoch)."""
     d, t = config["data"], config["train"]
     if d["source"] == "synthetic":
-        return ShardedSynthetic(int(d["train_images"]), int(t["batch_size"]), int(d["seed"]) * 1000 + int(t["seed"]),
-                                num_classes=int(d["num_classes"]), below_share=float(d["below_share"]),
-                                instances=int(d.get("instances", 1)), rank=rank, world=world)
+        return ShardedSynthetic(
+            int(d["train_images"]),
+            int(t["batch_size"]),
+            int(d["seed"]) * 1000 + int(t["seed"]),
+            num_classes=int(d["num_classes"]),
+            below_share=float(d["below_share"]),
+            instances=int(d.get("instances", 1)),
+            rank=rank,
+            world=world,
+        )
     dataset = D.real_dataset(profile_from_config(config), split="train")
     k, found = int(d["num_classes"]), len(dataset.classes)
     seed = int(t["seed"])
-    return RealBatches(dataset, k, int(t["batch_size"]), lambda epoch: D.mix_seed(seed, epoch), seed=seed,
-                       num_workers=int(t["num_workers"]), pin_memory=device.type == "cuda", persistent_workers=True,
-                       rank=rank, world=world,
-                       remedy=f"Pass num_classes={found} (e.g. train_or_load(..., num_classes={found})).")
+    return RealBatches(
+        dataset,
+        k,
+        int(t["batch_size"]),
+        lambda epoch: D.mix_seed(seed, epoch),
+        seed=seed,
+        num_workers=int(t["num_workers"]),
+        pin_memory=device.type == "cuda",
+        persistent_workers=True,
+        rank=rank,
+        world=world,
+        remedy=f"Pass num_classes={found} (e.g. train_or_load(..., num_classes={found})).",
+    )
 
 
-def _validation(config: dict[str, Any], model: nn.Module, device: torch.device,
-                channels_last: bool) -> Callable[[], dict[str, float]]:
+def _validation(
+    config: dict[str, Any], model: nn.Module, device: torch.device, channels_last: bool
+) -> Callable[[], dict[str, float]]:
     """The end-of-epoch validation of ``config``: ``{"val_loss", "val_acc"}`` on fixed synthetic
     images or on the real validation set."""
     d, t = config["data"], config["train"]
     if d["source"] == "synthetic":
-        b = D.synthetic_batch(int(d["val_images"]), D.mix_seed(int(d["seed"]), 424242),
-                              num_classes=int(d["num_classes"]), below_share=float(d["below_share"]))
+        b = D.synthetic_batch(
+            int(d["val_images"]),
+            D.mix_seed(int(d["seed"]), 424242),
+            num_classes=int(d["num_classes"]),
+            below_share=float(d["below_share"]),
+        )
 
         def validate() -> dict[str, float]:
-            acc, loss = evaluate_accuracy(model, b.images, b.labels, batch_size=int(t["batch_size"]),
-                                          device=device, channels_last=channels_last)
+            acc, loss = evaluate_accuracy(
+                model,
+                b.images,
+                b.labels,
+                batch_size=int(t["batch_size"]),
+                device=device,
+                channels_last=channels_last,
+            )
             return {"val_loss": loss, "val_acc": acc}
+
         return validate
     dataset = D.real_dataset(profile_from_config(config), split="val", train=False)
 
     def validate_real() -> dict[str, float]:
-        acc, loss = evaluate_dataset(model, dataset, device, batch_size=int(t["batch_size"]),
-                                     num_workers=int(t["num_workers"]), mixed_precision=bool(t["mixed_precision"]))
+        acc, loss = evaluate_dataset(
+            model,
+            dataset,
+            device,
+            batch_size=int(t["batch_size"]),
+            num_workers=int(t["num_workers"]),
+            mixed_precision=bool(t["mixed_precision"]),
+        )
         return {"val_loss": loss, "val_acc": acc}
+
     return validate_real
 
 
@@ -95,14 +158,25 @@ def _make_optimizer(model: nn.Module, config: dict[str, Any]) -> torch.optim.Opt
     t = config["train"]
     params = [p for p in model.parameters() if p.requires_grad]
     if t["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=float(t["lr"]), momentum=float(t["momentum"]),
-                               weight_decay=float(t["weight_decay"]))
-    return torch.optim.Adam(params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"]))
+        return torch.optim.SGD(
+            params,
+            lr=float(t["lr"]),
+            momentum=float(t["momentum"]),
+            weight_decay=float(t["weight_decay"]),
+        )
+    return torch.optim.Adam(
+        params, lr=float(t["lr"]), weight_decay=float(t["weight_decay"])
+    )
 
 
-def train(config: dict[str, Any], device: str | torch.device | None = None,
-          checkpoint: str | Path | None = None, resume: bool = True, stop_after_epochs: int | None = None,
-          show_progress: bool = True) -> tuple[RVGG, dict[str, Any]]:
+def train(
+    config: dict[str, Any],
+    device: str | torch.device | None = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = True,
+    stop_after_epochs: int | None = None,
+    show_progress: bool = True,
+) -> tuple[RVGG, dict[str, Any]]:
     """Train rVGG for ``config`` (see :func:`training_config`), checkpointing every epoch.
 
     Args:
@@ -163,15 +237,21 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     # before the first epoch, not after it: the checkpoint folder must be writable (checked on
     # every process, so that all of a DDP run stop at once)
     cli.ensure_writable_folder(
-        path.parent, "The checkpoint folder",
+        path.parent,
+        "The checkpoint folder",
         "Pass another checkpoint path (checkpoint=..., --checkpoint) or set CAMWALLS_HOME to a "
-        "writable folder.")
+        "writable folder.",
+    )
 
     batches = training_batches(config, rank, world, device)
     validate = _validation(config, model, device, channels_last)
     steps, epochs = len(batches), int(t["epochs"])
     tie_steps = tied_steps(float(t.get("tie_fraction", 0.0)), steps * epochs)
-    tie_handle = tie_positions_hook(model, lambda: state.step < tie_steps) if tie_steps > 0 else None
+    tie_handle = (
+        tie_positions_hook(model, lambda: state.step < tie_steps)
+        if tie_steps > 0
+        else None
+    )
 
     def end_epoch(state: FitState) -> None:
         if rank != 0:
@@ -179,17 +259,44 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
         complete = state.epoch == epochs
         if complete:
             finalize_model(model)  # plain rVGG weights from now on
-        ckpt = training_checkpoint(config, model, optimizer, state, complete, device, world)
+        ckpt = training_checkpoint(
+            config, model, optimizer, state, complete, device, world
+        )
         if complete:
-            ckpt["position_accuracy"] = _position_accuracy_from_config(model, config, device)
+            ckpt["position_accuracy"] = _position_accuracy_from_config(
+                model, config, device
+            )
         save_checkpoint(ckpt, path)
 
-    fit(model, batches, optimizer, epochs=epochs, device=device, state=state,
-        stop_epoch=None if stop_after_epochs is None else state.epoch + int(stop_after_epochs),
-        lr_at=lambda step: learning_rate(config, step, steps), mixed_precision=bool(t["mixed_precision"]),
-        channels_last=channels_last, grad_clip=float(t["grad_clip"]), log_every=max(1, int(t["log_every"])),
-        validate=validate, end_epoch=end_epoch, rank=rank, world=world, compile=bool(t["compile"]),
-        show_progress=show_progress, desc=f"training {'walled' if config['wall_rows'] else 'baseline'} rVGG")
+    # a walled model needs only the input rows above the wall: the same logits and gradients
+    # (batch norm's statistics would see the rows, so not with it)
+    visible = (
+        t.get("visible_rows") and config["wall_rows"] > 0 and not t.get("batch_norm")
+    )
+    net = VisibleRowsNet(model) if visible else model
+    fit(
+        net,
+        batches,
+        optimizer,
+        epochs=epochs,
+        device=device,
+        state=state,
+        stop_epoch=None
+        if stop_after_epochs is None
+        else state.epoch + int(stop_after_epochs),
+        lr_at=lambda step: learning_rate(config, step, steps),
+        mixed_precision=bool(t["mixed_precision"]),
+        channels_last=channels_last,
+        grad_clip=float(t["grad_clip"]),
+        log_every=max(1, int(t["log_every"])),
+        validate=validate,
+        end_epoch=end_epoch,
+        rank=rank,
+        world=world,
+        compile=bool(t["compile"]),
+        show_progress=show_progress,
+        desc=f"training {'walled' if config['wall_rows'] else 'baseline'} rVGG",
+    )
     if tie_handle is not None:
         tie_handle.remove()
     if state.epoch == epochs:
@@ -197,33 +304,54 @@ def train(config: dict[str, Any], device: str | torch.device | None = None,
     for p in model.parameters():  # frozen layers are ordinary layers again
         p.requires_grad_(True)
     model.eval()
-    final = load_checkpoint(path, config) if rank == 0 else {
-        "history": state.history, "curve": state.curve, "train_seconds": state.seconds, "complete": False,
-        "epoch": state.epoch}
+    final = (
+        load_checkpoint(path, config)
+        if rank == 0
+        else {
+            "history": state.history,
+            "curve": state.curve,
+            "train_seconds": state.seconds,
+            "complete": False,
+            "epoch": state.epoch,
+        }
+    )
     return model, _info(config, path, final, device, from_cache=False)
 
 
-def _position_accuracy_from_config(model: nn.Module, config: dict[str, Any], device: torch.device
-                                   ) -> dict[str, float]:
+def _position_accuracy_from_config(
+    model: nn.Module, config: dict[str, Any], device: torch.device
+) -> dict[str, float]:
     try:
         return position_accuracy(model, profile_from_config(config), device=device)
     except D.MissingDataError:
         return {}
 
 
-def _info(config: dict[str, Any], path: Path, ckpt: dict[str, Any], device: torch.device,
-          from_cache: bool) -> dict[str, Any]:
+def _info(
+    config: dict[str, Any],
+    path: Path,
+    ckpt: dict[str, Any],
+    device: torch.device,
+    from_cache: bool,
+) -> dict[str, Any]:
     info = checkpoint_info(config, path, ckpt, device, from_cache)
     history = info["history"]
-    info.update(walled=config["wall_rows"] > 0,
-                val_accuracy=history[-1]["val_acc"] if history else float("nan"),
-                position_accuracy=dict(ckpt.get("position_accuracy", {})), source="trained")
+    info.update(
+        walled=config["wall_rows"] > 0,
+        val_accuracy=history[-1]["val_acc"] if history else float("nan"),
+        position_accuracy=dict(ckpt.get("position_accuracy", {})),
+        source=ckpt.get("source", "trained"),
+    )
     return info
 
 
-def train_or_load(profile: str | Profile | None = None, walled: bool = True,
-                  device: str | torch.device | None = None, pair: bool = True,
-                  **overrides: Any) -> tuple[RVGG, dict[str, Any]]:
+def train_or_load(
+    profile: str | Profile | None = None,
+    walled: bool = True,
+    device: str | torch.device | None = None,
+    pair: bool = True,
+    **overrides: Any,
+) -> tuple[RVGG, dict[str, Any]]:
     """The trained rVGG of a profile (walled or baseline), from the cache or trained now.
 
     Args:
@@ -256,6 +384,7 @@ def train_or_load(profile: str | Profile | None = None, walled: bool = True,
     config = training_config(profile, walled, **overrides)
     path = checkpoint_path(config)
     dev = get_device(device)
+    install_shipped(config)
     if path.is_file():
         ckpt = load_checkpoint(path, config)
         if ckpt.get("complete"):
@@ -273,54 +402,148 @@ def train_or_load(profile: str | Profile | None = None, walled: bool = True,
     return train(config, device=dev, checkpoint=path, resume=True)
 
 
-def train_both(profile: str | Profile | None = None, device: str | torch.device | None = None,
-               parallel: bool | None = None, **overrides: Any) -> dict[str, tuple[RVGG, dict[str, Any]]]:
+def install_shipped(config: dict[str, Any]) -> bool:
+    """Put the model shipped with helpers for ``config`` (:mod:`helpers.train.pretrained`) into the
+    checkpoint cache, when the cache has none, one was trained with exactly this configuration,
+    and ``$CAMWALLS_PRETRAINED`` allows it. Returns whether it did."""
+    path = checkpoint_path(config)
+    if path.is_file() or not use_pretrained():
+        return False
+    shipped = pretrained_checkpoint(config)
+    if shipped is None:
+        return False
+    cli.ensure_writable_folder(
+        path.parent, "The checkpoint folder", "Set CAMWALLS_HOME to a writable folder."
+    )
+    save_checkpoint(shipped, path)
+    return True
+
+
+def is_trained(config: dict[str, Any]) -> bool:
+    """Whether the cache holds a finished checkpoint of ``config``."""
+    path = checkpoint_path(config)
+    return path.is_file() and bool(load_checkpoint(path, config).get("complete"))
+
+
+def train_in_processes(
+    configs: dict[str, dict[str, Any]],
+    device: str | torch.device | None = None,
+    processes: int | None = None,
+) -> None:
+    """Train the configurations ``configs`` (name -> :func:`training_config`) that are not in the
+    cache, ``processes`` at a time (default: one per core), each in its own
+    process (``python -m helpers.train --config-json ...``) with ``cores // processes`` threads,
+    its log beside its checkpoint (``.log``). Narrow convolutions use several threads poorly, so
+    on a CPU two processes of one thread each train two models faster than one after the other.
+
+    Raises:
+        RuntimeError: when a training fails (after the others finish), with the end of its log.
+    """
+    dev = get_device(device)
+    cores = os.cpu_count() or 1
+    todo = {name: cfg for name, cfg in configs.items() if not is_trained(cfg)}
+    if not todo:
+        return
+    slots = max(1, min(len(todo), int(processes) if processes else cores))
+    threads = max(1, cores // slots)
+    failed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        waiting = list(todo.items())
+        running: list[tuple[str, subprocess.Popen, Any, Path]] = []
+        while waiting or running:
+            while waiting and len(running) < slots:
+                name, cfg = waiting.pop(0)
+                cfg = json.loads(json.dumps(cfg))
+                cfg["train"]["num_threads"] = threads
+                cfg_path = Path(tmp) / f"{len(waiting)}-{config_key(cfg)}.json"
+                cfg_path.write_text(json.dumps(cfg))
+                ckpt = checkpoint_path(cfg)
+                cli.ensure_writable_folder(
+                    ckpt.parent,
+                    "The checkpoint folder",
+                    "Set CAMWALLS_HOME to a writable folder.",
+                )
+                log = open(ckpt.with_suffix(".log"), "w")
+                env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+                # --debug: a failure leaves its full traceback in the log
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "helpers.train",
+                    "--config-json",
+                    str(cfg_path),
+                    "--checkpoint",
+                    str(ckpt),
+                    "--device",
+                    str(dev),
+                    "--no-progress",
+                    "--debug",
+                ]
+                running.append(
+                    (
+                        name,
+                        subprocess.Popen(
+                            cmd, stdout=log, stderr=subprocess.STDOUT, env=env
+                        ),
+                        log,
+                        ckpt,
+                    )
+                )
+            done = [r for r in running if r[1].poll() is not None]
+            if not done:
+                time.sleep(0.5)
+                continue
+            for r in done:
+                running.remove(r)
+                name, proc, log, ckpt = r
+                log.close()
+                if proc.returncode != 0:
+                    failed.append((name, ckpt.with_suffix(".log")))
+    if failed:
+        tail = failed[0][1].read_text()[-1500:] if failed[0][1].is_file() else ""
+        raise RuntimeError(
+            f"Training failed for {', '.join(n for n, _ in failed)}; see "
+            f"{', '.join(str(p) for _, p in failed)}. End of the first log:\n{tail}"
+        )
+
+
+def train_both(
+    profile: str | Profile | None = None,
+    device: str | torch.device | None = None,
+    parallel: bool | None = None,
+    **overrides: Any,
+) -> dict[str, tuple[RVGG, dict[str, Any]]]:
     """The walled model and the baseline, from the cache or trained now.
 
     On a CPU with at least two cores, when both are missing, the two trainings run at the same
-    time in two processes (``python -m helpers.train --config-json ...``) with half of the cores
-    each -- faster than one after the other, since narrow convolutions use several threads
-    poorly; elsewhere one after the other. Each process writes its log beside its checkpoint
-    (``.log``).
+    time in two processes (:func:`train_in_processes`) with half of the cores each -- faster
+    than one after the other, since narrow convolutions use several threads poorly; elsewhere
+    one after the other.
 
     Returns:
         ``{"walled": (model, info), "baseline": (model, info)}`` as :func:`train_or_load`.
     """
     dev = get_device(device)
-    configs = {name: training_config(profile, walled=walled, **overrides)
-               for name, walled in (("walled", True), ("baseline", False))}
-    missing = {name: cfg for name, cfg in configs.items()
-               if not (checkpoint_path(cfg).is_file() and load_checkpoint(checkpoint_path(cfg), cfg).get("complete"))}
-    cores = os.cpu_count() or 1
+    configs = {
+        name: training_config(profile, walled=walled, **overrides)
+        for name, walled in (("walled", True), ("baseline", False))
+    }
+    for cfg in configs.values():
+        install_shipped(cfg)
+    missing = [name for name, cfg in configs.items() if not is_trained(cfg)]
     if parallel is None:
-        parallel = dev.type == "cpu" and cores >= 2 and len(missing) == 2
+        parallel = (
+            dev.type == "cpu" and (os.cpu_count() or 1) >= 2 and len(missing) == 2
+        )
     if parallel and len(missing) == 2:
-        threads = max(1, cores // 2)
-        procs = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, cfg in missing.items():
-                cfg = json.loads(json.dumps(cfg))
-                cfg["train"]["num_threads"] = threads
-                cfg_path = Path(tmp) / f"{name}.json"
-                cfg_path.write_text(json.dumps(cfg))
-                ckpt = checkpoint_path(cfg)
-                cli.ensure_writable_folder(ckpt.parent, "The checkpoint folder",
-                                           "Set CAMWALLS_HOME to a writable folder.")
-                log = open(ckpt.with_suffix(".log"), "w")
-                env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-                # --debug: a failure leaves its full traceback in the log
-                cmd = [sys.executable, "-m", "helpers.train", "--config-json", str(cfg_path),
-                       "--checkpoint", str(ckpt), "--device", str(dev), "--no-progress", "--debug"]
-                procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log, ckpt))
-            for _, proc, log, _ in procs:
-                proc.wait()
-                log.close()
-        failed = [(name, ckpt.with_suffix(".log")) for name, proc, _, ckpt in procs if proc.returncode != 0]
-        if failed:
-            tail = failed[0][1].read_text()[-1500:] if failed[0][1].is_file() else ""
-            raise RuntimeError(f"Training failed for {', '.join(n for n, _ in failed)}; see "
-                               f"{', '.join(str(p) for _, p in failed)}. End of the first log:\n{tail}")
+        train_in_processes(configs, device=dev, processes=2)
     out = {}
     for name, walled in (("walled", True), ("baseline", False)):
-        out[name] = train_or_load(profile, walled=walled, device=dev, pair=False, **overrides)
+        model, info = train_or_load(
+            profile, walled=walled, device=dev, pair=False, **overrides
+        )
+        info["from_cache"] = (
+            name not in missing
+        )  # trained by this call, in its own process
+        out[name] = (model, info)
     return out

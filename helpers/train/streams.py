@@ -30,10 +30,25 @@ class ShardedSynthetic(D.SyntheticStream):
     """The synthetic stream (:class:`helpers.data.SyntheticStream`), each process of a DDP run
     drawing its own shard of every batch (``batch_size // world`` images)."""
 
-    def __init__(self, images_per_epoch: int, batch_size: int, seed: int, num_classes: int = 10,
-                 below_share: float = 0.15, instances: int = 1, rank: int = 0, world: int = 1) -> None:
-        super().__init__(images_per_epoch, batch_size, seed, num_classes=num_classes,
-                         below_share=below_share, instances=instances)
+    def __init__(
+        self,
+        images_per_epoch: int,
+        batch_size: int,
+        seed: int,
+        num_classes: int = 10,
+        below_share: float = 0.15,
+        instances: int = 1,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        super().__init__(
+            images_per_epoch,
+            batch_size,
+            seed,
+            num_classes=num_classes,
+            below_share=below_share,
+            instances=instances,
+        )
         self.rank, self.world = rank, world
 
     def batch(self, epoch: int, step: int) -> Batch:
@@ -41,9 +56,13 @@ class ShardedSynthetic(D.SyntheticStream):
         if self.world == 1:
             return super().batch(epoch, step)
         n = max(1, self.batch_size // self.world)
-        b = D.synthetic_batch(n, D.mix_seed(self.seed, epoch, step, self.rank, self.world),
-                              num_classes=self.num_classes, below_share=self.below_share,
-                              instances=self.instances)
+        b = D.synthetic_batch(
+            n,
+            D.mix_seed(self.seed, epoch, step, self.rank, self.world),
+            num_classes=self.num_classes,
+            below_share=self.below_share,
+            instances=self.instances,
+        )
         return b.images, b.labels
 
 
@@ -66,9 +85,20 @@ class RealBatches:
             one batch.
     """
 
-    def __init__(self, dataset: Any, num_classes: int, batch_size: int, epoch_seed: Callable[[int], int],
-                 seed: int = 0, num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False,
-                 rank: int = 0, world: int = 1, remedy: str = "") -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        num_classes: int,
+        batch_size: int,
+        epoch_seed: Callable[[int], int],
+        seed: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        rank: int = 0,
+        world: int = 1,
+        remedy: str = "",
+    ) -> None:
         self.dataset = dataset
         if len(dataset.classes) != int(num_classes):
             raise ValueError(
@@ -78,18 +108,32 @@ class RealBatches:
         per_rank = max(1, int(batch_size) // world)
         self.epoch_seed = epoch_seed
         if world > 1:
-            self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                              seed=int(seed), drop_last=True)
+            self.sampler = DistributedSampler(
+                dataset,
+                num_replicas=world,
+                rank=rank,
+                shuffle=True,
+                seed=int(seed),
+                drop_last=True,
+            )
         else:
             self.gen = torch.Generator()
             self.sampler = RandomSampler(dataset, generator=self.gen)
-        self.loader = DataLoader(dataset, batch_size=per_rank, sampler=self.sampler, num_workers=int(num_workers),
-                                 drop_last=True, pin_memory=pin_memory,
-                                 persistent_workers=persistent_workers and int(num_workers) > 0)
+        self.loader = DataLoader(
+            dataset,
+            batch_size=per_rank,
+            sampler=self.sampler,
+            num_workers=int(num_workers),
+            drop_last=True,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers and int(num_workers) > 0,
+        )
         self.steps = len(self.loader)
         if self.steps == 0:
-            raise ValueError(f"The training data ({len(dataset)} images) is smaller than one batch "
-                             f"({per_rank}); lower batch_size.")
+            raise ValueError(
+                f"The training data ({len(dataset)} images) is smaller than one batch "
+                f"({per_rank}); lower batch_size."
+            )
 
     def __len__(self) -> int:
         return self.steps
@@ -117,8 +161,15 @@ class ShuffledTensors:
         flip_odd_epochs: mirror the images (left-right) on odd epochs.
     """
 
-    def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator,
-                 drop_last: bool = False, flip_odd_epochs: bool = False) -> None:
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        generator: torch.Generator,
+        drop_last: bool = False,
+        flip_odd_epochs: bool = False,
+    ) -> None:
         self.inputs, self.labels = inputs, labels
         self.batch_size = int(batch_size)
         self.generator = generator
@@ -134,6 +185,9 @@ class ShuffledTensors:
         perm = torch.randperm(len(self.labels), generator=self.generator)
         bs = self.batch_size
         for i in range(start_step, self.steps):
-            idx = perm[i * bs:(i + 1) * bs]
+            idx = perm[i * bs : (i + 1) * bs]
             x = self.inputs[idx].float()
-            yield (x.flip(3) if self.flip_odd_epochs and epoch % 2 == 1 else x), self.labels[idx]
+            yield (
+                (x.flip(3) if self.flip_odd_epochs and epoch % 2 == 1 else x),
+                self.labels[idx],
+            )

@@ -1,0 +1,65 @@
+"""tools.standalone: a chapter run as in Colab (a fresh folder outside the repository, an empty
+CAMWALLS_HOME, the shipped models allowed); the chapter of the day covers every chapter in eight
+days; an error or stderr output fails the run."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tools import standalone as S
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_chapter_of_the_day_covers_every_chapter_in_as_many_days():
+    found = S.chapters()
+    assert [p.name[:2] for p in found] == [f"{i:02d}" for i in range(1, len(found) + 1)]
+    start = datetime.date(2026, 1, 1)
+    days = [
+        S.chapter_of_the_day(start + datetime.timedelta(days=d))
+        for d in range(len(found))
+    ]
+    assert sorted(days) == found
+
+
+def _notebook(tmp_path: Path, *sources: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp_path / "01_probe.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_chapter_runs_outside_the_repository_with_an_empty_cache(tmp_path):
+    path = _notebook(
+        tmp_path,
+        "import os, pathlib\n"
+        "home = pathlib.Path(os.environ['CAMWALLS_HOME'])\n"
+        "assert not home.exists() or not any(home.iterdir())\n"
+        f"assert not pathlib.Path.cwd().resolve().is_relative_to({str(ROOT)!r})\n"
+        "assert os.environ['CAMWALLS_PRETRAINED'] == '1'",
+        "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()",
+    )
+    result = S.run_standalone(path, timeout=120)
+    assert 0 <= result["first_figure"] <= result["seconds"]
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("raise ValueError('boom')", "ValueError: boom"),
+        ("import sys; print('careful', file=sys.stderr)", "stderr"),
+    ],
+)
+def test_an_error_or_stderr_fails_the_run(tmp_path, source, message):
+    with pytest.raises(RuntimeError, match=message):
+        S.run_standalone(_notebook(tmp_path, source), timeout=120)
