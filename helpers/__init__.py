@@ -40,5 +40,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("results",),
     ("train",),
     ("evaluate", "experiments"),
-    ("summary", "explorer", "teaching"),
+    ("summary", "explorer"),
+    ("teaching",),
 )

@@ -405,6 +405,9 @@ def cam_grid(
     cell: float = 0.9,
     step: int = 2,
     title: str | None = None,
+    fontsize: float = 9.0,
+    values_at: str = "top",
+    colorbar: bool = False,
 ):
     """A grid of saliency maps over images, drawn as one picture (fast for hundreds of maps).
 
@@ -416,6 +419,11 @@ def cam_grid(
         alpha: opacity of the maps; ``cell``: inches per tile; ``step``: pixel subsampling of
             each tile (2 halves the resolution).
         title: the figure's title.
+        fontsize: points of the row labels and of the values (the title's: one more). A grid
+            shown across a page's width is scaled down; 9 points stay readable there.
+        values_at: ``"top"`` (each value at its tile's top left on a dark box, clear of the strip
+            behind the wall) or ``"bottom"`` (bottom left, no box).
+        colorbar: a colour key of the map values (0 to 1) beside the grid.
 
     Returns:
         ``(fig, ax)``.
@@ -423,6 +431,8 @@ def cam_grid(
     k = len(images)
     if k == 0 or not rows:
         raise ValueError("cam_grid needs at least one image and one row of maps.")
+    if values_at not in ("top", "bottom"):
+        raise ValueError(f"values_at must be 'top' or 'bottom', got {values_at!r}.")
     tiles = [[_paint_wall(to_display(img, normalized=normalized)) for img in images]]
     for label, maps in rows.items():
         if len(maps) < k:
@@ -451,7 +461,7 @@ def cam_grid(
     ax.set_yticks(
         [(i * (small + gap // step)) + small / 2 for i in range(len(tiles))],
         ["image"] + list(rows),
-        fontsize=8,
+        fontsize=fontsize,
     )
     ax.tick_params(length=0)
     for spine in ax.spines.values():
@@ -460,16 +470,35 @@ def cam_grid(
         for i, label in enumerate(rows, start=1):
             if label not in values:
                 continue
+            top = i * (small + gap // step)
             for j, v in enumerate(values[label][:k]):
                 ax.text(
                     j * (small + gap // step) + 2,
-                    i * (small + gap // step) + small - 3,
+                    top + 2 if values_at == "top" else top + small - 3,
                     f"{v:.2f}",
                     color="white",
-                    fontsize=5.5,
-                    va="bottom",
+                    fontsize=fontsize,
+                    va=values_at,
+                    bbox=(
+                        {
+                            "facecolor": "black",
+                            "alpha": 0.45,
+                            "pad": 0.5,
+                            "linewidth": 0,
+                        }
+                        if values_at == "top"
+                        else None
+                    ),
                 )
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=fontsize + 1)
     fig.tight_layout(pad=0.3)
+    if colorbar:
+        fig.colorbar(
+            plt.cm.ScalarMappable(plt.Normalize(0, 1), cmap=CAM_CMAP),
+            ax=ax,
+            fraction=0.03,
+            pad=0.01,
+            label="map value (0 = black, 1 = pale yellow)",
+        )
     return fig, ax

@@ -33,11 +33,13 @@ import torch
 
 from . import evaluate
 from . import results as R
-from .config import get_device, get_profile
+from . import train as T
+from .config import BUILD_ENV, display_path, get_device, get_profile
 from .geometry import rvgg_geometry
 from .results import html_table
 
 __all__ = [
+    "models_note",
     "load_table",
     "repo_root",
     "benchmark_dir",
@@ -56,6 +58,48 @@ __all__ = [
     "gpu_bench_cams_html",
     "gpu_session_html",
 ]
+
+
+def models_note(profile: Any = None) -> str:
+    """One sentence (Markdown) saying which models a page used: the quick models trained here,
+    the ones shipped with helpers (:mod:`helpers.train.pretrained`), or the authors' release.
+
+    Every page that shows a trained model's output prints it, so that a reader of the built book
+    and a Colab user know which of the two paths ran (``$CAMWALLS_PRETRAINED``). The models are
+    read from the checkpoint cache (trained first if missing, as the page itself would).
+    """
+    prof = get_profile(profile)
+    if evaluate.keys.resolve_source(prof, "auto", False) == "authors":
+        return (
+            "Models on this page: the authors' released walled VGG16 and its baseline "
+            "(their checkpoints, `helpers.data.load_authors_model`)."
+        )
+    infos = {
+        name: T.train_or_load(prof, walled=walled, device="cpu")[1]
+        for name, walled in (("walled", True), ("baseline", False))
+    }
+    shipped = [n for n, i in infos.items() if i.get("source") == "pretrained"]
+    where = ", ".join(f"`{display_path(i['checkpoint'])}`" for i in infos.values())
+    if len(shipped) == len(infos):
+        return (
+            f"Models on this page: the {prof.name} walled rVGG and its baseline shipped with "
+            f"helpers (`helpers/pretrained`, trained with this very recipe by `python -m "
+            f"helpers.train --profile {prof.name}`), copied to {where}. Set "
+            f"`CAMWALLS_PRETRAINED=0` to train your own."
+        )
+    by = (
+        "on the machine that built this page"
+        if os.environ.get(BUILD_ENV)
+        else "on this machine"
+    )
+    minutes = max(float(i.get("train_seconds") or 0) for i in infos.values()) / 60
+    text = (
+        f"Models on this page: the {prof.name} walled rVGG and its baseline, trained from "
+        f"scratch {by} ({minutes:.1f} min, the two at once; {where})"
+    )
+    if shipped:
+        text += f"; the {' and '.join(shipped)} model shipped with helpers"
+    return text + "."
 
 
 def load_table(source: Any = None, profile: Any = None) -> pd.DataFrame:

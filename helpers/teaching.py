@@ -1,5 +1,7 @@
-"""What the teaching page reads: the chapters' exercises (from the notebooks themselves) and how
-long each page took to execute in the book's build (from its jupyter-cache).
+"""What the teaching page reads: the chapters' exercises (from the notebooks themselves), how
+long each page took to execute in the book's build (from its jupyter-cache), and how long each
+chapter takes opened on its own as in Colab (from ``results/cpu/standalone/standalone.json``, written by
+``python -m tools.standalone --all --record results/cpu/standalone/standalone.json``).
 
 Nothing here is typed: the exercises are found in the ``{exercise}`` directives of the
 chapters, and the times are those the build recorded.
@@ -7,6 +9,7 @@ chapters, and the times are those the build recorded.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -14,7 +17,18 @@ from typing import Any
 
 import nbformat
 
-__all__ = ["exercises", "execution_times", "chapter_times"]
+__all__ = [
+    "exercises",
+    "execution_times",
+    "chapter_times",
+    "standalone_times",
+    "colab_time",
+]
+
+#: The command that measures what :func:`colab_time` reports.
+STANDALONE_COMMAND = (
+    "python -m tools.standalone --all --record results/cpu/standalone/standalone.json"
+)
 
 _EXERCISE = re.compile(r"^:{3,}\s*\{exercise\}\s*(?P<title>.*)$", re.M)
 _LABEL = re.compile(r"^:label:\s*(?P<label>\S+)", re.M)
@@ -108,3 +122,56 @@ def chapter_times(
         if key not in out or rec["created"] > out[key]["created"]:
             out[key] = rec
     return out
+
+
+def standalone_times(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The chapters' times opened on their own (chapter file name -> ``seconds``,
+    ``first_figure`` (``None``: no figure), ``date``, ``cpu_count``), read from ``path``
+    (default ``results/cpu/standalone/standalone.json`` of this checkout); ``{}`` without a record.
+
+    Raises:
+        ValueError: when the file exists but is not valid JSON.
+    """
+    from .summary import repo_root
+
+    if path is None:
+        root = repo_root()
+        path = (
+            None
+            if root is None
+            else root / "results" / "cpu" / "standalone" / "standalone.json"
+        )
+    if path is None or not Path(path).is_file():
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); rerun {STANDALONE_COMMAND}"
+        ) from err
+    return dict(data.get("chapters") or {})
+
+
+def colab_time(chapter: str, path: str | Path | None = None) -> str:
+    """How long ``chapter`` (a notebook's file name, ``"02_wall.ipynb"``) took opened on its
+    own as in Colab (a fresh folder, an empty cache, the shipped models), as a phrase for the
+    line under its Colab badge (:func:`standalone_times`). Without a record (outside a
+    checkout, or not measured yet) it says so and names the command.
+
+    Raises:
+        ValueError: when the file exists but is not valid JSON.
+    """
+    entry = standalone_times(path).get(chapter)
+    if entry is None:
+        return f"a time not measured yet (`{STANDALONE_COMMAND}` measures it)"
+    seconds = float(entry["seconds"])
+    total = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+    first = entry.get("first_figure")
+    return (
+        f"about {total} to run from top to bottom, with its first figure after "
+        f"{float(first):.0f} s (measured on {entry['cpu_count']} CPU cores, "
+        f"{entry['date'][:10]}, by `python -m tools.standalone`)"
+        if first is not None
+        else f"about {total} to run from top to bottom (measured on {entry['cpu_count']} CPU "
+        f"cores, {entry['date'][:10]}, by `python -m tools.standalone`)"
+    )

@@ -25,6 +25,8 @@ ISA_INDEPENDENT: dict[str, str] = {
     "test_data_folders": "image folders on disk",
     "test_data_release": "the authors' release layout on disk",
     "test_notebooks": "the notebooks' JSON (no outputs, links, glue names)",
+    "test_cache_lock": "file locks between processes (no float result)",
+    "test_execute": "notebooks executed into the build cache (no float result)",
     "test_authors_path": "the authors' path and ours compared on the same kernels in one process "
     "(the kernels' behaviour across instruction sets is tested in test_cams)",
 }

@@ -63,3 +63,49 @@ def test_a_chapter_runs_outside_the_repository_with_an_empty_cache(tmp_path):
 def test_an_error_or_stderr_fails_the_run(tmp_path, source, message):
     with pytest.raises(RuntimeError, match=message):
         S.run_standalone(_notebook(tmp_path, source), timeout=120)
+
+
+def test_the_record_keeps_earlier_chapters_and_the_teaching_line_reads_it(
+    tmp_path, monkeypatch
+):
+    import json
+
+    from helpers import teaching
+
+    out = tmp_path / "results" / "standalone.json"
+    S.record(out, {"02_wall.ipynb": {"seconds": 14.26, "first_figure": 8.04}}, "cmd a")
+    S.record(
+        out,
+        {"07_beyond.ipynb": {"seconds": 310.0, "first_figure": float("nan")}},
+        "cmd b",
+    )
+    data = json.loads(out.read_text())
+    assert data["command"] == "cmd b" and set(data["machine"]) >= {"cpu_count", "torch"}
+    assert data["chapters"]["02_wall.ipynb"]["seconds"] == 14.3  # exact: rounded to 0.1
+    assert data["chapters"]["02_wall.ipynb"]["first_figure"] == 8.0  # exact: rounded
+    line = teaching.colab_time("02_wall.ipynb", out)
+    assert line.startswith(
+        "about 14 s to run from top to bottom, with its first figure after 8 s"
+    )
+    assert "python -m tools.standalone" in line
+    # 310 s: minutes; no figure (NaN) is written as null
+    assert data["chapters"]["07_beyond.ipynb"]["first_figure"] is None
+    assert teaching.colab_time("07_beyond.ipynb", out).startswith(
+        "about 5 min to run from top to bottom (measured on"
+    )
+    assert "not measured yet" in teaching.colab_time("01_theory.ipynb", out)
+    assert "not measured yet" in teaching.colab_time("02_wall.ipynb", tmp_path / "none")
+    out.write_text("{broken")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        S.record(out, {}, "cmd")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        teaching.colab_time("02_wall.ipynb", out)
+
+
+def test_every_chapter_states_its_standalone_time_under_its_badge():
+    for nb_path in S.chapters():
+        nb = nbformat.read(nb_path, as_version=4)
+        head = "".join(c.source for c in nb.cells[:2])
+        assert "colab-badge" in head and "{glue:text}`colab_time`" in head, nb_path.name
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert f'teaching.colab_time("{nb_path.name}")' in code, nb_path.name

@@ -321,3 +321,56 @@ def test_a_gpu_run_tied_to_the_end_is_not_presented_as_rvgg(tmp_path):
     )
     (tmp_path / "training.json").write_text(json.dumps(session["training"]))
     assert "Not a trained rVGG" in S.gpu_session_html(tmp_path)
+
+
+def test_models_note_says_which_models_a_page_used(tmp_path, monkeypatch):
+    """The shipped models, read by the real path (an empty cache, CAMWALLS_PRETRAINED=1); then
+    the trained and mixed cases, with the training call replaced by its record."""
+    from helpers.train import pretrained as P
+
+    monkeypatch.setenv("CAMWALLS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(P.PRETRAINED_ENV, "1")
+    monkeypatch.delenv("CAMWALLS_BOOK_BUILD", raising=False)
+    note = S.models_note("quick")
+    assert "shipped with helpers" in note and "CAMWALLS_PRETRAINED=0" in note
+    assert "$CAMWALLS_HOME/checkpoints/quick/rvgg-walled-" in note
+    assert str(tmp_path) not in note  # no machine path
+
+    def fake(sources):
+        def train_or_load(profile, walled, device):
+            kind = "walled" if walled else "baseline"
+            return None, {
+                "source": sources[kind],
+                "train_seconds": 300.0 if walled else 420.0,
+                "checkpoint": str(tmp_path / "home" / f"{kind}.pt"),
+            }
+
+        return train_or_load
+
+    monkeypatch.setattr(
+        S.T, "train_or_load", fake(dict(walled="trained", baseline="trained"))
+    )
+    note = S.models_note("quick")
+    assert "trained from scratch on this machine (7.0 min" in note  # 420 s: the slower
+    assert "shipped" not in note
+    monkeypatch.setenv("CAMWALLS_BOOK_BUILD", "1")
+    assert "on the machine that built this page" in S.models_note("quick")
+    monkeypatch.setattr(
+        S.T, "train_or_load", fake(dict(walled="trained", baseline="pretrained"))
+    )
+    assert S.models_note("quick").endswith("; the baseline model shipped with helpers.")
+
+
+def test_the_recorded_quick_run_is_of_the_current_recipe():
+    """results/cpu/quick.json (chapter 04's recorded run) holds the two models of the current
+    quick recipe, each above 90% on objects above the wall."""
+    from helpers.train import config_key, training_config
+
+    rec = S.cpu_runs()["quick"]
+    for kind, walled in (("walled", True), ("baseline", False)):
+        run = rec["runs"][kind]
+        assert run["key"] == config_key(training_config("quick", walled=walled)), (
+            f"The quick recipe changed since results/cpu/quick.json was written; rerun: "
+            f"{rec['command']}"
+        )
+        assert run["position_accuracy"]["above"] >= 0.9, kind

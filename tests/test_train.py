@@ -108,6 +108,30 @@ def test_config_and_key():
         T.training_config("quick", wall_rows=20)
 
 
+def test_the_walled_model_has_its_own_number_of_epochs():
+    from helpers.config import get_profile
+
+    quick = get_profile("quick").train
+    assert quick.walled_epochs > quick.epochs  # the quick recipe uses it
+    epochs = {
+        walled: T.training_config("quick", walled=walled)["train"]["epochs"]
+        for walled in (True, False)
+    }
+    assert epochs == {True: quick.walled_epochs, False: quick.epochs}
+    # any walled height; an explicit epochs=... sets both; the full profile: the same for both
+    assert (
+        T.training_config("quick", wall_rows=5)["train"]["epochs"]
+        == quick.walled_epochs
+    )
+    for walled in (True, False):
+        assert (
+            T.training_config("quick", walled=walled, epochs=3)["train"]["epochs"] == 3
+        )
+        assert T.training_config("full", walled=walled)["train"]["epochs"] == 90
+    with pytest.raises(ValueError, match="walled_epochs"):
+        T.training_config("quick", walled_epochs=-1)
+
+
 def test_learning_rate_schedule_by_hand():
     c = T.training_config(
         "quick",

@@ -5,11 +5,12 @@ cache at once."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from helpers.train import ablation as A
-from helpers.train import config_differences, training_config
+from helpers.train import config_differences, config_key, training_config
 
 TINY = {
     "epochs": 1,
@@ -76,3 +77,19 @@ def test_the_command_writes_every_run_and_reads_them_back_from_the_cache(
     assert [r["position_accuracy"] for r in again["runs"]] == [
         r["position_accuracy"] for r in first["runs"]
     ]  # exact: repeat
+
+
+def test_the_recorded_study_is_of_the_current_recipe():
+    """results/cpu/ablation/ablation.json (what chapter 04 shows) was written for the current
+    quick recipe: each run's configuration key is the one its command would train now."""
+    root = Path(__file__).resolve().parent.parent
+    study = json.loads(
+        (root / "results" / "cpu" / "ablation" / "ablation.json").read_text()
+    )
+    configs = A.ablation_configs("quick", **study["overrides"])
+    now = {name: config_key(cfg) for name, cfg in configs.items()}
+    recorded = {run["name"]: run["key"] for run in study["runs"]}
+    assert recorded == now, (
+        "The quick recipe changed since results/cpu/ablation/ablation.json was written; "
+        f"rerun: {study['command']}"
+    )

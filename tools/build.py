@@ -1,7 +1,10 @@
 """Build the book: ``python -m tools.build`` (what ``make book`` runs).
 
-Runs ``jupyter-book build . --warningiserror --keep-going`` from the repository root (so a
-notebook that fails, or any warning, fails the build), then prints how long each notebook
+First executes the notebooks two at a time into the build's execution cache
+(:mod:`tools.execute`; ``--jobs 1`` leaves them to Sphinx, one after the other), then runs
+``jupyter-book build . --warningiserror --keep-going`` from the repository root (so a
+notebook that fails, or any warning, fails the build), which renders them from that cache;
+then prints how long each notebook
 took to execute, read from the execution cache, and writes them to
 ``_build/html/_static/execution-times.json`` for the status page. ``--output DIR`` builds into
 ``DIR/_build`` instead of the checkout's ``_build`` (jupyter-book's ``--path-output``).
@@ -14,6 +17,7 @@ CDN; ``tools/browsercheck.py`` fails a page that loads a script from another hos
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -22,10 +26,14 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from helpers import cli
 from helpers.teaching import (
     execution_times,
 )  # the build's execution times (the teaching page reads them too)
+
+from . import execute
 
 __all__ = ["repo_root", "execution_times", "main"]
 
@@ -39,6 +47,13 @@ def repo_root() -> Path:
             "(the repository root)."
         )
     return here
+
+
+def _timeout(root: Path) -> int | None:
+    """The per-cell timeout of ``_config.yml`` (``execute: timeout``), as MyST-NB applies it."""
+    cfg = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    value = (cfg.get("execute") or {}).get("timeout")
+    return None if value in (None, -1) else int(value)
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -86,9 +101,44 @@ def _command(args: argparse.Namespace) -> int:
         cmd.append("--all")
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(env["CAMWALLS_PROFILE"] + "\n")
-    print("$", " ".join(cmd), flush=True)
     start = time.perf_counter()
+    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
+    executed: list[str] = []
+    if jobs > 1:
+        # the notebooks, two at a time, into the cache the build reads (tools/execute.py)
+        # each kernel gets its share of the cores (torch's threads would otherwise fight)
+        kernels = dict(env)
+        kernels.setdefault(
+            "OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs))
+        )
+        executed, failed = execute.execute_pages(
+            root,
+            build_dir / ".jupyter_cache",
+            kernels,
+            jobs=jobs,
+            timeout=_timeout(root),
+        )
+        if failed:
+            for page, error in failed.items():
+                print(f"\n{page} FAILED:\n{error}", file=sys.stderr)
+            print(
+                f"\nThe book build FAILED: {len(failed)} notebook(s) raised an error "
+                f"({', '.join(failed)}); see above. The others are cached and are not "
+                "executed again.",
+                file=sys.stderr,
+            )
+            return 1
+    print("$", " ".join(cmd), flush=True)
+    sphinx_start = datetime.datetime.now(datetime.timezone.utc)
     proc = subprocess.run(cmd, cwd=root, env=env)
+    pages = execute.notebook_pages(root)
+    again = set(execute.executed_since(build_dir / ".jupyter_cache", sphinx_start))
+    twice = [p for p in executed if str(pages[p].resolve()) in again]
+    if twice:
+        print(
+            f"Note: Sphinx executed {', '.join(twice)} again (MyST-NB's cache key differed "
+            "from tools.execute's); only the build's time is affected."
+        )
     total = time.perf_counter() - start
     times = execution_times(build_dir, root)
     print(
@@ -123,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         "--all",
         action="store_true",
         help="execute every notebook again and rebuild every page",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="notebooks executed at once before Sphinx renders them (default: 2 where the "
+        "machine has 2 cores or more; 1: Sphinx executes them one after the other)",
     )
     parser.add_argument(
         "--output",

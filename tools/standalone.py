@@ -9,12 +9,18 @@ chapter took and how long until its first figure.
 Without ``NB`` it picks one chapter by the day of the year (a different one each day, all of
 them over eight days): what ``make test`` runs, so that every chapter is checked to run on its
 own in any order, without paying for all of them in every CI run. ``--all`` runs every chapter.
+
+``--record FILE`` adds each chapter's times to ``FILE`` (JSON, with the command, the date and the
+machine; the chapters run before keep theirs): ``python -m tools.standalone --all --record
+results/cpu/standalone/standalone.json`` writes what each chapter says under its Colab badge
+(:func:`helpers.teaching.colab_time`).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import sys
@@ -30,8 +36,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from helpers import cli  # noqa: E402
+from helpers.config import provenance  # noqa: E402
 
-__all__ = ["chapters", "chapter_of_the_day", "run_standalone", "main"]
+__all__ = ["chapters", "chapter_of_the_day", "run_standalone", "record", "main"]
 
 
 def chapters(root: Path = ROOT) -> list[Path]:
@@ -127,6 +134,49 @@ def run_standalone(notebook: Path, timeout: int = 1800) -> dict[str, float]:
     return {"seconds": seconds, "first_figure": first}
 
 
+def record(path: str | Path, times: dict[str, dict[str, float]], command: str) -> dict:
+    """Add ``times`` (chapter file name -> :func:`run_standalone`'s result) to the JSON file at
+    ``path`` (created if missing; chapters not in ``times`` keep their entries) with the
+    command, date and machine of this run; returns what was written.
+
+    Raises:
+        ValueError: when ``path`` exists but is not such a file (it is left as it is).
+    """
+    path = Path(path)
+    old: dict = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{path} is not valid JSON ({err}); delete it and run the command again."
+            ) from err
+        if not isinstance(old.get("chapters"), dict):
+            raise ValueError(
+                f"{path} has no 'chapters' table; delete it and run the command again."
+            )
+    stamp = provenance(command, "cpu")
+    chapters_ = dict(old.get("chapters", {}))
+    for name, result in times.items():
+        chapters_[name] = {
+            "seconds": round(float(result["seconds"]), 1),
+            "first_figure": (  # null: the chapter shows no figure
+                round(float(result["first_figure"]), 1)
+                if result["first_figure"] == result["first_figure"]
+                else None
+            ),
+            "date": stamp["date"],
+            "cpu_count": stamp["machine"]["cpu_count"],
+        }
+    data = {**stamp, "chapters": dict(sorted(chapters_.items()))}
+    cli.ensure_writable_folder(
+        path.parent, "The folder of --record", "Pass --record a path you can write to."
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.standalone", description=__doc__.split("\n\n")[0]
@@ -135,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         "notebooks", nargs="*", help="chapters to run (default: the chapter of the day)"
     )
     parser.add_argument("--all", action="store_true", help="run every chapter")
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        default=None,
+        help="add the chapters' times to this JSON file (results/cpu/standalone/standalone.json)",
+    )
 
     def command(args: argparse.Namespace) -> int:
         todo = (
@@ -145,11 +201,22 @@ def main(argv: list[str] | None = None) -> int:
         for nb in todo:
             if not nb.is_file():
                 raise FileNotFoundError(f"No notebook at {nb}.")
-            result = run_standalone(nb)
+        times = {}
+        for nb in todo:
+            result = times[nb.name] = run_standalone(nb)
             print(
                 f"{nb.name}: ran on its own in {result['seconds']:.0f} s (fresh folder, empty CAMWALLS_HOME, "
                 f"shipped models); first figure after {result['first_figure']:.0f} s"
             )
+            if args.record:  # after each chapter: nothing measured is lost
+                record(
+                    args.record,
+                    {nb.name: result},
+                    "python -m tools.standalone "
+                    + " ".join(sys.argv[1:] if argv is None else argv),
+                )
+        if args.record:
+            print(f"written to {args.record}")
         return 0
 
     return cli.parse_and_run(parser, argv, command)

@@ -21,7 +21,7 @@ import torch
 
 from .. import cams, cli
 from .. import metrics as M
-from ..config import HOME_ENV, Profile, get_device, get_profile, progress
+from ..config import HOME_ENV, Profile, cache_lock, get_device, get_profile, progress
 from ..results import MODELS
 from ..wall import unseen_rows
 from .inputs import as_set, default_models, default_sets
@@ -400,16 +400,23 @@ def evaluation(
         saved = load_current(prof, source, keys, n_target, models, sets, folder)
         if saved is not None:
             return saved
-    return evaluate(
-        prof,
-        methods=keys,
-        models=models,
-        sets=sets,
-        source=source,
-        folder=folder,
-        show_progress=show_progress,
-        **kwargs,
-    )
+    # another process (a notebook built beside this one) may be computing it: wait, and look
+    # again before computing
+    with cache_lock(results_paths(prof, folder)["json"], what="Table 1"):
+        if not recompute:
+            saved = load_current(prof, source, keys, n_target, models, sets, folder)
+            if saved is not None:
+                return saved
+        return evaluate(
+            prof,
+            methods=keys,
+            models=models,
+            sets=sets,
+            source=source,
+            folder=folder,
+            show_progress=show_progress,
+            **kwargs,
+        )
 
 
 def load_current(

@@ -16,19 +16,15 @@ full pass (a test compares them), so it changes the time, not what is learned.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from .. import cli
-from ..config import get_device
+from ..config import provenance
 from .config import checkpoint_path, config_differences, training_config
 from .rvgg import is_trained, train_in_processes, train_or_load
 
@@ -202,19 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         result = run_ablation(
             args.profile, device=args.device, processes=args.processes, **overrides
         )
-        machine = {
-            "cpu_count": os.cpu_count(),
-            "torch": str(torch.__version__),
-            "platform": platform.platform(),
-            "device": str(get_device(args.device)),
-        }
         result = {
-            "command": "python -m helpers.train.ablation "
-            + " ".join(sys.argv[1:] if argv is None else argv),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime(
-                "%Y-%m-%dT%H:%M:%SZ"
+            **provenance(
+                "python -m helpers.train.ablation "
+                + " ".join(sys.argv[1:] if argv is None else argv),
+                args.device,
             ),
-            "machine": machine,
             "wall_seconds": round(time.perf_counter() - t0, 1),
             **result,
         }

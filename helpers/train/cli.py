@@ -9,20 +9,16 @@ processes); ``--summary-json`` also writes the runs' summaries for ``results/``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
 from .. import cli
-from ..config import get_device
+from ..config import get_device, provenance
 from .config import checkpoint_path, training_config
 from .loop import dist_env
 from .rvgg import train, train_both
@@ -270,24 +266,15 @@ def _command(
     if args.summary_json and rank == 0:
         out = Path(args.summary_json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        machine = {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": str(torch.__version__),
-            "platform": platform.platform(),
-            "device": str(get_device(args.device)),
-        }
-        if torch.cuda.is_available():
-            machine["gpu"] = torch.cuda.get_device_name(0)
+        stamp = provenance(
+            "python -m helpers.train "
+            + " ".join(sys.argv[1:] if argv is None else argv),
+            args.device,
+        )
         text = (
             json.dumps(
                 {
-                    "command": "python -m helpers.train "
-                    + " ".join(sys.argv[1:] if argv is None else argv),
-                    "date": datetime.datetime.now(datetime.timezone.utc).strftime(
-                        "%Y-%m-%dT%H:%M:%SZ"
-                    ),
-                    "machine": machine,
+                    **stamp,
                     "runs": runs,
                 },
                 indent=1,

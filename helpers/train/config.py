@@ -80,6 +80,14 @@ def training_config(
         raise ValueError(f"wall_rows must be in 0..14, got {wall_rows}.")
     width = float(top.get("width", prof.width))
     train_s = dataclasses.replace(prof.train, **train_changes)
+    if train_s.walled_epochs < 0:
+        raise ValueError(
+            f"walled_epochs must be 0 (as many as epochs) or positive, got "
+            f"{train_s.walled_epochs}."
+        )
+    if wall_rows > 0 and train_s.walled_epochs > 0 and "epochs" not in train_changes:
+        # the walled model's own length (an explicit epochs=... sets both)
+        train_s = dataclasses.replace(train_s, epochs=train_s.walled_epochs)
     data_s = dataclasses.replace(prof.data, **data_changes)
     if train_s.epochs < 1 or train_s.batch_size < 1 or not train_s.lr > 0:
         raise ValueError(

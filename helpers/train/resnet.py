@@ -21,7 +21,14 @@ import torch
 
 from .. import cli
 from .. import data as D
-from ..config import Profile, cache_dir, get_device, get_profile, seed_everything
+from ..config import (
+    Profile,
+    cache_dir,
+    cache_lock,
+    get_device,
+    get_profile,
+    seed_everything,
+)
 from ..models import WalledResNet, walled_resnet
 from .checkpoints import (
     checkpoint_info,
@@ -219,6 +226,14 @@ def train_or_load_resnet(
     cfg = resnet_training_config(profile, wall_rows, **overrides)
     path = resnet_checkpoint_path(cfg)
     dev = get_device(device)
+    # another process (a notebook built beside this one) may be training it: wait, then load
+    with cache_lock(path, what="the walled ResNet"):
+        return _train_or_load_resnet(cfg, path, dev, show_progress)
+
+
+def _train_or_load_resnet(
+    cfg: dict[str, Any], path: Path, dev: torch.device, show_progress: bool
+) -> tuple[WalledResNet, dict[str, Any]]:
     ckpt = load_checkpoint(path, cfg) if path.is_file() else None
     if ckpt is not None and ckpt.get("complete"):
         model = walled_resnet(cfg["num_classes"], cfg["width"], cfg["wall_rows"])

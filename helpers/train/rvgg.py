@@ -37,7 +37,7 @@ from torch import nn
 
 from .. import cli
 from .. import data as D
-from ..config import Profile, get_device, seed_everything
+from ..config import Profile, cache_lock, get_device, seed_everything
 from ..masked_forward import VisibleRowsNet
 from ..models import RVGG
 from .accuracy import evaluate_accuracy, evaluate_dataset, position_accuracy
@@ -384,22 +384,33 @@ def train_or_load(
     config = training_config(profile, walled, **overrides)
     path = checkpoint_path(config)
     dev = get_device(device)
-    install_shipped(config)
-    if path.is_file():
-        ckpt = load_checkpoint(path, config)
-        if ckpt.get("complete"):
-            model = build_model(config)
-            load_weights(model, ckpt["model"], path)
-            model.to(dev).eval()
-            return model, _info(config, path, ckpt, dev, from_cache=True)
-    if pair and "wall_rows" not in overrides and not path.is_file():
-        # its sibling (the baseline of a walled model, or the reverse) will be asked for next:
-        # on a CPU, train both at the same time when both are missing
-        sibling = checkpoint_path(training_config(profile, not walled, **overrides))
-        if dev.type == "cpu" and (os.cpu_count() or 1) >= 2 and not sibling.is_file():
-            both = train_both(profile, device=dev, **overrides)
-            return both["walled" if walled else "baseline"]
-    return train(config, device=dev, checkpoint=path, resume=True)
+    pair = pair and "wall_rows" not in overrides
+    sibling = (
+        checkpoint_path(training_config(profile, not walled, **overrides))
+        if pair
+        else path
+    )
+    # another process (a notebook built beside this one) may be training it: wait, then load
+    with cache_lock(path, sibling, what="the rVGG models"):
+        install_shipped(config)
+        if path.is_file():
+            ckpt = load_checkpoint(path, config)
+            if ckpt.get("complete"):
+                model = build_model(config)
+                load_weights(model, ckpt["model"], path)
+                model.to(dev).eval()
+                return model, _info(config, path, ckpt, dev, from_cache=True)
+        if pair and not path.is_file():
+            # its sibling (the baseline of a walled model, or the reverse) will be asked for
+            # next: on a CPU, train both at the same time when both are missing
+            if (
+                dev.type == "cpu"
+                and (os.cpu_count() or 1) >= 2
+                and not sibling.is_file()
+            ):
+                both = train_both(profile, device=dev, **overrides)
+                return both["walled" if walled else "baseline"]
+        return train(config, device=dev, checkpoint=path, resume=True)
 
 
 def install_shipped(config: dict[str, Any]) -> bool:
@@ -439,6 +450,16 @@ def train_in_processes(
     Raises:
         RuntimeError: when a training fails (after the others finish), with the end of its log.
     """
+    paths = [checkpoint_path(cfg) for cfg in configs.values()]
+    with cache_lock(*paths, what="the models " + ", ".join(configs)):
+        _train_in_processes(configs, device, processes)
+
+
+def _train_in_processes(
+    configs: dict[str, dict[str, Any]],
+    device: str | torch.device | None,
+    processes: int | None,
+) -> None:
     dev = get_device(device)
     cores = os.cpu_count() or 1
     todo = {name: cfg for name, cfg in configs.items() if not is_trained(cfg)}
@@ -528,6 +549,18 @@ def train_both(
         name: training_config(profile, walled=walled, **overrides)
         for name, walled in (("walled", True), ("baseline", False))
     }
+    paths = [checkpoint_path(cfg) for cfg in configs.values()]
+    with cache_lock(*paths, what="the rVGG models"):
+        return _train_both(profile, dev, parallel, configs, overrides)
+
+
+def _train_both(
+    profile: str | Profile | None,
+    dev: torch.device,
+    parallel: bool | None,
+    configs: dict[str, dict[str, Any]],
+    overrides: dict[str, Any],
+) -> dict[str, tuple[RVGG, dict[str, Any]]]:
     for cfg in configs.values():
         install_shipped(cfg)
     missing = [name for name, cfg in configs.items() if not is_trained(cfg)]
