@@ -163,15 +163,15 @@ def colab_time(chapter: str, path: str | Path | None = None) -> str:
     """
     entry = standalone_times(path).get(chapter)
     if entry is None:
-        return f"a time not measured yet (`{STANDALONE_COMMAND}` measures it)"
+        return f"a time not measured yet ({STANDALONE_COMMAND} measures it)"
     seconds = float(entry["seconds"])
     total = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
     first = entry.get("first_figure")
+    figure = (
+        f"its first figure after {float(first):.0f} s; " if first is not None else ""
+    )
+    # plain text: the chapters glue it with {glue:text}, which shows Markdown as typed
     return (
-        f"about {total} to run from top to bottom, with its first figure after "
-        f"{float(first):.0f} s (measured on {entry['cpu_count']} CPU cores, "
-        f"{entry['date'][:10]}, by `python -m tools.standalone`)"
-        if first is not None
-        else f"about {total} to run from top to bottom (measured on {entry['cpu_count']} CPU "
-        f"cores, {entry['date'][:10]}, by `python -m tools.standalone`)"
+        f"about {total} from top to bottom ({figure}{entry['cpu_count']} CPU cores, "
+        f"{entry['date'][:10]}, python -m tools.standalone)"
     )

@@ -84,14 +84,15 @@ def test_the_record_keeps_earlier_chapters_and_the_teaching_line_reads_it(
     assert data["chapters"]["02_wall.ipynb"]["seconds"] == 14.3  # exact: rounded to 0.1
     assert data["chapters"]["02_wall.ipynb"]["first_figure"] == 8.0  # exact: rounded
     line = teaching.colab_time("02_wall.ipynb", out)
+    cores = data["machine"]["cpu_count"]
     assert line.startswith(
-        "about 14 s to run from top to bottom, with its first figure after 8 s"
+        f"about 14 s from top to bottom (its first figure after 8 s; {cores} CPU"
     )
-    assert "python -m tools.standalone" in line
+    assert "python -m tools.standalone" in line and "`" not in line  # glue:text: plain
     # 310 s: minutes; no figure (NaN) is written as null
     assert data["chapters"]["07_beyond.ipynb"]["first_figure"] is None
     assert teaching.colab_time("07_beyond.ipynb", out).startswith(
-        "about 5 min to run from top to bottom (measured on"
+        f"about 5 min from top to bottom ({cores} CPU cores"
     )
     assert "not measured yet" in teaching.colab_time("01_theory.ipynb", out)
     assert "not measured yet" in teaching.colab_time("02_wall.ipynb", tmp_path / "none")
@@ -106,6 +107,6 @@ def test_every_chapter_states_its_standalone_time_under_its_badge():
     for nb_path in S.chapters():
         nb = nbformat.read(nb_path, as_version=4)
         head = "".join(c.source for c in nb.cells[:2])
-        assert "colab-badge" in head and "{glue:text}`colab_time`" in head, nb_path.name
+        assert "colab-badge" in head and "{glue:md}`colab_time`" in head, nb_path.name
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         assert f'teaching.colab_time("{nb_path.name}")' in code, nb_path.name
