@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("config",),
-    ("receptive_field",),
+    ("receptive_field", "locks"),
     ("models",),
     ("wall",),
     ("geometry",),

@@ -18,7 +18,6 @@ Every artefact that depends on the profile (checkpoints, data, results) lives be
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import pickle
@@ -34,11 +33,6 @@ from tqdm.auto import tqdm
 
 from .cli import NotWritableError, folder_problem
 
-try:  # POSIX; elsewhere cache_lock holds no lock (one process at a time, as before)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
-
 __all__ = [
     "PROFILE_ENV",
     "HOME_ENV",
@@ -48,7 +42,6 @@ __all__ = [
     "CacheDirError",
     "cache_dir",
     "display_path",
-    "cache_lock",
     "ensure_dir",
     "cache_dir_error",
     "results_dir",
@@ -413,66 +406,6 @@ def display_path(path: str | Path) -> str:
                 rel = here.relative_to(base).as_posix()
                 return name if rel == "." else f"{name}/{rel}"
     return str(given)
-
-
-#: The lock files this process holds: path -> [open file, depth] (cache_lock is re-entrant).
-_HELD_LOCKS: dict[str, list[Any]] = {}
-
-
-@contextlib.contextmanager
-def cache_lock(*paths: str | Path, what: str = "a cached result"):
-    """Hold an exclusive lock on each of ``paths`` (a file ``<path>.lock`` beside each) while the
-    block runs, so that two processes that want the same cached result (two notebooks of a book
-    built two at a time, two readers' kernels) compute it once: the second waits, then finds it
-    in the cache.
-
-    The locks are taken in sorted order (two callers that want the same pair cannot deadlock),
-    re-entrant within a process (a function that holds a lock may call another that takes it),
-    and released when the block ends, or when the process dies (``flock``). Where the folder
-    cannot be written, or the system has no ``fcntl`` (Windows), the block runs without a lock;
-    the write itself then reports a folder problem as before.
-
-    Args:
-        paths: the files being computed (a checkpoint, a results file).
-        what: named in the message printed while waiting (silent in the book build).
-    """
-    keys = sorted({os.path.abspath(os.fspath(p)) + ".lock" for p in paths})
-    taken: list[str] = []
-    try:
-        for key in keys:
-            held = _HELD_LOCKS.get(key)
-            if held is not None:
-                held[1] += 1
-                taken.append(key)
-                continue
-            if fcntl is None:
-                continue
-            try:
-                Path(key).parent.mkdir(parents=True, exist_ok=True)
-                handle = open(key, "a")  # noqa: SIM115 - held until the block ends
-            except OSError:
-                continue
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if not os.environ.get(BUILD_ENV):
-                    print(
-                        f"Waiting for another process that is computing {what} "
-                        f"({display_path(key)})...",
-                        flush=True,
-                    )
-                fcntl.flock(handle, fcntl.LOCK_EX)
-            _HELD_LOCKS[key] = [handle, 1]
-            taken.append(key)
-        yield
-    finally:
-        for key in reversed(taken):
-            held = _HELD_LOCKS[key]
-            held[1] -= 1
-            if held[1] == 0:
-                del _HELD_LOCKS[key]
-                fcntl.flock(held[0], fcntl.LOCK_UN)
-                held[0].close()
 
 
 def results_dir(profile: str | Profile | None = None, create: bool = True) -> Path:

@@ -1,4 +1,4 @@
-"""helpers.config.cache_lock: two processes that want the same cached result compute it once.
+"""helpers.locks.cache_lock: two processes that want the same cached result compute it once.
 
 Checked against what another process observes: a child holds the lock and records when it lets
 go; the parent, blocked meanwhile, must enter only after that time. And end to end: two
@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers import config
+from helpers import locks
 
 pytestmark = pytest.mark.skipif(
-    config.fcntl is None, reason="no fcntl: cache_lock holds no lock here"
+    locks.fcntl is None, reason="no fcntl: cache_lock holds no lock here"
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 
 HOLDER = """
 import sys, time
-from helpers.config import cache_lock
+from helpers.locks import cache_lock
 target, ready, released = sys.argv[1:4]
 with cache_lock(target):
     open(ready, "w").close()
@@ -54,7 +54,7 @@ def test_a_second_process_waits_until_the_first_lets_go(tmp_path, monkeypatch):
     monkeypatch.setenv("CAMWALLS_BOOK_BUILD", "1")  # no waiting message
     target = tmp_path / "result.json"
     proc, _, released = _start_holder(tmp_path, target)
-    with config.cache_lock(target):
+    with locks.cache_lock(target):
         entered = time.time()
         # the holder wrote its release time before letting go: it must be there, and earlier
         assert released.exists()
@@ -64,11 +64,11 @@ def test_a_second_process_waits_until_the_first_lets_go(tmp_path, monkeypatch):
 
 def test_the_lock_is_reentrant_and_released_at_the_end(tmp_path):
     target = tmp_path / "model.pt"
-    with config.cache_lock(target):
-        with config.cache_lock(target, tmp_path / "other.pt"):
-            assert len(config._HELD_LOCKS) == 2
-        assert list(config._HELD_LOCKS) == [str(target) + ".lock"]
-    assert config._HELD_LOCKS == {}
+    with locks.cache_lock(target):
+        with locks.cache_lock(target, tmp_path / "other.pt"):
+            assert len(locks._HELD_LOCKS) == 2
+        assert list(locks._HELD_LOCKS) == [str(target) + ".lock"]
+    assert locks._HELD_LOCKS == {}
     # released: another process takes it at once
     proc, _, _ = _start_holder(tmp_path, target)
     assert proc.wait(timeout=60) == 0
@@ -78,7 +78,7 @@ def test_the_waiting_message_names_what_is_awaited(tmp_path, monkeypatch, capsys
     monkeypatch.delenv("CAMWALLS_BOOK_BUILD", raising=False)
     target = tmp_path / "table1.json"
     proc, _, _ = _start_holder(tmp_path, target)
-    with config.cache_lock(target, what="Table 1"):
+    with locks.cache_lock(target, what="Table 1"):
         pass
     assert proc.wait(timeout=60) == 0
     out = capsys.readouterr().out
@@ -90,9 +90,9 @@ def test_an_unwritable_folder_runs_the_block_without_a_lock(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
     ran = []
-    with config.cache_lock(blocker / "sub" / "model.pt"):
+    with locks.cache_lock(blocker / "sub" / "model.pt"):
         ran.append(True)
-    assert ran == [True] and config._HELD_LOCKS == {}
+    assert ran == [True] and locks._HELD_LOCKS == {}
 
 
 TRAIN = """

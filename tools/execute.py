@@ -11,7 +11,7 @@ MyST-NB's ``cache`` execution mode stores it. Sphinx then finds every page in th
 
 The order only changes how long the build takes, never what it computes: a notebook that needs
 a result another is computing (Table 1, a trained model) waits for it
-(:func:`helpers.config.cache_lock`) and then reads it from the cache. :data:`FIRST` starts the
+(:func:`helpers.locks.cache_lock`) and then reads it from the cache. :data:`FIRST` starts the
 page that computes Table 1 and the chapters that do not read it; :data:`LEFT_TO_SPHINX` holds the
 page that reads the other pages' execution times, so it runs after them.
 """

@@ -21,7 +21,8 @@ import torch
 
 from .. import cams, cli
 from .. import metrics as M
-from ..config import HOME_ENV, Profile, cache_lock, get_device, get_profile, progress
+from ..config import HOME_ENV, Profile, get_device, get_profile, progress
+from ..locks import cache_lock
 from ..results import MODELS
 from ..wall import unseen_rows
 from .inputs import as_set, default_models, default_sets

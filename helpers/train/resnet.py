@@ -24,11 +24,11 @@ from .. import data as D
 from ..config import (
     Profile,
     cache_dir,
-    cache_lock,
     get_device,
     get_profile,
     seed_everything,
 )
+from ..locks import cache_lock
 from ..models import WalledResNet, walled_resnet
 from .checkpoints import (
     checkpoint_info,

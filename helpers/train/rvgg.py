@@ -37,7 +37,8 @@ from torch import nn
 
 from .. import cli
 from .. import data as D
-from ..config import Profile, cache_lock, get_device, seed_everything
+from ..config import Profile, get_device, seed_everything
+from ..locks import cache_lock
 from ..masked_forward import VisibleRowsNet
 from ..models import RVGG
 from .accuracy import evaluate_accuracy, evaluate_dataset, position_accuracy
